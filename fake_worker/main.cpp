@@ -1,0 +1,272 @@
+// procpool-fake-worker: a fast worker speaking the procpool protocol on stdin/stdout, with
+// knobs for start-up and init latency, service time and every fault the pool must survive.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <list>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "knobs.hpp"
+#include "procpool/clock.hpp"
+#include "procpool/frame.hpp"
+#include "procpool/message.hpp"
+
+namespace {
+
+using procpool::monotonic_ns;
+using namespace procpool::fake;
+
+constexpr int exit_bad_request = 65;  // EX_DATAERR
+
+void write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ::_exit(0);  // the pool went away
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void sleep_ms(double ms) {
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+}
+
+// Busy-waits until this thread has used `ms` of CPU time: under CPU contention it takes
+// longer than `ms` of wall time, which is exactly what contention experiments look for.
+void burn_cpu_ms(double ms) {
+  auto cpu_ns = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+  };
+  const long long until = cpu_ns() + static_cast<long long>(ms * 1e6);
+  while (cpu_ns() < until) {
+  }
+}
+
+[[noreturn]] void hang_forever(const std::string& mode) {
+  if (mode == "spin") {
+    while (true) burn_cpu_ms(1000);
+  }
+  while (true) ::pause();
+}
+
+void spawn_grandchild() {
+  const pid_t pid = ::fork();
+  if (pid != 0) return;
+  // Stays in the worker's process group on purpose: only a group kill reaches it.
+  const int null_fd = ::open("/dev/null", O_RDWR);
+  for (int fd = 0; fd < 3; ++fd) ::dup2(null_fd, fd);
+  ::close_range(3, ~0U, 0);
+  while (true) ::pause();
+}
+
+class fake_worker {
+ public:
+  fake_worker(knobs k, std::int64_t t_main_ns) : knobs_(std::move(k)), t_main_ns_(t_main_ns) {}
+
+  [[noreturn]] void serve() {
+    procpool::frame_decoder decoder;
+    std::vector<char> buf(64 * 1024);
+    while (true) {
+      const ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+      if (n == 0) ::_exit(0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        ::_exit(0);
+      }
+      decoder.feed({buf.data(), static_cast<std::size_t>(n)});
+      while (true) {
+        auto frame = decoder.next();
+        if (!frame) die_bad_input(frame.error().message);
+        if (!*frame) break;
+        handle(**frame);
+      }
+    }
+  }
+
+ private:
+  [[noreturn]] void die_bad_input(const std::string& why) {
+    fmt::print(stderr, "procpool-fake-worker: {}\n", why);
+    std::fflush(stderr);
+    ::_exit(exit_bad_request);
+  }
+
+  void reply(procpool::response r, std::int64_t t_recv_ns) {
+    r.t_recv_ns = t_recv_ns;
+    r.t_done_ns = monotonic_ns();
+    write_all(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
+  }
+
+  void reply_error(std::uint64_t id, std::string type, std::string message, std::int64_t t_recv) {
+    reply({.id = id, .ok = false, .failure = {std::move(type), std::move(message)}}, t_recv);
+  }
+
+  void handle(const std::string& payload) {
+    const std::int64_t t_recv = monotonic_ns();
+    auto req = procpool::decode_request(payload);
+    if (!req) die_bad_input(req.error().message);
+    if (req->command == procpool::init_command) return handle_init(*req, t_recv);
+    if (!initialised_) {
+      return reply_error(req->id, "not_initialised", "the first request must be init", t_recv);
+    }
+    if (req->command == "ping") return reply({.id = req->id, .result = "pong"}, t_recv);
+    handle_request(*req, t_recv);
+  }
+
+  void handle_init(const procpool::request& req, std::int64_t t_recv) {
+    if (auto problem = apply_init_args(req.args, knobs_)) {
+      return reply_error(req.id, "bad_init", *problem, t_recv);
+    }
+    rng_.seed(knobs_.seed);
+    if (knobs_.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+    if (knobs_.exit_during_init) ::_exit(knobs_.crash_exit_code);
+    if (knobs_.never_ready) hang_forever("sleep");
+    sleep_ms(knobs_.init_ms);
+    flood_stderr(knobs_.stderr_flood_mb);
+    initialised_ = true;
+    procpool::init_reply r{.base = {.id = req.id, .result = {{"pid", ::getpid()}}},
+                           .pid = ::getpid(),
+                           .t_main_ns = t_main_ns_,
+                           .t_init_done_ns = monotonic_ns()};
+    r.base.t_recv_ns = t_recv;
+    r.base.t_done_ns = monotonic_ns();
+    write_all(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
+  }
+
+  void handle_request(const procpool::request& req, std::int64_t t_recv) {
+    const bool crash_due = knobs_.crash_after > 0 && served_ == knobs_.crash_after;
+    ++served_;
+    if (crash_due || draw(knobs_.crash_probability)) crash();
+    if (draw(knobs_.hang_probability)) hang_forever(knobs_.hang_mode);
+    if (draw(knobs_.garbage_probability)) {
+      return write_all(STDOUT_FILENO, procpool::encode_frame("\x01garbage, not JSON {"));
+    }
+    if (draw(knobs_.truncated_probability)) {
+      std::string partial = procpool::encode_frame(std::string(100, 'x'));
+      partial.resize(procpool::frame_header_bytes + 10);
+      write_all(STDOUT_FILENO, partial);
+      ::_exit(0);
+    }
+    if (draw(knobs_.oversize_probability)) {
+      write_all(STDOUT_FILENO, "\xff\xff\xff\xf0");
+      hang_forever("sleep");
+    }
+    const std::uint64_t reply_id = draw(knobs_.wrong_id_probability) ? req.id + 1'000'000 : req.id;
+    if (draw(knobs_.slow_probability)) sleep_ms(knobs_.slow_ms);
+    grow_memory();
+
+    if (req.command == "echo") {
+      spend(service_time_ms(), knobs_.service_cpu);
+      return reply({.id = reply_id, .result = req.args}, t_recv);
+    }
+    if (req.command == "sleep" || req.command == "burn") {
+      const bool burn = req.command == "burn";
+      const nlohmann::json* ms = req.args.is_object() && req.args.contains("ms")
+                                     ? &req.args["ms"] : nullptr;
+      if (!ms || !ms->is_number() || ms->get<double>() < 0) {
+        return reply_error(reply_id, "bad_args", fmt::format("{} needs args {{\"ms\": >= 0}}",
+                                                             req.command), t_recv);
+      }
+      spend(ms->get<double>(), burn);
+      return reply({.id = reply_id,
+                    .result = {{burn ? "burned_ms" : "slept_ms", ms->get<double>()}}},
+                   t_recv);
+    }
+    reply_error(reply_id, "unknown_command", fmt::format("unknown command '{}'", req.command),
+                t_recv);
+  }
+
+  bool draw(double p) { return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+
+  double service_time_ms() {
+    const auto& k = knobs_;
+    if (k.service_dist == "uniform") {
+      return std::uniform_real_distribution<double>(k.service_min_ms, k.service_max_ms)(rng_);
+    }
+    if (k.service_dist == "exponential") {
+      return k.service_ms > 0 ? std::exponential_distribution<double>(1.0 / k.service_ms)(rng_)
+                              : 0.0;
+    }
+    if (k.service_dist == "lognormal") {
+      return k.service_ms > 0
+                 ? std::lognormal_distribution<double>(std::log(k.service_ms), k.service_sigma)(rng_)
+                 : 0.0;
+    }
+    return k.service_ms;
+  }
+
+  static void spend(double ms, bool burn) {
+    if (burn) {
+      burn_cpu_ms(ms);
+    } else {
+      sleep_ms(ms);
+    }
+  }
+
+  [[noreturn]] void crash() {
+    if (knobs_.crash_mode == "segv") ::raise(SIGSEGV);
+    if (knobs_.crash_mode == "kill") ::raise(SIGKILL);
+    ::_exit(knobs_.crash_exit_code);
+  }
+
+  static void flood_stderr(double mib) {
+    if (mib <= 0) return;
+    std::string block;
+    while (block.size() < 64 * 1024) block += "procpool-fake-worker: stderr flood line\n";
+    for (auto left = static_cast<std::size_t>(mib * 1024 * 1024); left > 0;) {
+      const std::size_t n = std::min(left, block.size());
+      write_all(STDERR_FILENO, std::string_view(block).substr(0, n));
+      left -= n;
+    }
+  }
+
+  void grow_memory() {
+    if (knobs_.memory_growth_kb <= 0) return;
+    auto& chunk = retained_.emplace_back(static_cast<std::size_t>(knobs_.memory_growth_kb * 1024));
+    // Touch every page so the growth shows in RSS, not only in the address space.
+    for (std::size_t i = 0; i < chunk.size(); i += 4096) chunk[i] = 1;
+  }
+
+  knobs knobs_;
+  std::int64_t t_main_ns_;
+  std::mt19937_64 rng_;
+  bool initialised_ = false;
+  std::uint64_t served_ = 0;
+  std::list<std::vector<char>> retained_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  knobs k;
+  CLI::App app{
+      "procpool-fake-worker: a fast worker speaking the procpool protocol (4-byte big-endian "
+      "length frames of JSON on stdin/stdout). Commands: echo (returns args after the service "
+      "time), sleep {\"ms\"}, burn {\"ms\"} (CPU time), ping. Every knob below can also be set "
+      "per worker in the init request's args, by the same name with '_' for '-'."};
+  add_knob_flags(app, k);
+  CLI11_PARSE(app, argc, argv);
+  if (auto problem = validate(k)) {
+    fmt::print(stderr, "procpool-fake-worker: {}\n", *problem);
+    return 2;
+  }
+  // Start-up latency is modelled before t_main_ns so that it is measured as spawn-to-main,
+  // like a slow interpreter or loader would be.
+  sleep_ms(k.startup_ms);
+  const std::int64_t t_main_ns = monotonic_ns();
+  if (k.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+  if (k.grandchild) spawn_grandchild();
+  fake_worker(std::move(k), t_main_ns).serve();
+}

@@ -1,0 +1,108 @@
+// One spawned worker process: its pid, its pipes, its process group and its exit.
+//
+// Each worker runs in a process group of its own and receives SIGKILL if the thread that
+// launched it dies (PR_SET_PDEATHSIG), so neither the worker nor anything it forks can
+// outlive the pool. Launch from a long-lived thread: PDEATHSIG follows the launching
+// thread, not the process.
+//
+//   auto proc = procpool::worker_process::launch({.argv = {"procpool-fake-worker"}});
+//   if (!proc) fail(proc.error().message);   // names the missing binary, errno text
+//   ...
+//   auto status = proc->stop({});             // close stdin, SIGTERM, SIGKILL, reap
+//
+// Destruction: a worker_process that was not stopped or reaped is killed (SIGKILL to its
+// whole group) and reaped by its destructor, which may therefore block for as long as the
+// kernel takes to deliver SIGKILL. It never leaves a zombie or an orphan.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "procpool/result.hpp"
+
+namespace procpool {
+
+struct launch_options {
+  // argv[0] is a path or a name looked up in PATH. No shell is involved.
+  std::vector<std::string> argv;
+  // Variables set (or overriding) in the worker's environment.
+  std::map<std::string, std::string> env = {};
+  // When false the worker sees only `env`.
+  bool inherit_environment = true;
+  // Empty: the pool's working directory.
+  std::string working_directory = {};
+};
+
+struct exit_status {
+  int code = -1;    // exit code when the process exited, else -1
+  int signal = 0;   // terminating signal when the process was killed, else 0
+
+  bool exited_cleanly() const noexcept { return code == 0 && signal == 0; }
+  std::string describe() const;  // "exited with code 3", "killed by SIGSEGV"
+};
+
+// The graceful-then-forceful stop sequence.
+struct stop_plan {
+  std::chrono::milliseconds after_stdin_close = std::chrono::milliseconds(200);
+  std::chrono::milliseconds after_sigterm = std::chrono::milliseconds(500);
+};
+
+class worker_process {
+ public:
+  static result<worker_process> launch(const launch_options& options);
+
+  worker_process(worker_process&& other) noexcept;
+  worker_process& operator=(worker_process&& other) noexcept;
+  worker_process(const worker_process&) = delete;
+  worker_process& operator=(const worker_process&) = delete;
+  ~worker_process();
+
+  pid_t pid() const noexcept { return pid_; }
+  // CLOCK_MONOTONIC just before the fork: the start of the worker's start-up latency.
+  std::int64_t t_spawn_ns() const noexcept { return t_spawn_ns_; }
+
+  // Pipe ends held by the pool, all non-blocking and close-on-exec; -1 once closed.
+  int stdin_fd() const noexcept { return stdin_fd_; }
+  int stdout_fd() const noexcept { return stdout_fd_; }
+  int stderr_fd() const noexcept { return stderr_fd_; }
+  // A pidfd that becomes readable when the process exits; -1 once reaped.
+  int pidfd() const noexcept { return pidfd_; }
+
+  void close_stdin() noexcept;
+
+  // Sends `sig` to the worker's whole process group (grandchildren included); a no-op once
+  // the worker is reaped.
+  void signal_group(int sig) noexcept;
+
+  // Reaps the process if it has exited; never blocks. Reaping first SIGKILLs whatever is
+  // left in the worker's process group: nothing a worker forked outlives it.
+  std::optional<exit_status> try_wait();
+  // Waits up to `timeout` for the process to exit and reaps it.
+  std::optional<exit_status> wait_for(std::chrono::milliseconds timeout);
+  std::optional<exit_status> status() const noexcept { return status_; }
+
+  // Closes stdin, waits, SIGTERMs the group, waits, SIGKILLs the group; reaps.
+  exit_status stop(const stop_plan& plan);
+  // SIGKILLs the group and reaps.
+  exit_status kill();
+
+ private:
+  worker_process() = default;
+  void release() noexcept;
+
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  int stdin_fd_ = -1;
+  int stdout_fd_ = -1;
+  int stderr_fd_ = -1;
+  std::int64_t t_spawn_ns_ = 0;
+  std::optional<exit_status> status_;
+};
+
+}  // namespace procpool

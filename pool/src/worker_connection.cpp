@@ -1,0 +1,202 @@
+#include "procpool/worker_connection.hpp"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+
+namespace procpool {
+namespace {
+
+constexpr std::size_t read_chunk_bytes = 64 * 1024;
+
+// Milliseconds until `until` for poll(), rounded up so that a sub-millisecond remainder is
+// waited for rather than spun on.
+int poll_timeout_ms(deadline until) {
+  const auto left = until - std::chrono::steady_clock::now();
+  if (left <= std::chrono::nanoseconds::zero()) return 0;
+  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
+}
+
+void ignore_sigpipe_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { ::signal(SIGPIPE, SIG_IGN); });
+}
+
+}  // namespace
+
+worker_connection::worker_connection(worker_process process, connection_options options)
+    : process_(std::move(process)),
+      options_(options),
+      decoder_(options.max_frame_bytes),
+      stderr_(options.stderr_tail_bytes) {
+  ignore_sigpipe_once();
+}
+
+result<worker_connection> worker_connection::start(const launch_options& launch,
+                                                   connection_options options) {
+  auto proc = worker_process::launch(launch);
+  if (!proc) return std::move(proc).error();
+  return worker_connection(std::move(*proc), options);
+}
+
+error worker_connection::fail(errc code, std::string message) {
+  broken_ = true;
+  drain_stderr();
+  std::string tail = stderr_.last_lines(options_.stderr_lines_in_errors);
+  if (!tail.empty()) message += fmt::format("; last stderr lines:\n{}", tail);
+  return error{code, std::move(message)};
+}
+
+error worker_connection::crashed(std::string_view what) {
+  // The worker closed its end; give it a moment to finish exiting so the error can say how.
+  const auto status = process_.wait_for(std::chrono::milliseconds(100));
+  return fail(errc::worker_crashed,
+              fmt::format("worker {} {} ({})", process_.pid(), what,
+                          status ? status->describe() : "still running"));
+}
+
+void worker_connection::drain_stderr() {
+  const int fd = process_.stderr_fd();
+  if (fd < 0) return;
+  std::array<char, read_chunk_bytes> buf;
+  while (true) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n > 0) {
+      stderr_.append({buf.data(), static_cast<std::size_t>(n)});
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return;  // EAGAIN, or end of stream (the fd stays readable at EOF, poll will not block)
+  }
+}
+
+result<void> worker_connection::send_payload(std::string_view payload, deadline until) {
+  if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
+  write_buffer_.clear();
+  append_frame(write_buffer_, payload);
+  std::string_view pending = write_buffer_;
+  while (!pending.empty()) {
+    const ssize_t n = ::write(process_.stdin_fd(), pending.data(), pending.size());
+    if (n > 0) {
+      pending.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EPIPE) return crashed("closed its stdin");
+    if (n < 0 && errno != EAGAIN) {
+      return fail(errc::worker_crashed, fmt::format("write to worker {} failed: {}",
+                                                    process_.pid(), std::strerror(errno)));
+    }
+    // The pipe is full: the worker is not reading. Keep its stderr flowing while we wait.
+    std::array<pollfd, 2> fds{{{process_.stdin_fd(), POLLOUT, 0},
+                               {process_.stderr_fd(), POLLIN, 0}}};
+    const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(until));
+    if (ready == 0) {
+      return fail(errc::request_timeout,
+                  fmt::format("worker {} did not read its request before the deadline",
+                              process_.pid()));
+    }
+    if (fds[1].revents != 0) drain_stderr();
+  }
+  return {};
+}
+
+result<std::string> worker_connection::receive_payload(deadline until) {
+  if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
+  std::array<char, read_chunk_bytes> buf;
+  bool stderr_open = process_.stderr_fd() >= 0;
+  while (true) {
+    auto frame = decoder_.next();
+    if (!frame) {
+      return fail(errc::protocol_error,
+                  fmt::format("worker {}: {}", process_.pid(), frame.error().message));
+    }
+    if (*frame) return std::move(**frame);
+
+    const ssize_t n = ::read(process_.stdout_fd(), buf.data(), buf.size());
+    if (n > 0) {
+      decoder_.feed({buf.data(), static_cast<std::size_t>(n)});
+      continue;
+    }
+    if (n == 0) {
+      if (decoder_.has_partial_frame()) {
+        return fail(errc::protocol_error,
+                    fmt::format("worker {} ended its stdout in the middle of a frame",
+                                process_.pid()));
+      }
+      return crashed("closed its stdout");
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) {
+      return fail(errc::worker_crashed, fmt::format("read from worker {} failed: {}",
+                                                    process_.pid(), std::strerror(errno)));
+    }
+
+    std::array<pollfd, 2> fds{{{process_.stdout_fd(), POLLIN, 0},
+                               {stderr_open ? process_.stderr_fd() : -1, POLLIN, 0}}};
+    const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(until));
+    if (ready == 0) {
+      return fail(errc::request_timeout,
+                  fmt::format("worker {} did not reply before the deadline", process_.pid()));
+    }
+    if (fds[1].revents & POLLIN) {
+      drain_stderr();
+    } else if (fds[1].revents != 0) {
+      stderr_open = false;  // hung up: stop polling it, or poll would spin
+    }
+  }
+}
+
+result<response> worker_connection::call(const request& req, deadline until) {
+  if (auto sent = send_payload(encode(req), until); !sent) return std::move(sent).error();
+  auto payload = receive_payload(until);
+  if (!payload) return std::move(payload).error();
+  auto reply = decode_response(*payload);
+  if (!reply) {
+    return fail(errc::protocol_error,
+                fmt::format("worker {}: {}", process_.pid(), reply.error().message));
+  }
+  if (reply->id != req.id) {
+    return fail(errc::protocol_error,
+                fmt::format("worker {} answered id {} to request id {}", process_.pid(),
+                            reply->id, req.id));
+  }
+  return reply;
+}
+
+result<init_reply> worker_connection::handshake(const nlohmann::json& init_args,
+                                                deadline until) {
+  auto as_start_failure = [this](error e) {
+    return error{errc::start_failed,
+                 fmt::format("init handshake failed ({}): {}", to_string(e.code), e.message)};
+  };
+  if (auto sent = send_payload(encode(make_init_request(init_args)), until); !sent) {
+    return as_start_failure(std::move(sent).error());
+  }
+  auto payload = receive_payload(until);
+  if (!payload) return as_start_failure(std::move(payload).error());
+  auto reply = decode_init_reply(*payload);
+  if (!reply) {
+    return as_start_failure(fail(errc::protocol_error, std::move(reply).error().message));
+  }
+  if (reply->base.id != init_request_id) {
+    return as_start_failure(fail(errc::protocol_error,
+                                 fmt::format("init reply has id {}", reply->base.id)));
+  }
+  if (!reply->base.ok) {
+    return as_start_failure(fail(errc::worker_error,
+                                 fmt::format("worker refused init: {}: {}",
+                                             reply->base.failure.type,
+                                             reply->base.failure.message)));
+  }
+  return reply;
+}
+
+}  // namespace procpool

@@ -1,0 +1,264 @@
+// Launching goes through Boost.Process v2's default launcher; the process-group, parent-death
+// and signal set-up it lacks is an initializer of ours that runs in the child between fork
+// and exec. After the launch the handle is detached: lifetime (pidfd, reaping, group kills)
+// is managed here, where the pool's supervisor can poll it.
+#include "procpool/worker_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/process/v2/environment.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/start_dir.hpp>
+#include <boost/process/v2/stdio.hpp>
+#include <fmt/format.h>
+
+#include "procpool/clock.hpp"
+
+namespace procpool {
+namespace bp = boost::process::v2;
+
+namespace {
+
+// Runs in the child after fork, before exec: async-signal-safe calls only.
+struct worker_isolation {
+  pid_t parent;
+
+  template <class Launcher>
+  boost::system::error_code on_exec_setup(Launcher&, const bp::filesystem::path&,
+                                          const char* const*&) const {
+    // Own process group: stopping the worker kills everything it forked.
+    if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
+    // Die with the launching thread; then check the parent did not die before prctl ran.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return {errno, boost::system::system_category()};
+    if (::getppid() != parent) ::_exit(127);
+    // Ignored signals and the signal mask survive exec; give the worker a clean slate.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    return {};
+  }
+};
+
+struct pipe_pair {
+  int read_end = -1;
+  int write_end = -1;
+  ~pipe_pair() {
+    if (read_end >= 0) ::close(read_end);
+    if (write_end >= 0) ::close(write_end);
+  }
+  bool open() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+    read_end = fds[0];
+    write_end = fds[1];
+    return true;
+  }
+  int take_read() { return std::exchange(read_end, -1); }
+  int take_write() { return std::exchange(write_end, -1); }
+};
+
+void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+exit_status decode_wait_status(int status) {
+  if (WIFEXITED(status)) return {.code = WEXITSTATUS(status), .signal = 0};
+  if (WIFSIGNALED(status)) return {.code = -1, .signal = WTERMSIG(status)};
+  return {};
+}
+
+std::vector<std::string> build_environment(const launch_options& options) {
+  std::map<std::string, std::string> merged;
+  if (options.inherit_environment) {
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      std::string_view kv = *entry;
+      const auto eq = kv.find('=');
+      if (eq == std::string_view::npos) continue;
+      merged.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+    }
+  }
+  for (const auto& [key, value] : options.env) merged[key] = value;
+  std::vector<std::string> out;
+  out.reserve(merged.size());
+  for (const auto& [key, value] : merged) out.push_back(key + "=" + value);
+  return out;
+}
+
+error start_failed(std::string message) { return error{errc::start_failed, std::move(message)}; }
+
+}  // namespace
+
+std::string exit_status::describe() const {
+  if (signal != 0) {
+    const char* name = sigabbrev_np(signal);
+    return name ? fmt::format("killed by SIG{}", name) : fmt::format("killed by signal {}", signal);
+  }
+  if (code >= 0) return fmt::format("exited with code {}", code);
+  return "still running";
+}
+
+result<worker_process> worker_process::launch(const launch_options& options) {
+  if (options.argv.empty() || options.argv.front().empty()) {
+    return start_failed("worker command is empty");
+  }
+  const std::string& program = options.argv.front();
+  bp::filesystem::path executable;
+  if (program.find('/') != std::string::npos) {
+    executable = bp::filesystem::absolute(program);
+    if (!bp::filesystem::exists(executable)) {
+      return start_failed(fmt::format("worker binary '{}' does not exist", program));
+    }
+  } else {
+    executable = bp::environment::find_executable(program);
+    if (executable.empty()) {
+      return start_failed(fmt::format("worker binary '{}' not found in PATH", program));
+    }
+  }
+
+  pipe_pair in, out, err;
+  if (!in.open() || !out.open() || !err.open()) {
+    return start_failed(fmt::format("cannot create pipes for '{}': {}", program,
+                                    std::strerror(errno)));
+  }
+
+  // The launcher wants an executor to attach the process handle to; the handle is detached
+  // at once, so a per-thread context that never runs is enough.
+  thread_local boost::asio::io_context launch_context;
+  const std::vector<std::string> args(options.argv.begin() + 1, options.argv.end());
+  const auto environment = build_environment(options);
+
+  worker_process proc;
+  proc.t_spawn_ns_ = monotonic_ns();
+  boost::system::error_code ec;
+  bp::process child = [&] {
+    bp::process_stdio stdio{in.read_end, out.write_end, err.write_end};
+    worker_isolation isolation{::getpid()};
+    if (options.working_directory.empty()) {
+      return bp::default_process_launcher()(launch_context.get_executor(), ec, executable, args,
+                                            stdio, bp::process_environment(environment),
+                                            isolation);
+    }
+    return bp::default_process_launcher()(launch_context.get_executor(), ec, executable, args,
+                                          stdio, bp::process_environment(environment),
+                                          bp::process_start_dir(options.working_directory),
+                                          isolation);
+  }();
+  if (ec) {
+    return start_failed(fmt::format("cannot start worker '{}': {}", executable.string(),
+                                    ec.message()));
+  }
+  proc.pid_ = child.id();
+  child.detach();
+  proc.pidfd_ = open_pidfd(proc.pid_);
+  proc.stdin_fd_ = in.take_write();
+  proc.stdout_fd_ = out.take_read();
+  proc.stderr_fd_ = err.take_read();
+  for (int fd : {proc.stdin_fd_, proc.stdout_fd_, proc.stderr_fd_}) set_nonblocking(fd);
+  return proc;
+}
+
+worker_process::worker_process(worker_process&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::exchange(other.pidfd_, -1)),
+      stdin_fd_(std::exchange(other.stdin_fd_, -1)),
+      stdout_fd_(std::exchange(other.stdout_fd_, -1)),
+      stderr_fd_(std::exchange(other.stderr_fd_, -1)),
+      t_spawn_ns_(other.t_spawn_ns_),
+      status_(std::exchange(other.status_, std::nullopt)) {}
+
+worker_process& worker_process::operator=(worker_process&& other) noexcept {
+  if (this != &other) {
+    release();
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::exchange(other.pidfd_, -1);
+    stdin_fd_ = std::exchange(other.stdin_fd_, -1);
+    stdout_fd_ = std::exchange(other.stdout_fd_, -1);
+    stderr_fd_ = std::exchange(other.stderr_fd_, -1);
+    t_spawn_ns_ = other.t_spawn_ns_;
+    status_ = std::exchange(other.status_, std::nullopt);
+  }
+  return *this;
+}
+
+worker_process::~worker_process() { release(); }
+
+void worker_process::release() noexcept {
+  if (pid_ > 0 && !status_) kill();
+  for (int* fd : {&stdin_fd_, &stdout_fd_, &stderr_fd_, &pidfd_}) {
+    if (*fd >= 0) ::close(std::exchange(*fd, -1));
+  }
+  pid_ = -1;
+}
+
+void worker_process::close_stdin() noexcept {
+  if (stdin_fd_ >= 0) ::close(std::exchange(stdin_fd_, -1));
+}
+
+void worker_process::signal_group(int sig) noexcept {
+  // Until the leader is reaped its pid cannot be reused, so the group id is still ours.
+  if (pid_ > 0 && !status_) ::killpg(pid_, sig);
+}
+
+std::optional<exit_status> worker_process::try_wait() {
+  if (status_ || pid_ <= 0) return status_;
+  siginfo_t info{};
+  int r;
+  do {
+    r = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
+  } while (r < 0 && errno == EINTR);
+  if (r != 0 || info.si_pid == 0) return std::nullopt;
+  // The worker has exited but is not reaped yet, so its pid (and group id) cannot have been
+  // reused: kill whatever it left in its group, then reap.
+  ::killpg(pid_, SIGKILL);
+  int raw = 0;
+  pid_t reaped;
+  do {
+    reaped = ::waitpid(pid_, &raw, 0);
+  } while (reaped < 0 && errno == EINTR);
+  status_ = decode_wait_status(raw);
+  if (pidfd_ >= 0) ::close(std::exchange(pidfd_, -1));
+  return status_;
+}
+
+std::optional<exit_status> worker_process::wait_for(std::chrono::milliseconds timeout) {
+  if (auto s = try_wait()) return s;
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    pollfd p{.fd = pidfd_, .events = POLLIN, .revents = 0};
+    // Round up so that a sub-millisecond remainder still waits rather than spins.
+    const int ms = left.count() < 0 ? 0 : static_cast<int>(left.count()) + 1;
+    if (pidfd_ >= 0) ::poll(&p, 1, ms);
+    if (auto s = try_wait()) return s;
+    if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+  }
+}
+
+exit_status worker_process::kill() {
+  signal_group(SIGKILL);
+  while (!try_wait()) wait_for(std::chrono::milliseconds(1000));
+  return *status_;
+}
+
+exit_status worker_process::stop(const stop_plan& plan) {
+  close_stdin();
+  if (!wait_for(plan.after_stdin_close)) {
+    signal_group(SIGTERM);
+    wait_for(plan.after_sigterm);
+  }
+  return kill();
+}
+
+}  // namespace procpool
