@@ -221,14 +221,14 @@ class fake_worker {
     ::_exit(knobs_.crash_exit_code);
   }
 
+  // Writes whole lines until at least `mib` MiB are out, so the tail stays quotable.
   static void flood_stderr(double mib) {
     if (mib <= 0) return;
     std::string block;
     while (block.size() < 64 * 1024) block += "procpool-fake-worker: stderr flood line\n";
-    for (auto left = static_cast<std::size_t>(mib * 1024 * 1024); left > 0;) {
-      const std::size_t n = std::min(left, block.size());
-      write_all(STDERR_FILENO, std::string_view(block).substr(0, n));
-      left -= n;
+    const auto total = static_cast<std::size_t>(mib * 1024 * 1024);
+    for (std::size_t written = 0; written < total; written += block.size()) {
+      write_all(STDERR_FILENO, block);
     }
   }
 
