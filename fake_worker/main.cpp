@@ -216,7 +216,11 @@ class fake_worker {
   }
 
   [[noreturn]] void crash() {
-    if (knobs_.crash_mode == "segv") ::raise(SIGSEGV);
+    if (knobs_.crash_mode == "segv") {
+      // A sanitizer runtime would catch the signal and exit normally; die by it for real.
+      ::signal(SIGSEGV, SIG_DFL);
+      ::raise(SIGSEGV);
+    }
     if (knobs_.crash_mode == "kill") ::raise(SIGKILL);
     ::_exit(knobs_.crash_exit_code);
   }

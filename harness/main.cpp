@@ -1,0 +1,19 @@
+// procpool: the command line of the harness.
+#include <CLI/CLI.hpp>
+
+#include "roundtrip.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"procpool: a process pool and the harness that measures it"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  procpool::harness::add_roundtrip_command(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors exit 2, as every procpool command does; --help exits 0.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return exit_code;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Sets up a Debian 12 machine for procpool, builds it, and runs the main job or the tests.
+#
+#   ./setup.sh run     install what is missing, build, run the default job
+#   ./setup.sh test    install what is missing, build, run every test suite with CTest,
+#                      then again under AddressSanitizer+UBSan and ThreadSanitizer
+#   ./setup.sh build   install what is missing and build the release preset only
+#
+# Packages already installed are not touched; apt-get runs only when one is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(
+  cmake ninja-build g++ pkg-config python3
+  libboost1.81-dev libboost-filesystem1.81-dev libboost-math1.81-dev
+  libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+say() { printf '==> %s\n' "$*"; }
+
+install_missing_packages() {
+  local missing=()
+  for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  local preset=$1
+  say "building preset $preset"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset"
+}
+
+main() {
+  local mode=${1:-}
+  case "$mode" in
+    run|test|build) ;;
+    *) echo "usage: $0 run|test|build" >&2; exit 2 ;;
+  esac
+  install_missing_packages
+  build release
+  # Python reads compiled modules even where the environment forbids writing them; without
+  # them every Python worker start would recompile the SDK and count it as init overhead.
+  python3 -m compileall -q python/procpool_worker
+  case "$mode" in
+    run)
+      say "running: procpool roundtrip"
+      ./build/release/harness/procpool roundtrip
+      ;;
+    test)
+      for preset in asan tsan; do build "$preset"; done
+      # The sanitizer runs cover the C++ suites; the Python suite runs once, in release.
+      for preset in asan tsan; do
+        say "testing preset $preset"
+        ctest --preset "$preset" --label-exclude python
+      done
+      say "testing preset release"
+      ctest --preset release
+      ;;
+  esac
+}
+
+main "$@"
