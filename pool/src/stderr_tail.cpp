@@ -2,7 +2,25 @@
 
 namespace procpool {
 
+stderr_tail::stderr_tail(stderr_tail&& other) noexcept {
+  std::lock_guard lock(other.mutex_);
+  buffer_ = std::move(other.buffer_);
+  capacity_ = other.capacity_;
+  total_bytes_ = other.total_bytes_;
+}
+
+stderr_tail& stderr_tail::operator=(stderr_tail&& other) noexcept {
+  if (this != &other) {
+    std::scoped_lock lock(mutex_, other.mutex_);
+    buffer_ = std::move(other.buffer_);
+    capacity_ = other.capacity_;
+    total_bytes_ = other.total_bytes_;
+  }
+  return *this;
+}
+
 void stderr_tail::append(std::string_view bytes) {
+  std::lock_guard lock(mutex_);
   total_bytes_ += bytes.size();
   if (bytes.size() >= capacity_) {
     buffer_.assign(bytes.substr(bytes.size() - capacity_));
@@ -13,7 +31,13 @@ void stderr_tail::append(std::string_view bytes) {
   if (buffer_.size() >= 2 * capacity_) buffer_.erase(0, buffer_.size() - capacity_);
 }
 
+std::uint64_t stderr_tail::total_bytes() const {
+  std::lock_guard lock(mutex_);
+  return total_bytes_;
+}
+
 std::string stderr_tail::last_lines(std::size_t max_lines) const {
+  std::lock_guard lock(mutex_);
   std::string_view view = buffer_;
   if (view.size() > capacity_) view.remove_prefix(view.size() - capacity_);
   while (!view.empty() && view.back() == '\n') view.remove_suffix(1);

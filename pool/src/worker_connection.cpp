@@ -48,7 +48,7 @@ result<worker_connection> worker_connection::start(const launch_options& launch,
 
 error worker_connection::fail(errc code, std::string message) {
   broken_ = true;
-  drain_stderr();
+  if (options_.drain_stderr) drain_stderr();
   std::string tail = stderr_.last_lines(options_.stderr_lines_in_errors);
   if (!tail.empty()) message += fmt::format("; last stderr lines:\n{}", tail);
   return error{code, std::move(message)};
@@ -56,7 +56,7 @@ error worker_connection::fail(errc code, std::string message) {
 
 error worker_connection::crashed(std::string_view what) {
   // The worker closed its end; give it a moment to finish exiting so the error can say how.
-  const auto status = process_.wait_for(std::chrono::milliseconds(100));
+  const auto status = process_.peek_exit(std::chrono::milliseconds(100));
   return fail(errc::worker_crashed,
               fmt::format("worker {} {} ({})", process_.pid(), what,
                           status ? status->describe() : "still running"));
@@ -96,7 +96,7 @@ result<void> worker_connection::send_payload(std::string_view payload, deadline 
     }
     // The pipe is full: the worker is not reading. Keep its stderr flowing while we wait.
     std::array<pollfd, 2> fds{{{process_.stdin_fd(), POLLOUT, 0},
-                               {process_.stderr_fd(), POLLIN, 0}}};
+                               {options_.drain_stderr ? process_.stderr_fd() : -1, POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(until));
     if (ready == 0) {
       return fail(errc::request_timeout,
@@ -108,17 +108,16 @@ result<void> worker_connection::send_payload(std::string_view payload, deadline 
   return {};
 }
 
-result<std::string> worker_connection::receive_payload(deadline until) {
+result<std::optional<std::string>> worker_connection::try_receive_payload() {
   if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   std::array<char, read_chunk_bytes> buf;
-  bool stderr_open = process_.stderr_fd() >= 0;
   while (true) {
     auto frame = decoder_.next();
     if (!frame) {
       return fail(errc::protocol_error,
                   fmt::format("worker {}: {}", process_.pid(), frame.error().message));
     }
-    if (*frame) return std::move(**frame);
+    if (*frame) return frame;
 
     const ssize_t n = ::read(process_.stdout_fd(), buf.data(), buf.size());
     if (n > 0) {
@@ -134,10 +133,18 @@ result<std::string> worker_connection::receive_payload(deadline until) {
       return crashed("closed its stdout");
     }
     if (errno == EINTR) continue;
-    if (errno != EAGAIN) {
-      return fail(errc::worker_crashed, fmt::format("read from worker {} failed: {}",
-                                                    process_.pid(), std::strerror(errno)));
-    }
+    if (errno == EAGAIN) return std::optional<std::string>{};
+    return fail(errc::worker_crashed, fmt::format("read from worker {} failed: {}",
+                                                  process_.pid(), std::strerror(errno)));
+  }
+}
+
+result<std::string> worker_connection::receive_payload(deadline until) {
+  bool stderr_open = options_.drain_stderr && process_.stderr_fd() >= 0;
+  while (true) {
+    auto payload = try_receive_payload();
+    if (!payload) return std::move(payload).error();
+    if (*payload) return std::move(**payload);
 
     std::array<pollfd, 2> fds{{{process_.stdout_fd(), POLLIN, 0},
                                {stderr_open ? process_.stderr_fd() : -1, POLLIN, 0}}};
@@ -154,8 +161,10 @@ result<std::string> worker_connection::receive_payload(deadline until) {
   }
 }
 
-result<response> worker_connection::call(const request& req, deadline until) {
+result<response> worker_connection::call(const request& req, deadline until,
+                                         std::int64_t* t_sent_ns) {
   if (auto sent = send_payload(encode(req), until); !sent) return std::move(sent).error();
+  if (t_sent_ns) *t_sent_ns = monotonic_ns();
   auto payload = receive_payload(until);
   if (!payload) return std::move(payload).error();
   auto reply = decode_response(*payload);
@@ -171,18 +180,24 @@ result<response> worker_connection::call(const request& req, deadline until) {
   return reply;
 }
 
-result<init_reply> worker_connection::handshake(const nlohmann::json& init_args,
-                                                deadline until) {
-  auto as_start_failure = [this](error e) {
-    return error{errc::start_failed,
-                 fmt::format("init handshake failed ({}): {}", to_string(e.code), e.message)};
-  };
-  if (auto sent = send_payload(encode(make_init_request(init_args)), until); !sent) {
-    return as_start_failure(std::move(sent).error());
-  }
-  auto payload = receive_payload(until);
-  if (!payload) return as_start_failure(std::move(payload).error());
-  auto reply = decode_init_reply(*payload);
+namespace {
+
+error as_start_failure(error e) {
+  if (e.code == errc::start_failed) return e;
+  return error{errc::start_failed,
+               fmt::format("init handshake failed ({}): {}", to_string(e.code), e.message)};
+}
+
+}  // namespace
+
+result<void> worker_connection::send_init(const nlohmann::json& init_args, deadline until) {
+  auto sent = send_payload(encode(make_init_request(init_args)), until);
+  if (!sent) return as_start_failure(std::move(sent).error());
+  return {};
+}
+
+result<init_reply> worker_connection::finish_init(std::string_view payload) {
+  auto reply = decode_init_reply(payload);
   if (!reply) {
     return as_start_failure(fail(errc::protocol_error, std::move(reply).error().message));
   }
@@ -197,6 +212,14 @@ result<init_reply> worker_connection::handshake(const nlohmann::json& init_args,
                                              reply->base.failure.message)));
   }
   return reply;
+}
+
+result<init_reply> worker_connection::handshake(const nlohmann::json& init_args,
+                                                deadline until) {
+  if (auto sent = send_init(init_args, until); !sent) return std::move(sent).error();
+  auto payload = receive_payload(until);
+  if (!payload) return as_start_failure(std::move(payload).error());
+  return finish_init(*payload);
 }
 
 }  // namespace procpool

@@ -256,6 +256,22 @@ std::optional<exit_status> worker_process::wait_for(std::chrono::milliseconds ti
   }
 }
 
+std::optional<exit_status> worker_process::peek_exit(std::chrono::milliseconds timeout) const {
+  if (status_) return status_;
+  if (pid_ <= 0) return std::nullopt;
+  if (pidfd_ >= 0) {
+    pollfd p{.fd = pidfd_, .events = POLLIN, .revents = 0};
+    ::poll(&p, 1, static_cast<int>(timeout.count()));
+  }
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      info.si_pid == 0) {
+    return std::nullopt;
+  }
+  if (info.si_code == CLD_EXITED) return exit_status{.code = info.si_status, .signal = 0};
+  return exit_status{.code = -1, .signal = info.si_status};
+}
+
 exit_status worker_process::kill() {
   signal_group(SIGKILL);
   while (!try_wait()) wait_for(std::chrono::milliseconds(1000));

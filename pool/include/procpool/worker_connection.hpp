@@ -35,6 +35,9 @@ struct connection_options {
   std::size_t stderr_tail_bytes = 64 * 1024;
   // How many stderr lines an error message quotes.
   std::size_t stderr_lines_in_errors = 10;
+  // When false the connection never reads stderr: someone else (the pool's supervisor)
+  // drains it into stderr_sink().
+  bool drain_stderr = true;
 };
 
 inline deadline deadline_after(std::chrono::nanoseconds d) {
@@ -51,18 +54,26 @@ class worker_connection {
   // (ok:false), a crash or a timeout is start_failed, quoting the worker's stderr.
   result<init_reply> handshake(const nlohmann::json& init_args, deadline until);
 
+  // The two halves of `handshake`, for an event loop that waits for the reply itself.
+  result<void> send_init(const nlohmann::json& init_args, deadline until);
+  result<init_reply> finish_init(std::string_view payload);
+
   // Sends `req` and waits for its reply. ok:false replies are values (response::ok false),
   // not errors: the worker is healthy. Errors: request_timeout, worker_crashed,
-  // protocol_error (bad frame, bad JSON, wrong id).
-  result<response> call(const request& req, deadline until);
+  // protocol_error (bad frame, bad JSON, wrong id). `t_sent_ns`, when given, receives the
+  // time the request was fully written.
+  result<response> call(const request& req, deadline until, std::int64_t* t_sent_ns = nullptr);
 
   // The two halves of `call`, for callers that pipeline or inject faults.
   result<void> send_payload(std::string_view payload, deadline until);
   result<std::string> receive_payload(deadline until);
+  // Reads what stdout holds without blocking: a complete payload, or nothing yet.
+  result<std::optional<std::string>> try_receive_payload();
 
   // Reads whatever stderr holds without blocking.
   void drain_stderr();
   std::string stderr_lines(std::size_t max_lines) const { return stderr_.last_lines(max_lines); }
+  stderr_tail& stderr_sink() noexcept { return stderr_; }
 
   bool broken() const noexcept { return broken_; }
   worker_process& process() noexcept { return process_; }

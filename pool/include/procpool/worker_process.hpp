@@ -86,6 +86,10 @@ class worker_process {
   // Waits up to `timeout` for the process to exit and reaps it.
   std::optional<exit_status> wait_for(std::chrono::milliseconds timeout);
   std::optional<exit_status> status() const noexcept { return status_; }
+  // Waits up to `timeout` for the process to exit and reports how, without reaping it: the
+  // pid stays reserved, so its group can still be signalled safely. Only reads state, so a
+  // caller doing I/O with the worker may use it while another thread owns the reaping.
+  std::optional<exit_status> peek_exit(std::chrono::milliseconds timeout) const;
 
   // Closes stdin, waits, SIGTERMs the group, waits, SIGKILLs the group; reaps.
   exit_status stop(const stop_plan& plan);
