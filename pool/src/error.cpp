@@ -12,6 +12,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::pool_stopped: return "pool_stopped";
     case errc::worker_error: return "worker_error";
     case errc::start_failed: return "start_failed";
+    case errc::invalid_options: return "invalid_options";
   }
   return "unknown";
 }

@@ -48,7 +48,9 @@ result<worker_connection> worker_connection::start(const launch_options& launch,
 
 error worker_connection::fail(errc code, std::string message) {
   broken_ = true;
-  if (options_.drain_stderr) drain_stderr();
+  // Even when another thread drains stderr, read what is there now so that the message
+  // quotes the worker's last words; both readers append to the same thread-safe tail.
+  drain_stderr();
   std::string tail = stderr_.last_lines(options_.stderr_lines_in_errors);
   if (!tail.empty()) message += fmt::format("; last stderr lines:\n{}", tail);
   return error{code, std::move(message)};

@@ -18,6 +18,10 @@ inline std::int64_t monotonic_ns() noexcept {
       .count();
 }
 
+inline deadline deadline_after(std::chrono::nanoseconds d) {
+  return std::chrono::steady_clock::now() + d;
+}
+
 inline std::int64_t to_ns(deadline t) noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }

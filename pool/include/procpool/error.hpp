@@ -24,6 +24,7 @@ enum class errc {
   pool_stopped,      // the pool is stopping or stopped
   worker_error,      // the worker answered ok:false; `worker_type` holds its error type
   start_failed,      // a worker could not be started or failed its init handshake
+  invalid_options,   // a pool cannot be created with these options; the message names the field
 };
 
 // The stable snake_case name used in results, reports and logs.

@@ -40,10 +40,6 @@ struct connection_options {
   bool drain_stderr = true;
 };
 
-inline deadline deadline_after(std::chrono::nanoseconds d) {
-  return std::chrono::steady_clock::now() + d;
-}
-
 class worker_connection {
  public:
   explicit worker_connection(worker_process process, connection_options options = {});

@@ -1,0 +1,64 @@
+// What a pool reports as it runs: worker state changes and per-request timelines.
+//
+// Subscribe by setting pool_options::observer. Callbacks run synchronously on the thread
+// that caused the change (the supervisor or a caller), in order per worker, under the pool's
+// lock: keep them short, and never call back into the pool from them. With no callback set,
+// nothing is built or copied.
+//
+//   options.observer.on_worker_event = [&](const procpool::worker_event& e) { log(e); };
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "procpool/error.hpp"
+
+namespace procpool {
+
+enum class worker_state {
+  pending,   // waiting for a start slot or a backoff to expire
+  starting,  // launched; init handshake under way
+  idle,      // ready, free
+  busy,      // checked out by a caller
+  pinging,   // idle, being health-checked
+  stopping,  // graceful stop under way
+  exited,    // gone (reaped)
+};
+
+std::string_view to_string(worker_state s) noexcept;
+
+struct worker_event {
+  std::int64_t t_ns = 0;
+  std::uint64_t worker = 0;  // unique per worker process for the pool's lifetime
+  std::size_t slot = 0;      // the pool position the worker fills
+  worker_state from = worker_state::pending;
+  worker_state to = worker_state::pending;
+  std::string cause;  // "spawned", "init done", "checkout", "crashed: killed by SIGSEGV", ...
+  // For starts: the worker's own stamps, splitting start-up from init (0 until known).
+  std::int64_t t_spawn_ns = 0;
+  std::int64_t t_main_ns = 0;
+  std::int64_t t_init_done_ns = 0;
+  std::int64_t pid = 0;
+};
+
+struct request_timeline {
+  std::uint64_t request_id = 0;
+  std::uint64_t worker = 0;  // 0 when no worker was checked out
+  std::int64_t t_submit = 0;
+  std::int64_t t_checkout = 0;
+  std::int64_t t_sent = 0;
+  std::int64_t t_worker_recv = 0;
+  std::int64_t t_worker_done = 0;
+  std::int64_t t_reply = 0;
+  std::optional<errc> outcome = std::nullopt;  // empty: success
+};
+
+struct pool_observer {
+  std::function<void(const worker_event&)> on_worker_event;
+  std::function<void(const request_timeline&)> on_request;
+};
+
+}  // namespace procpool

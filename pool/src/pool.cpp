@@ -1,0 +1,269 @@
+// The pool's public surface, its shared helpers, and creation-time checks.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "pool_impl.hpp"
+
+namespace procpool {
+namespace {
+
+// Descriptors one worker costs the pool: stdin, stdout, stderr and pidfd, the supervisor's
+// duplicates of stderr and pidfd, and one transient stdout duplicate during handshakes.
+constexpr rlim_t descriptors_per_worker = 7;
+constexpr rlim_t descriptor_headroom = 64;
+
+error invalid(std::string message) { return error{errc::invalid_options, std::move(message)}; }
+
+std::optional<error> validate(const pool_options& o) {
+  if (o.worker.argv.empty()) return invalid("worker.argv is empty: no worker command");
+  if (o.size == 0) return invalid("size must be at least 1");
+  if (!o.init_args.is_object()) return invalid("init_args must be a JSON object");
+  if (o.start_timeout.count() <= 0) return invalid("start_timeout must be positive");
+  if (o.init_timeout.count() < 0) return invalid("init_timeout must not be negative");
+  if (o.checkout_timeout.count() < 0) return invalid("checkout_timeout must not be negative");
+  if (o.request_timeout.count() <= 0) return invalid("request_timeout must be positive");
+  if (o.ping_timeout.count() <= 0) return invalid("ping_timeout must be positive");
+  if (o.restart_backoff_initial.count() < 0 ||
+      o.restart_backoff_max < o.restart_backoff_initial) {
+    return invalid("restart_backoff_max must be >= restart_backoff_initial >= 0");
+  }
+  if (o.crash_loop_failures == 0) return invalid("crash_loop_failures must be at least 1");
+  if (o.rss_check_every == 0) return invalid("rss_check_every must be at least 1");
+  if (o.max_frame_bytes < 64) return invalid("max_frame_bytes must be at least 64");
+  return std::nullopt;
+}
+
+// Raises the soft RLIMIT_NOFILE when the pool needs more descriptors than it allows.
+std::optional<error> ensure_descriptors(std::size_t size) {
+  const rlim_t needed = static_cast<rlim_t>(size) * descriptors_per_worker + descriptor_headroom;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return std::nullopt;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed) {
+      return invalid(fmt::format(
+          "a pool of {} workers needs about {} file descriptors but RLIMIT_NOFILE's hard limit "
+          "is {}; raise it (ulimit -Hn) or use fewer workers", size, needed, limit.rlim_max));
+    }
+    limit.rlim_cur = needed;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      return invalid(fmt::format("a pool of {} workers needs about {} file descriptors and "
+                                 "RLIMIT_NOFILE could not be raised", size, needed));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view to_string(worker_state s) noexcept {
+  switch (s) {
+    case worker_state::pending: return "pending";
+    case worker_state::starting: return "starting";
+    case worker_state::idle: return "idle";
+    case worker_state::busy: return "busy";
+    case worker_state::pinging: return "pinging";
+    case worker_state::stopping: return "stopping";
+    case worker_state::exited: return "exited";
+  }
+  return "unknown";
+}
+
+// --- pool ------------------------------------------------------------------------------
+
+result<pool> pool::create(pool_options options) {
+  if (auto problem = validate(options)) return *problem;
+  if (auto problem = ensure_descriptors(options.size)) return *problem;
+  if (options.max_concurrent_starts == 0) {
+    options.max_concurrent_starts = std::max(1u, std::thread::hardware_concurrency());
+  }
+  auto state = std::make_unique<impl>(std::move(options));
+  state->sup->start();
+  return pool(std::move(state));
+}
+
+pool::pool(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
+pool::pool(pool&&) noexcept = default;
+pool& pool::operator=(pool&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->stop({});
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+pool::~pool() {
+  if (impl_) impl_->stop({});
+}
+
+result<response> pool::call(std::string_view command, nlohmann::json args,
+                            const call_options& options) {
+  if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
+  return impl_->call(command, std::move(args), options);
+}
+
+bool pool::wait_ready(deadline until) { return impl_ && impl_->wait_ready(until); }
+
+pool_stats pool::stats() const { return impl_ ? impl_->stats() : pool_stats{}; }
+
+void pool::stop(const stop_options& options) {
+  if (impl_) impl_->stop(options);
+}
+
+// --- impl ------------------------------------------------------------------------------
+
+pool::impl::impl(pool_options opts)
+    : options(std::move(opts)), slots(options.size), rng(options.seed) {
+  totals.size = options.size;
+  if (options.prewarm != prewarm_mode::none) {
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      slots[i].wanted = true;
+      slots[i].queued = true;
+      pending_slots.push_back(i);
+    }
+  }
+  sup = std::make_unique<supervisor>(*this);
+}
+
+pool::impl::~impl() { stop({}); }
+
+bool pool::impl::wait_ready(deadline until) {
+  std::unique_lock lock(mutex);
+  return state_changed.wait_until(lock, until, [&] {
+    return stopping || degraded || idle.size() + busy == options.size;
+  }) && !stopping && !degraded;
+}
+
+pool_stats pool::impl::stats() const {
+  std::lock_guard lock(mutex);
+  pool_stats s = totals;
+  s.degraded = degraded;
+  s.waiting_callers = waiters.size();
+  for (const auto& slot : slots) {
+    if (!slot.worker) {
+      if (slot.wanted) ++s.pending;
+      continue;
+    }
+    switch (slot.worker->state) {
+      case worker_state::starting: ++s.starting; break;
+      case worker_state::idle: ++s.idle; break;
+      case worker_state::busy: ++s.busy; break;
+      default: ++s.other; break;
+    }
+  }
+  return s;
+}
+
+void pool::impl::stop(const stop_options& so) {
+  {
+    std::unique_lock lock(mutex);
+    if (stopped) return;
+    if (!stopping) {
+      stopping = true;
+      fail_waiters(error{errc::pool_stopped, "the pool is stopping"});
+      state_changed.notify_all();
+    }
+    // In-flight calls may finish; past the drain deadline their workers are killed.
+    state_changed.wait_until(lock, deadline_after(so.drain_timeout), [&] { return busy == 0; });
+    stopped = true;
+  }
+  sup->shutdown();
+}
+
+void pool::impl::set_state(pool_worker& w, worker_state to, std::string_view cause) {
+  const worker_state from = w.state;
+  w.state = to;
+  if (options.observer.on_worker_event) {
+    options.observer.on_worker_event(worker_event{.t_ns = monotonic_ns(),
+                                                  .worker = w.id,
+                                                  .slot = w.slot,
+                                                  .from = from,
+                                                  .to = to,
+                                                  .cause = std::string(cause),
+                                                  .t_spawn_ns = w.t_spawn_ns,
+                                                  .t_main_ns = w.t_main_ns,
+                                                  .t_init_done_ns = w.t_init_done_ns,
+                                                  .pid = w.conn.process().pid()});
+  }
+}
+
+void pool::impl::release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause) {
+  for (auto it = waiters.begin(); it != waiters.end(); ++it) {
+    waiter* wt = *it;
+    if (wt->required_worker != 0 && wt->required_worker != w->id) continue;
+    waiters.erase(it);
+    set_state(*w, worker_state::busy, "handed to a waiting caller");
+    ++busy;
+    wt->granted = w;
+    wt->cv.notify_one();
+    return;
+  }
+  set_state(*w, worker_state::idle, cause);
+  w->idle_since_ns = monotonic_ns();
+  w->idle_index = idle.size();
+  idle.push_back(w);
+}
+
+void pool::impl::remove_from_idle(pool_worker& w) {
+  const std::size_t i = w.idle_index;
+  if (i >= idle.size() || idle[i].get() != &w) return;
+  idle[i] = std::move(idle.back());
+  idle[i]->idle_index = i;
+  idle.pop_back();
+}
+
+void pool::impl::fail_waiters(const error& e) {
+  for (waiter* wt : waiters) {
+    wt->failure = e;
+    wt->cv.notify_one();
+  }
+  waiters.clear();
+}
+
+void pool::impl::forget_worker(pool_worker& w) {
+  live.erase(w.id);
+  // Strict waiters for this worker may now take any worker.
+  for (waiter* wt : waiters) {
+    if (wt->required_worker == w.id) wt->required_worker = 0;
+  }
+}
+
+std::chrono::milliseconds pool::impl::backoff_for(std::uint32_t streak) const {
+  if (streak == 0) return std::chrono::milliseconds(0);
+  auto delay = options.restart_backoff_initial;
+  for (std::uint32_t i = 1; i < streak && delay < options.restart_backoff_max; ++i) delay *= 2;
+  return std::min(delay, options.restart_backoff_max);
+}
+
+void pool::impl::schedule_replacement(std::size_t slot_index, bool count_failure) {
+  pool_slot& slot = slots[slot_index];
+  slot.worker.reset();
+  if (stopping) return;
+  if (count_failure) ++slot.failure_streak;
+  slot.not_before_ns = monotonic_ns() + std::chrono::nanoseconds(backoff_for(slot.failure_streak)).count();
+  if (!slot.queued) {
+    slot.queued = true;
+    pending_slots.push_back(slot_index);
+  }
+}
+
+std::size_t pool::impl::effective_start_cap() const {
+  if (options.prewarm == prewarm_mode::sequential &&
+      std::any_of(slots.begin(), slots.end(), [](const pool_slot& s) { return !s.ever_ready; })) {
+    return 1;
+  }
+  return options.max_concurrent_starts;
+}
+
+std::uint64_t pool::impl::draw_recycle_at() {
+  if (options.recycle_after_requests == 0) return 0;
+  const std::uint64_t jitter =
+      options.recycle_jitter == 0
+          ? 0
+          : std::uniform_int_distribution<std::uint64_t>(0, options.recycle_jitter)(rng);
+  return options.recycle_after_requests + jitter;
+}
+
+}  // namespace procpool

@@ -1,0 +1,137 @@
+// Internal: the pool's shared state, used by the caller side (pool_checkout.cpp) and the
+// supervisor (pool_supervisor.cpp). Everything here is guarded by pool::impl::mutex unless
+// a comment says otherwise. Asio stays inside pool_supervisor.cpp.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "procpool/pool.hpp"
+#include "procpool/worker_connection.hpp"
+
+namespace procpool {
+
+struct worker_io;  // the supervisor's Asio handles for one worker
+class supervisor;
+
+struct pool_worker {
+  // Both defined where worker_io is complete (pool_supervisor.cpp).
+  pool_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_);
+  ~pool_worker();
+
+  const std::uint64_t id;
+  const std::size_t slot;
+  // The caller owns the connection while the worker is busy, the supervisor otherwise.
+  worker_connection conn;
+  worker_state state = worker_state::starting;
+  std::int64_t t_spawn_ns = 0;
+  std::int64_t t_main_ns = 0;
+  std::int64_t t_init_done_ns = 0;
+  std::int64_t t_ready_ns = 0;
+  std::int64_t idle_since_ns = 0;
+  std::uint64_t served = 0;
+  std::uint64_t recycle_at = 0;   // 0: never by count
+  std::size_t idle_index = 0;     // position in impl::idle while idle
+  bool exit_seen = false;         // its pidfd fired while a caller held it
+  bool lost = false;              // retired for a fault: its slot backs off before restarting
+  std::unique_ptr<worker_io> io;  // supervisor thread only
+};
+
+struct pool_slot {
+  std::shared_ptr<pool_worker> worker;  // null while pending or not wanted yet
+  bool wanted = false;                  // prewarm none: not started until demanded
+  bool queued = false;                  // in impl::pending_slots
+  bool ever_ready = false;
+  std::uint32_t failure_streak = 0;
+  std::int64_t not_before_ns = 0;  // restart backoff
+};
+
+struct waiter {
+  std::condition_variable cv;
+  std::shared_ptr<pool_worker> granted;
+  std::optional<error> failure;
+  std::uint64_t required_worker = 0;  // strict affinity; 0: any worker
+};
+
+class pool::impl {
+ public:
+  explicit impl(pool_options opts);
+  ~impl();
+
+  result<response> call(std::string_view command, nlohmann::json args, const call_options& co);
+  bool wait_ready(deadline until);
+  pool_stats stats() const;
+  void stop(const stop_options& so);
+
+  // --- shared helpers, REQUIRES: mutex held ---------------------------------------------
+  void set_state(pool_worker& w, worker_state to, std::string_view cause);
+  // A free worker goes to the longest waiter that accepts it, else to the idle stack.
+  void release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause);
+  void remove_from_idle(pool_worker& w);
+  void fail_waiters(const error& e);
+  // The slot's worker is gone: queue a replacement after the slot's backoff.
+  void schedule_replacement(std::size_t slot, bool count_failure);
+  void forget_worker(pool_worker& w);
+  std::size_t effective_start_cap() const;
+  std::chrono::milliseconds backoff_for(std::uint32_t streak) const;
+  std::uint64_t draw_recycle_at();
+  void emit(const request_timeline& t) const {
+    if (options.observer.on_request) options.observer.on_request(t);
+  }
+
+  pool_options options;
+  mutable std::mutex mutex;
+  std::condition_variable state_changed;  // readiness and drain progress
+
+  std::vector<pool_slot> slots;
+  std::deque<std::size_t> pending_slots;  // FIFO of slots to start
+  std::vector<std::shared_ptr<pool_worker>> idle;  // a stack: the warmest worker first
+  std::list<waiter*> waiters;
+  std::unordered_map<std::uint64_t, std::shared_ptr<pool_worker>> live;  // by worker id
+  std::unordered_map<std::string, std::uint64_t> affinity;  // key -> worker id
+
+  std::size_t starting = 0;
+  std::size_t busy = 0;
+  bool stopping = false;
+  bool stopped = false;
+  bool degraded = false;
+  std::deque<std::int64_t> failed_start_times;
+  std::string last_start_failure;
+  std::uint64_t next_worker_id = 1;
+  std::uint64_t next_request_id = 1;
+  std::mt19937_64 rng;
+  pool_stats totals;  // only the running totals are kept here
+
+  std::unique_ptr<supervisor> sup;
+};
+
+// The supervisor thread: an Asio event loop owning process lifetimes.
+class supervisor {
+ public:
+  explicit supervisor(pool::impl& pool);
+  ~supervisor();
+
+  // Starts the thread and the initial fill.
+  void start();
+  // Something may be startable now (a slot became wanted, a start finished).
+  void pump_starts();
+  // A caller returns a worker that must go: killed at once, or stopped gracefully (recycle).
+  void retire(std::shared_ptr<pool_worker> w, std::string cause, bool graceful);
+  // Stops every worker (killing the busy ones) and joins the thread.
+  void shutdown();
+
+ private:
+  struct state;
+  std::unique_ptr<state> s_;
+};
+
+}  // namespace procpool
