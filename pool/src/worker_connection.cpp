@@ -165,8 +165,11 @@ result<std::string> worker_connection::receive_payload(deadline until) {
 
 result<response> worker_connection::call(const request& req, deadline until,
                                          std::int64_t* t_sent_ns) {
-  if (auto sent = send_payload(encode(req), until); !sent) return std::move(sent).error();
+  const std::string frame_payload = encode(req);
+  // Stamped before the write: once written, the worker may stamp t_recv_ns before this
+  // thread runs again.
   if (t_sent_ns) *t_sent_ns = monotonic_ns();
+  if (auto sent = send_payload(frame_payload, until); !sent) return std::move(sent).error();
   auto payload = receive_payload(until);
   if (!payload) return std::move(payload).error();
   auto reply = decode_response(*payload);

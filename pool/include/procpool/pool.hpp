@@ -37,10 +37,10 @@ namespace procpool {
 
 struct call_options {
   // Give up waiting for a worker at this time (default: now + checkout_timeout).
-  std::optional<deadline> checkout_deadline;
+  std::optional<deadline> checkout_deadline = std::nullopt;
   // Give up on the reply at this time (default: checkout + request_timeout). A worker that
   // misses it is killed and replaced.
-  std::optional<deadline> reply_deadline;
+  std::optional<deadline> reply_deadline = std::nullopt;
   // Session affinity: calls with the same key go to the same worker (see affinity_mode).
   std::string affinity_key = {};
 };

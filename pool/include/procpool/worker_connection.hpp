@@ -57,7 +57,7 @@ class worker_connection {
   // Sends `req` and waits for its reply. ok:false replies are values (response::ok false),
   // not errors: the worker is healthy. Errors: request_timeout, worker_crashed,
   // protocol_error (bad frame, bad JSON, wrong id). `t_sent_ns`, when given, receives the
-  // time the request was fully written.
+  // time the request's write began.
   result<response> call(const request& req, deadline until, std::int64_t* t_sent_ns = nullptr);
 
   // The two halves of `call`, for callers that pipeline or inject faults.
