@@ -22,7 +22,9 @@ const std::array knob_specs = {
     knob_spec{"service_sigma", &knobs::service_sigma, "lognormal: sigma"},
     knob_spec{"service_cpu", &knobs::service_cpu,
               "burn CPU time for the service time instead of sleeping"},
-    knob_spec{"seed", &knobs::seed, "seed for service times and fault draws"},
+    knob_spec{"seed", &knobs::seed,
+              "seed for service times and fault draws (mixed with PROCPOOL_WORKER_ID, which a "
+              "pool sets, so that each worker draws its own sequence)"},
     knob_spec{"crash_after", &knobs::crash_after,
               "crash on the request after this many (0 = never)"},
     knob_spec{"crash_probability", &knobs::crash_probability, "per-request crash probability"},

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <list>
 #include <random>
@@ -72,6 +73,14 @@ void spawn_grandchild() {
   while (true) ::pause();
 }
 
+// The seed knob mixed with the PROCPOOL_WORKER_ID a pool gives each worker it starts: runs
+// with one seed repeat, while each worker of a pool, and each replacement, draws its own.
+std::uint64_t worker_seed(std::uint64_t seed) {
+  const char* id = std::getenv("PROCPOOL_WORKER_ID");
+  const std::uint64_t worker_id = id ? std::strtoull(id, nullptr, 10) : 0;
+  return seed + worker_id * 0x9E3779B97F4A7C15ULL;
+}
+
 class fake_worker {
  public:
   fake_worker(knobs k, std::int64_t t_main_ns) : knobs_(std::move(k)), t_main_ns_(t_main_ns) {}
@@ -129,7 +138,7 @@ class fake_worker {
     if (auto problem = apply_init_args(req.args, knobs_)) {
       return reply_error(req.id, "bad_init", *problem, t_recv);
     }
-    rng_.seed(knobs_.seed);
+    rng_.seed(worker_seed(knobs_.seed));
     if (knobs_.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
     if (knobs_.exit_during_init) ::_exit(knobs_.crash_exit_code);
     if (knobs_.never_ready) hang_forever("sleep");

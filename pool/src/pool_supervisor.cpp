@@ -92,9 +92,18 @@ struct supervisor::state {
 
   void launch(std::size_t index) {
     const pool_options& o = pool.options;
+    launch_options launch = o.worker;
+    std::uint64_t id;
+    {
+      std::lock_guard lock(pool.mutex);
+      id = pool.next_worker_id++;
+    }
+    // Lets a worker tell itself apart from its siblings and predecessors (seeds, logs).
+    launch.env["PROCPOOL_WORKER_ID"] = std::to_string(id);
+    launch.env["PROCPOOL_WORKER_SLOT"] = std::to_string(index);
     // The fork happens without the pool's lock: callers keep checking out meanwhile.
     auto conn = worker_connection::start(
-        o.worker, {.max_frame_bytes = o.max_frame_bytes, .stderr_tail_bytes = o.stderr_tail_bytes,
+        launch, {.max_frame_bytes = o.max_frame_bytes, .stderr_tail_bytes = o.stderr_tail_bytes,
                    .drain_stderr = false});
     std::lock_guard lock(pool.mutex);
     if (!conn) {
@@ -102,7 +111,7 @@ struct supervisor::state {
       start_failed(index, nullptr, conn.error().message);
       return;
     }
-    auto w = std::make_shared<pool_worker>(pool.next_worker_id++, index, std::move(*conn));
+    auto w = std::make_shared<pool_worker>(id, index, std::move(*conn));
     w->state = worker_state::pending;
     w->t_spawn_ns = w->conn.process().t_spawn_ns();
     w->recycle_at = pool.draw_recycle_at();

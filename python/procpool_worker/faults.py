@@ -1,8 +1,9 @@
 """What the knobs make the worker do: service time, per-request fault draws, and the faults.
 
-Every per-request draw comes from one RNG seeded by the ``seed`` knob, so a seed gives the
-same sequence of service times and faults on every run. The sequence is this worker's own:
-it does not reproduce the fake worker's draws for the same seed.
+Every per-request draw comes from one RNG seeded by the ``seed`` knob mixed with the
+``PROCPOOL_WORKER_ID`` a pool gives each worker it starts, so a seed gives the same sequences
+on every run while each worker of a pool, and each replacement, draws its own. The sequence
+is this worker's own: it does not reproduce the fake worker's draws for the same seed.
 """
 
 from __future__ import annotations
@@ -36,12 +37,21 @@ Draw = collections.namedtuple(
     "Draw", ["crash", "hang", "garbage", "truncated", "oversize", "wrong_id", "slow"])
 
 
+def worker_seed(seed: int) -> int:
+    """The knob's seed mixed with the pool's worker id, the same way the fake worker mixes it."""
+    try:
+        worker_id = int(os.environ.get("PROCPOOL_WORKER_ID", "0"))
+    except ValueError:
+        worker_id = 0
+    return (seed + worker_id * 0x9E3779B97F4A7C15) % 2**64
+
+
 class Injector:
     """Service time and fault state for one initialised worker."""
 
     def __init__(self, knobs: Knobs):
         self.knobs = knobs
-        self._rng = random.Random(knobs.seed)
+        self._rng = random.Random(worker_seed(knobs.seed))
         self._requests = 0
         self._retained: list[bytearray] = []
 

@@ -183,7 +183,7 @@ class Knobs:
     service_max_ms = Knob(0.0, _MS, "uniform service time upper bound")
     service_sigma = Knob(0.5, _NON_NEGATIVE, "lognormal service time sigma")
     service_cpu = Knob(False, _FLAG, "burn CPU instead of sleeping for the service time")
-    seed = Knob(1, _UINT, "seed for service times and fault draws")
+    seed = Knob(1, _UINT, "seed for service times and fault draws (mixed with PROCPOOL_WORKER_ID)")
     crash_after = Knob(
         0, _UINT, "0 = off; after answering N requests, the next request crashes the worker")
     crash_probability = Knob(0.0, _PROBABILITY, "per request: crash")

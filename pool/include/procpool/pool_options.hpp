@@ -34,6 +34,8 @@ enum class affinity_mode {
 };
 
 struct pool_options {
+  // Each worker also gets PROCPOOL_WORKER_ID (unique for the pool's lifetime, in start
+  // order) and PROCPOOL_WORKER_SLOT (the position it fills) in its environment.
   launch_options worker;
   nlohmann::json init_args = nlohmann::json::object();
   std::size_t size = 4;
