@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "procpool/pool.hpp"
+#include "procpool/worker_lease.hpp"
 #include "support/pool_recorder.hpp"
 #include "support/process_audit.hpp"
 #include "support/workers.hpp"
@@ -381,6 +382,38 @@ TEST_F(Pool, MissingWorkerBinaryFailsStartsWithItsName) {
   ASSERT_FALSE(reply);
   EXPECT_EQ(reply.error().code, errc::start_failed);
   EXPECT_NE(reply.error().message.find("procpool-no-such-worker"), std::string::npos);
+}
+
+TEST_F(Pool, LeaseKeepsOneWorkerForSeveralCalls) {
+  auto p = make(fake_options(json::object(), 3));
+  ready(p);
+  {
+    auto lease = p.checkout();
+    ASSERT_TRUE(lease) << lease.error().message;
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(lease->call("echo", i));
+    EXPECT_EQ(p.stats().busy, 1u);
+  }
+  EXPECT_EQ(p.stats().busy, 0u);
+  std::set<std::uint64_t> workers;
+  for (const auto& t : recorder.timelines()) workers.insert(t.worker);
+  EXPECT_EQ(workers.size(), 1u);
+}
+
+TEST_F(Pool, BrokenLeaseKillsItsWorkerOnRelease) {
+  auto p = make(fake_options({{"crash_after", 1}}, 1));
+  ready(p);
+  auto lease = p.checkout();
+  ASSERT_TRUE(lease) << lease.error().message;
+  ASSERT_TRUE(lease->call("echo", 1));
+  auto crashed = lease->call("echo", 2);
+  ASSERT_FALSE(crashed);
+  EXPECT_EQ(crashed.error().code, errc::worker_crashed);
+  auto again = lease->call("echo", 3);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, errc::worker_crashed) << "a broken lease must not be reused";
+  lease->release();
+  EXPECT_TRUE(p.wait_ready(deadline_after(20s)));
+  EXPECT_EQ(recorder.count(worker_state::exited), 1u);
 }
 
 TEST_F(Pool, GrandchildrenDieWithThePool) {

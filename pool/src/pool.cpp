@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "pool_impl.hpp"
+#include "procpool/worker_lease.hpp"
 
 namespace procpool {
 namespace {
@@ -104,6 +105,14 @@ result<response> pool::call(std::string_view command, nlohmann::json args,
   return impl_->call(command, std::move(args), options);
 }
 
+result<worker_lease> pool::checkout(const call_options& options) {
+  if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
+  const std::int64_t t_submit = monotonic_ns();
+  auto w = impl_->acquire(options, t_submit);
+  if (!w) return std::move(w).error();
+  return worker_lease(impl_.get(), std::move(*w), monotonic_ns());
+}
+
 bool pool::wait_ready(deadline until) { return impl_ && impl_->wait_ready(until); }
 
 pool_stats pool::stats() const { return impl_ ? impl_->stats() : pool_stats{}; }
@@ -116,7 +125,6 @@ void pool::stop(const stop_options& options) {
 
 pool::impl::impl(pool_options opts)
     : options(std::move(opts)), slots(options.size), rng(options.seed) {
-  totals.size = options.size;
   if (options.prewarm != prewarm_mode::none) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
       slots[i].wanted = true;
@@ -138,7 +146,16 @@ bool pool::impl::wait_ready(deadline until) {
 
 pool_stats pool::impl::stats() const {
   std::lock_guard lock(mutex);
-  pool_stats s = totals;
+  pool_stats s;
+  s.size = options.size;
+  s.calls = totals.calls;
+  s.calls_ok = totals.calls_ok;
+  s.worker_errors = totals.worker_errors;
+  s.failures = totals.failures;
+  s.starts = totals.starts;
+  s.failed_starts = totals.failed_starts;
+  s.workers_lost = totals.workers_lost;
+  s.recycled = totals.recycled;
   s.degraded = degraded;
   s.waiting_callers = waiters.size();
   for (const auto& slot : slots) {

@@ -1,10 +1,13 @@
 // The request path: a caller checks a worker out, does the I/O on its own thread, and gives
 // the worker back. The supervisor is only told when a worker must go.
+#include <unistd.h>
+
 #include <fstream>
 
 #include <fmt/format.h>
 
 #include "pool_impl.hpp"
+#include "procpool/worker_lease.hpp"
 
 namespace procpool {
 namespace {
@@ -23,25 +26,12 @@ long resident_kib(pid_t pid) {
 
 }  // namespace
 
-result<response> pool::impl::call(std::string_view command, nlohmann::json args,
-                                  const call_options& co) {
-  request_timeline timeline{.t_submit = monotonic_ns()};
+result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
+                                                         std::int64_t t_submit) {
   const deadline checkout_deadline =
       co.checkout_deadline.value_or(std::chrono::steady_clock::now() + options.checkout_timeout);
-  std::unique_lock lock(mutex, std::defer_lock);
-  auto finish = [&](error e) -> result<response> {
-    if (lock.owns_lock()) lock.unlock();
-    timeline.t_reply = monotonic_ns();
-    timeline.outcome = e.code;
-    emit(timeline);
-    return e;
-  };
-
-  std::shared_ptr<pool_worker> w;
-  lock.lock();
-  if (stopping) return finish(error{errc::pool_stopped, "the pool is stopped"});
-  timeline.request_id = next_request_id++;
-  ++totals.calls;
+  std::unique_lock lock(mutex);
+  if (stopping) return error{errc::pool_stopped, "the pool is stopped"};
 
   // Affinity: the worker that last served this key, while it lives.
   std::uint64_t preferred = 0;
@@ -50,6 +40,7 @@ result<response> pool::impl::call(std::string_view command, nlohmann::json args,
       preferred = it->second;
     }
   }
+  std::shared_ptr<pool_worker> w;
   if (preferred != 0) {
     auto& candidate = live[preferred];
     if (candidate->state == worker_state::idle) w = candidate;
@@ -63,16 +54,13 @@ result<response> pool::impl::call(std::string_view command, nlohmann::json args,
     ++busy;
   } else {
     if (degraded) {
-      ++totals.failures;
-      return finish(error{errc::start_failed,
-                          fmt::format("the pool is degraded ({} failed starts within {} ms); "
-                                      "last failure: {}", failed_start_times.size(),
-                                      options.crash_loop_window.count(), last_start_failure)});
+      return error{errc::start_failed,
+                   fmt::format("the pool is degraded ({} failed starts within {} ms); last "
+                               "failure: {}", failed_start_times.size(),
+                               options.crash_loop_window.count(), last_start_failure)};
     }
     if (options.max_queue != 0 && waiters.size() >= options.max_queue) {
-      ++totals.failures;
-      return finish(error{errc::queue_full,
-                          fmt::format("{} callers are already waiting", waiters.size())});
+      return error{errc::queue_full, fmt::format("{} callers are already waiting", waiters.size())};
     }
     // On-demand start: one more worker per waiting caller, up to the pool's size.
     for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -92,45 +80,59 @@ result<response> pool::impl::call(std::string_view command, nlohmann::json args,
     }
     if (!me.granted && !me.failure) {
       waiters.erase(position);
-      me.failure = error{errc::checkout_timeout,
-                         fmt::format("no worker became free within {:.1f} ms",
-                                     (monotonic_ns() - timeline.t_submit) / 1e6)};
+      return error{errc::checkout_timeout,
+                   fmt::format("no worker became free within {:.1f} ms",
+                               (monotonic_ns() - t_submit) / 1e6)};
     }
-    if (!me.granted) {
-      ++totals.failures;
-      return finish(std::move(*me.failure));
-    }
+    if (!me.granted) return std::move(*me.failure);
     w = std::move(me.granted);
   }
   if (!co.affinity_key.empty()) affinity[co.affinity_key] = w->id;
-  timeline.worker = w->id;
-  timeline.t_checkout = monotonic_ns();
-  lock.unlock();
+  w->answered = false;
+  return w;
+}
 
-  // The request's I/O, on this thread, without the pool's lock.
-  const deadline reply_deadline = co.reply_deadline.value_or(
-      std::chrono::steady_clock::now() + options.request_timeout);
-  const request req{.id = timeline.request_id, .command = std::string(command),
-                    .args = std::move(args)};
-  auto reply = w->conn.call(req, reply_deadline, &timeline.t_sent);
-  timeline.t_reply = monotonic_ns();
-  if (reply) {
-    timeline.t_worker_recv = reply->t_recv_ns;
-    timeline.t_worker_done = reply->t_done_ns;
+result<response> pool::impl::exchange(pool_worker& w, std::string_view command,
+                                      nlohmann::json args, deadline reply_deadline,
+                                      request_timeline& t) {
+  t.request_id = next_request_id++;
+  t.worker = w.id;
+  ++totals.calls;
+  const request req{.id = t.request_id, .command = std::string(command), .args = std::move(args)};
+  auto reply = w.conn.call(req, reply_deadline, &t.t_sent);
+  t.t_reply = monotonic_ns();
+  if (!reply) {
+    ++totals.failures;
+    t.outcome = reply.error().code;
+    return reply;
   }
-  const std::uint64_t served = w->served + 1;
-  const bool check_rss = reply && options.recycle_above_rss_kib != 0 &&
-                         served % options.rss_check_every == 0;
+  ++w.served;
+  w.answered = true;
+  t.t_worker_recv = reply->t_recv_ns;
+  t.t_worker_done = reply->t_done_ns;
+  if (!reply->ok) {
+    ++totals.worker_errors;
+    t.outcome = errc::worker_error;
+    return error{errc::worker_error, reply->failure.message, reply->failure.type};
+  }
+  ++totals.calls_ok;
+  return reply;
+}
+
+bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* fault) {
+  const bool healthy = !w->conn.broken();
+  const bool check_rss = healthy && options.recycle_above_rss_kib != 0 &&
+                         w->served % options.rss_check_every == 0;
+  // Read outside the lock: /proc is slow next to a checkout.
   const long rss_kib = check_rss ? resident_kib(w->conn.process().pid()) : 0;
 
-  lock.lock();
+  std::lock_guard lock(mutex);
   --busy;
-  w->served = served;
+  if (w->answered) slots[w->slot].failure_streak = 0;
   std::optional<std::string> recycle_reason;
-  if (reply) {
-    slots[w->slot].failure_streak = 0;
-    if (w->recycle_at != 0 && served >= w->recycle_at) {
-      recycle_reason = fmt::format("recycled after {} requests", served);
+  if (healthy) {
+    if (w->recycle_at != 0 && w->served >= w->recycle_at) {
+      recycle_reason = fmt::format("recycled after {} requests", w->served);
     } else if (options.recycle_after_age.count() > 0 &&
                monotonic_ns() - w->t_ready_ns >=
                    std::chrono::nanoseconds(options.recycle_after_age).count()) {
@@ -139,8 +141,9 @@ result<response> pool::impl::call(std::string_view command, nlohmann::json args,
       recycle_reason = fmt::format("recycled at {} KiB resident", rss_kib);
     }
   }
-  if (!reply) {
-    sup->retire(w, fmt::format("{}: {}", to_string(reply.error().code), reply.error().message),
+  if (!healthy) {
+    sup->retire(w, fault ? fmt::format("{}: {}", to_string(fault->code), fault->message)
+                         : std::string("connection broken"),
                 /*graceful=*/false);
   } else if (w->exit_seen) {
     sup->retire(w, "exited after replying", /*graceful=*/false);
@@ -153,25 +156,77 @@ result<response> pool::impl::call(std::string_view command, nlohmann::json args,
     release_worker(w, "free");
   }
   if (stopping) state_changed.notify_all();
+  return stopping;
+}
 
-  if (!reply) {
+result<response> pool::impl::call(std::string_view command, nlohmann::json args,
+                                  const call_options& co) {
+  request_timeline timeline{.t_submit = monotonic_ns()};
+  auto w = acquire(co, timeline.t_submit);
+  if (!w) {
+    ++totals.calls;
     ++totals.failures;
-    error e = std::move(reply).error();
-    if (stopping && is_worker_fault(e.code)) {
-      e = error{errc::pool_stopped, "the pool stopped during the request: " + e.message};
-    }
-    return finish(std::move(e));
-  }
-  if (!reply->ok) {
-    ++totals.worker_errors;
-    lock.unlock();
-    timeline.outcome = errc::worker_error;
+    timeline.t_reply = monotonic_ns();
+    timeline.outcome = w.error().code;
     emit(timeline);
-    return error{errc::worker_error, reply->failure.message, reply->failure.type};
+    return std::move(w).error();
   }
-  ++totals.calls_ok;
-  lock.unlock();
+  timeline.t_checkout = monotonic_ns();
+  const deadline reply_deadline = co.reply_deadline.value_or(
+      std::chrono::steady_clock::now() + options.request_timeout);
+  auto reply = exchange(**w, command, std::move(args), reply_deadline, timeline);
+  const bool stopping_now = give_back(*w, reply ? nullptr : &reply.error());
   emit(timeline);
+  if (!reply && stopping_now && is_worker_fault(reply.error().code)) {
+    return error{errc::pool_stopped, "the pool stopped during the request: " + reply.error().message};
+  }
+  return reply;
+}
+
+// --- worker_lease --------------------------------------------------------------------------
+
+worker_lease::worker_lease(pool::impl* owner, std::shared_ptr<pool_worker> worker,
+                           std::int64_t t_checkout_ns)
+    : pool_(owner), worker_(std::move(worker)), t_checkout_ns_(t_checkout_ns) {}
+
+worker_lease::worker_lease(worker_lease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)),
+      worker_(std::move(other.worker_)),
+      t_checkout_ns_(other.t_checkout_ns_),
+      fault_(std::move(other.fault_)) {}
+
+worker_lease& worker_lease::operator=(worker_lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    pool_ = std::exchange(other.pool_, nullptr);
+    worker_ = std::move(other.worker_);
+    t_checkout_ns_ = other.t_checkout_ns_;
+    fault_ = std::move(other.fault_);
+  }
+  return *this;
+}
+
+worker_lease::~worker_lease() { release(); }
+
+void worker_lease::release() {
+  if (!worker_) return;
+  pool_->give_back(worker_, fault_ ? &*fault_ : nullptr);
+  worker_.reset();
+}
+
+std::uint64_t worker_lease::worker_id() const noexcept { return worker_ ? worker_->id : 0; }
+
+result<response> worker_lease::call(std::string_view command, nlohmann::json args,
+                                    std::optional<deadline> reply_deadline) {
+  if (!worker_) return error{errc::pool_stopped, "the lease was released"};
+  if (fault_) return *fault_;
+  request_timeline timeline{.t_submit = monotonic_ns(), .t_checkout = t_checkout_ns_};
+  auto reply = pool_->exchange(
+      *worker_, command, std::move(args),
+      reply_deadline.value_or(std::chrono::steady_clock::now() + pool_->options.request_timeout),
+      timeline);
+  if (!reply && is_worker_fault(reply.error().code)) fault_ = reply.error();
+  pool_->emit(timeline);
   return reply;
 }
 

@@ -3,6 +3,7 @@
 // a comment says otherwise. Asio stays inside pool_supervisor.cpp.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -38,7 +39,8 @@ struct pool_worker {
   std::int64_t t_init_done_ns = 0;
   std::int64_t t_ready_ns = 0;
   std::int64_t idle_since_ns = 0;
-  std::uint64_t served = 0;
+  std::uint64_t served = 0;       // the holder's: written only while busy
+  bool answered = false;          // the holder's: a request succeeded since checkout
   std::uint64_t recycle_at = 0;   // 0: never by count
   std::size_t idle_index = 0;     // position in impl::idle while idle
   bool exit_seen = false;         // its pidfd fired while a caller held it
@@ -68,6 +70,16 @@ class pool::impl {
   ~impl();
 
   result<response> call(std::string_view command, nlohmann::json args, const call_options& co);
+
+  // The request path in three steps, shared by call() and worker_lease.
+  // Checks a worker out (it is busy on return). Lock not held.
+  result<std::shared_ptr<pool_worker>> acquire(const call_options& co, std::int64_t t_submit);
+  // One request's I/O on the caller's thread, without the lock; fills `t`'s stamps.
+  result<response> exchange(pool_worker& w, std::string_view command, nlohmann::json args,
+                            deadline reply_deadline, request_timeline& t);
+  // Gives a worker back: to a waiter, idle, recycled, or killed when its connection broke
+  // (`fault` says why). Returns whether the pool is stopping. Lock not held.
+  bool give_back(const std::shared_ptr<pool_worker>& w, const error* fault);
   bool wait_ready(deadline until);
   pool_stats stats() const;
   void stop(const stop_options& so);
@@ -107,9 +119,14 @@ class pool::impl {
   std::deque<std::int64_t> failed_start_times;
   std::string last_start_failure;
   std::uint64_t next_worker_id = 1;
-  std::uint64_t next_request_id = 1;
+  std::atomic<std::uint64_t> next_request_id{1};
   std::mt19937_64 rng;
-  pool_stats totals;  // only the running totals are kept here
+
+  // Running totals, counted without the lock on the request path.
+  struct running_totals {
+    std::atomic<std::uint64_t> calls{0}, calls_ok{0}, worker_errors{0}, failures{0}, starts{0},
+        failed_starts{0}, workers_lost{0}, recycled{0};
+  } totals;
 
   std::unique_ptr<supervisor> sup;
 };

@@ -45,6 +45,8 @@ struct call_options {
   std::string affinity_key = {};
 };
 
+class worker_lease;
+
 struct stop_options {
   // How long in-flight calls may finish before their workers are killed.
   std::chrono::milliseconds drain_timeout{5'000};
@@ -62,6 +64,10 @@ class pool {
   // is errc::worker_error with the worker's type and message.
   result<response> call(std::string_view command, nlohmann::json args = nullptr,
                         const call_options& options = {});
+
+  // Checks a worker out for several calls in a row (see worker_lease.hpp). Errors as for
+  // call()'s checkout: checkout_timeout, queue_full, pool_stopped, start_failed.
+  result<worker_lease> checkout(const call_options& options = {});
 
   // Waits until every configured worker is ready, or `until`. False when the deadline
   // passed first or the pool is degraded.
