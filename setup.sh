@@ -57,10 +57,11 @@ main() {
       ;;
     test)
       for preset in asan tsan; do build "$preset"; done
-      # The sanitizer runs cover the C++ suites; the Python suite runs once, in release.
+      # The sanitizer runs cover the C++ suites; the Python suite and the long stress tests
+      # run once, in release.
       for preset in asan tsan; do
         say "testing preset $preset"
-        ctest --preset "$preset" --label-exclude python
+        ctest --preset "$preset" --label-exclude "python|long"
       done
       say "testing preset release"
       ctest --preset release
