@@ -42,21 +42,22 @@ struct waiter {
 
 }  // namespace
 
-class sequential_init_pool::impl {
+class sequential_init_pool final : public subject {
  public:
-  explicit impl(pool_options opts) : options(std::move(opts)), slots(options.size) {
+  explicit sequential_init_pool(pool_options opts) : options(std::move(opts)), slots(options.size) {
     totals.size = options.size;
   }
-  ~impl() { stop({}); }
+  ~sequential_init_pool() override { stop({}); }
 
   void start() {
     manager = std::thread([this] { run(); });
   }
 
-  result<response> call(std::string_view command, nlohmann::json args, const call_options& co);
-  bool wait_ready(deadline until);
-  pool_stats stats() const;
-  void stop(const stop_options& so);
+  result<response> call(std::string_view command, nlohmann::json args,
+                        const call_options& co) override;
+  bool wait_ready(deadline until) override;
+  pool_stats stats() const override;
+  void stop(const stop_options& so) override;
 
  private:
   // --- the manager thread ------------------------------------------------------------------
@@ -106,7 +107,7 @@ class sequential_init_pool::impl {
 
 // --- callers ---------------------------------------------------------------------------------
 
-result<response> sequential_init_pool::impl::call(std::string_view command, nlohmann::json args,
+result<response> sequential_init_pool::call(std::string_view command, nlohmann::json args,
                                                   const call_options& co) {
   request_timeline timeline{.t_submit = monotonic_ns()};
   const deadline checkout_deadline =
@@ -200,14 +201,14 @@ result<response> sequential_init_pool::impl::call(std::string_view command, nloh
   return reply;
 }
 
-bool sequential_init_pool::impl::wait_ready(deadline until) {
+bool sequential_init_pool::wait_ready(deadline until) {
   std::unique_lock lock(mutex);
   return state_changed.wait_until(lock, until, [&] {
     return stopping || (starts_wanted == 0 && launching == 0 && !starting);
   }) && !stopping;
 }
 
-pool_stats sequential_init_pool::impl::stats() const {
+pool_stats sequential_init_pool::stats() const {
   std::lock_guard lock(mutex);
   pool_stats s = totals;
   s.waiting_callers = waiters.size();
@@ -224,7 +225,7 @@ pool_stats sequential_init_pool::impl::stats() const {
   return s;
 }
 
-void sequential_init_pool::impl::stop(const stop_options& so) {
+void sequential_init_pool::stop(const stop_options& so) {
   std::lock_guard serialise(stop_mutex);
   std::unique_lock lock(mutex);
   if (stopped) return;
@@ -250,7 +251,7 @@ void sequential_init_pool::impl::stop(const stop_options& so) {
 
 // --- the manager thread ------------------------------------------------------------------------
 
-void sequential_init_pool::impl::run() {
+void sequential_init_pool::run() {
   while (true) {
     std::size_t slot = 0;
     {
@@ -270,7 +271,7 @@ void sequential_init_pool::impl::run() {
 
 // Spawn, handshake, and only then return for the next start: the serialisation this pool
 // exists to show.
-void sequential_init_pool::impl::start_one(std::size_t slot) {
+void sequential_init_pool::start_one(std::size_t slot) {
   auto conn = worker_connection::start(options.worker, connection_settings());
   std::unique_lock lock(mutex);
   --launching;
@@ -326,7 +327,7 @@ void sequential_init_pool::impl::start_one(std::size_t slot) {
   state_changed.notify_all();
 }
 
-void sequential_init_pool::impl::shutdown_workers() {
+void sequential_init_pool::shutdown_workers() {
   std::vector<std::shared_ptr<lazy_worker>> live;
   {
     std::lock_guard lock(mutex);
@@ -352,7 +353,7 @@ void sequential_init_pool::impl::shutdown_workers() {
 
 // --- helpers -----------------------------------------------------------------------------------
 
-void sequential_init_pool::impl::demand_starts() {
+void sequential_init_pool::demand_starts() {
   if (stopping) return;
   const std::size_t in_progress = starts_wanted + launching + (starting ? 1 : 0);
   std::size_t wanted = waiters.size() > in_progress ? waiters.size() - in_progress : 0;
@@ -363,7 +364,7 @@ void sequential_init_pool::impl::demand_starts() {
   manager_cv.notify_one();
 }
 
-void sequential_init_pool::impl::release_worker(const std::shared_ptr<lazy_worker>& w,
+void sequential_init_pool::release_worker(const std::shared_ptr<lazy_worker>& w,
                                                 std::string_view cause) {
   if (!waiters.empty()) {
     waiter* wt = waiters.front();
@@ -378,7 +379,7 @@ void sequential_init_pool::impl::release_worker(const std::shared_ptr<lazy_worke
   idle.push_back(w);
 }
 
-void sequential_init_pool::impl::set_state(lazy_worker& w, worker_state to,
+void sequential_init_pool::set_state(lazy_worker& w, worker_state to,
                                            std::string_view cause) {
   const worker_state from = w.state;
   w.state = to;
@@ -395,13 +396,13 @@ void sequential_init_pool::impl::set_state(lazy_worker& w, worker_state to,
                                                 .pid = w.conn.process().pid()});
 }
 
-void sequential_init_pool::impl::retire(lazy_worker& w, const std::string& cause) {
+void sequential_init_pool::retire(lazy_worker& w, const std::string& cause) {
   w.conn.process().kill();
   set_state(w, worker_state::exited, cause);
   if (slots[w.slot].get() == &w) slots[w.slot].reset();
 }
 
-void sequential_init_pool::impl::fail_waiters(const error& e) {
+void sequential_init_pool::fail_waiters(const error& e) {
   for (waiter* wt : waiters) {
     wt->failure = e;
     wt->cv.notify_one();
@@ -409,7 +410,7 @@ void sequential_init_pool::impl::fail_waiters(const error& e) {
   waiters.clear();
 }
 
-std::size_t sequential_init_pool::impl::occupied_slots() const {
+std::size_t sequential_init_pool::occupied_slots() const {
   std::size_t n = 0;
   for (const auto& w : slots) n += w ? 1 : 0;
   return n;
@@ -417,38 +418,11 @@ std::size_t sequential_init_pool::impl::occupied_slots() const {
 
 // --- the public surface ------------------------------------------------------------------------
 
-result<sequential_init_pool> sequential_init_pool::create(pool_options options) {
+result<std::unique_ptr<subject>> make_sequential_init_pool(pool_options options) {
   if (auto problem = internal::validate_reference_options(options)) return *problem;
-  auto state = std::make_unique<impl>(std::move(options));
-  state->start();
-  return sequential_init_pool(std::move(state));
-}
-
-sequential_init_pool::sequential_init_pool(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
-sequential_init_pool::sequential_init_pool(sequential_init_pool&&) noexcept = default;
-sequential_init_pool& sequential_init_pool::operator=(sequential_init_pool&& other) noexcept {
-  if (this != &other) {
-    if (impl_) impl_->stop({});
-    impl_ = std::move(other.impl_);
-  }
-  return *this;
-}
-sequential_init_pool::~sequential_init_pool() {
-  if (impl_) impl_->stop({});
-}
-
-result<response> sequential_init_pool::call(std::string_view command, nlohmann::json args,
-                                            const call_options& options) {
-  if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
-  return impl_->call(command, std::move(args), options);
-}
-
-bool sequential_init_pool::wait_ready(deadline until) { return impl_ && impl_->wait_ready(until); }
-
-pool_stats sequential_init_pool::stats() const { return impl_ ? impl_->stats() : pool_stats{}; }
-
-void sequential_init_pool::stop(const stop_options& options) {
-  if (impl_) impl_->stop(options);
+  auto pool = std::make_unique<sequential_init_pool>(std::move(options));
+  pool->start();
+  return std::unique_ptr<subject>(std::move(pool));
 }
 
 }  // namespace procpool::harness

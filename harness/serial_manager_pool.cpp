@@ -67,21 +67,22 @@ struct job {
 
 }  // namespace
 
-class serial_manager_pool::impl {
+class serial_manager_pool final : public subject {
  public:
-  explicit impl(pool_options opts) : options(std::move(opts)), slots(options.size) {
+  explicit serial_manager_pool(pool_options opts) : options(std::move(opts)), slots(options.size) {
     totals.size = options.size;
   }
-  ~impl() { stop({}); }
+  ~serial_manager_pool() override { stop({}); }
 
   void start() {
     manager = std::thread([this] { run(); });
   }
 
-  result<response> call(std::string_view command, nlohmann::json args, const call_options& co);
-  bool wait_ready(deadline until);
-  pool_stats stats() const;
-  void stop(const stop_options& so);
+  result<response> call(std::string_view command, nlohmann::json args,
+                        const call_options& co) override;
+  bool wait_ready(deadline until) override;
+  pool_stats stats() const override;
+  void stop(const stop_options& so) override;
 
  private:
   // --- the manager thread ------------------------------------------------------------------
@@ -137,7 +138,7 @@ class serial_manager_pool::impl {
 
 // --- callers ---------------------------------------------------------------------------------
 
-result<response> serial_manager_pool::impl::call(std::string_view command, nlohmann::json args,
+result<response> serial_manager_pool::call(std::string_view command, nlohmann::json args,
                                                  const call_options& co) {
   job j;
   j.timeline.t_submit = monotonic_ns();
@@ -186,14 +187,14 @@ result<response> serial_manager_pool::impl::call(std::string_view command, nlohm
   return r;
 }
 
-bool serial_manager_pool::impl::wait_ready(deadline until) {
+bool serial_manager_pool::wait_ready(deadline until) {
   std::unique_lock lock(mutex);
   return state_changed.wait_until(lock, until, [&] {
     return stopping || last_start_failed || ready_count() == options.size;
   }) && !stopping && ready_count() == options.size;
 }
 
-pool_stats serial_manager_pool::impl::stats() const {
+pool_stats serial_manager_pool::stats() const {
   std::lock_guard lock(mutex);
   pool_stats s = totals;
   s.waiting_callers = queue.size();
@@ -213,7 +214,7 @@ pool_stats serial_manager_pool::impl::stats() const {
   return s;
 }
 
-void serial_manager_pool::impl::stop(const stop_options& so) {
+void serial_manager_pool::stop(const stop_options& so) {
   std::lock_guard serialise(stop_mutex);
   std::unique_lock lock(mutex);
   if (stopped) return;
@@ -244,7 +245,7 @@ void serial_manager_pool::impl::stop(const stop_options& so) {
 
 // --- the manager thread ------------------------------------------------------------------------
 
-void serial_manager_pool::impl::run() {
+void serial_manager_pool::run() {
   fill();
   while (true) {
     job* j = nullptr;
@@ -264,7 +265,7 @@ void serial_manager_pool::impl::run() {
 
 // Spawns every worker first, then completes the handshakes in slot order: the workers
 // initialise concurrently, only the waiting is serial.
-void serial_manager_pool::impl::fill() {
+void serial_manager_pool::fill() {
   std::vector<managed_worker*> launched;
   for (std::size_t i = 0; i < slots.size(); ++i) {
     if (managed_worker* w = launch(i)) launched.push_back(w);
@@ -272,7 +273,7 @@ void serial_manager_pool::impl::fill() {
   for (managed_worker* w : launched) complete_start(*w);
 }
 
-managed_worker* serial_manager_pool::impl::launch(std::size_t slot) {
+managed_worker* serial_manager_pool::launch(std::size_t slot) {
   {
     std::lock_guard lock(mutex);
     if (stopping) return nullptr;
@@ -297,7 +298,7 @@ managed_worker* serial_manager_pool::impl::launch(std::size_t slot) {
   return &w;
 }
 
-bool serial_manager_pool::impl::complete_start(managed_worker& w) {
+bool serial_manager_pool::complete_start(managed_worker& w) {
   auto payload = w.conn.receive_payload(start_deadline(w));
   auto hello = payload ? w.conn.finish_init(*payload)
                        : result<init_reply>(error{
@@ -319,7 +320,7 @@ bool serial_manager_pool::impl::complete_start(managed_worker& w) {
 }
 
 // No worker is alive: start the empty slots one by one until one is ready.
-managed_worker* serial_manager_pool::impl::start_on_demand() {
+managed_worker* serial_manager_pool::start_on_demand() {
   for (std::size_t i = 0; i < slots.size(); ++i) {
     if (slots[i]) continue;
     managed_worker* w = launch(i);
@@ -328,7 +329,7 @@ managed_worker* serial_manager_pool::impl::start_on_demand() {
   return nullptr;
 }
 
-void serial_manager_pool::impl::serve(job& j) {
+void serial_manager_pool::serve(job& j) {
   managed_worker* w = nullptr;
   {
     std::lock_guard lock(mutex);
@@ -401,7 +402,7 @@ void serial_manager_pool::impl::serve(job& j) {
   }
 }
 
-void serial_manager_pool::impl::shutdown_workers() {
+void serial_manager_pool::shutdown_workers() {
   std::vector<managed_worker*> live;
   {
     std::lock_guard lock(mutex);
@@ -425,7 +426,7 @@ void serial_manager_pool::impl::shutdown_workers() {
 
 // --- helpers -----------------------------------------------------------------------------------
 
-managed_worker* serial_manager_pool::impl::next_idle() {
+managed_worker* serial_manager_pool::next_idle() {
   for (std::size_t k = 0; k < slots.size(); ++k) {
     const std::size_t i = (next_slot + k) % slots.size();
     if (slots[i] && slots[i]->state == worker_state::idle) {
@@ -436,7 +437,7 @@ managed_worker* serial_manager_pool::impl::next_idle() {
   return nullptr;
 }
 
-void serial_manager_pool::impl::set_state(managed_worker& w, worker_state to,
+void serial_manager_pool::set_state(managed_worker& w, worker_state to,
                                           std::string_view cause) {
   const worker_state from = w.state;
   w.state = to;
@@ -453,14 +454,14 @@ void serial_manager_pool::impl::set_state(managed_worker& w, worker_state to,
                                                 .pid = w.conn.process().pid()});
 }
 
-void serial_manager_pool::impl::retire(managed_worker& w, const std::string& cause) {
+void serial_manager_pool::retire(managed_worker& w, const std::string& cause) {
   w.conn.process().kill();
   set_state(w, worker_state::exited, cause);
   slots[w.slot].reset();
   state_changed.notify_all();
 }
 
-void serial_manager_pool::impl::start_failed(managed_worker* w, const std::string& message) {
+void serial_manager_pool::start_failed(managed_worker* w, const std::string& message) {
   if (!stopping) {
     ++totals.failed_starts;
     last_start_failed = true;
@@ -470,7 +471,7 @@ void serial_manager_pool::impl::start_failed(managed_worker* w, const std::strin
   state_changed.notify_all();
 }
 
-void serial_manager_pool::impl::complete(job& j, result<response> r) {
+void serial_manager_pool::complete(job& j, result<response> r) {
   j.outcome.emplace(std::move(r));
   j.done = true;
   if (in_flight == &j) in_flight = nullptr;
@@ -479,7 +480,7 @@ void serial_manager_pool::impl::complete(job& j, result<response> r) {
   state_changed.notify_all();
 }
 
-std::size_t serial_manager_pool::impl::ready_count() const {
+std::size_t serial_manager_pool::ready_count() const {
   std::size_t n = 0;
   for (const auto& w : slots) {
     if (w && (w->state == worker_state::idle || w->state == worker_state::busy)) ++n;
@@ -489,38 +490,11 @@ std::size_t serial_manager_pool::impl::ready_count() const {
 
 // --- the public surface ------------------------------------------------------------------------
 
-result<serial_manager_pool> serial_manager_pool::create(pool_options options) {
+result<std::unique_ptr<subject>> make_serial_manager_pool(pool_options options) {
   if (auto problem = internal::validate_reference_options(options)) return *problem;
-  auto state = std::make_unique<impl>(std::move(options));
-  state->start();
-  return serial_manager_pool(std::move(state));
-}
-
-serial_manager_pool::serial_manager_pool(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
-serial_manager_pool::serial_manager_pool(serial_manager_pool&&) noexcept = default;
-serial_manager_pool& serial_manager_pool::operator=(serial_manager_pool&& other) noexcept {
-  if (this != &other) {
-    if (impl_) impl_->stop({});
-    impl_ = std::move(other.impl_);
-  }
-  return *this;
-}
-serial_manager_pool::~serial_manager_pool() {
-  if (impl_) impl_->stop({});
-}
-
-result<response> serial_manager_pool::call(std::string_view command, nlohmann::json args,
-                                           const call_options& options) {
-  if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
-  return impl_->call(command, std::move(args), options);
-}
-
-bool serial_manager_pool::wait_ready(deadline until) { return impl_ && impl_->wait_ready(until); }
-
-pool_stats serial_manager_pool::stats() const { return impl_ ? impl_->stats() : pool_stats{}; }
-
-void serial_manager_pool::stop(const stop_options& options) {
-  if (impl_) impl_->stop(options);
+  auto pool = std::make_unique<serial_manager_pool>(std::move(options));
+  pool->start();
+  return std::unique_ptr<subject>(std::move(pool));
 }
 
 }  // namespace procpool::harness

@@ -19,16 +19,8 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using PoolLong = testing::leak_checked_test;
 
-pool_options fake_pool(json init_args, std::size_t size) {
-  pool_options o;
-  o.worker = testing::worker_launch(testing::worker_kind::fake);
-  o.init_args = std::move(init_args);
-  o.size = size;
-  return o;
-}
-
 TEST_F(PoolLong, TwentyThousandCallsWithMixedFaultsEachGetOneTimelyOutcome) {
-  auto o = fake_pool({{"crash_probability", 0.05}, {"hang_probability", 0.01},
+  auto o = testing::fake_pool_options({{"crash_probability", 0.05}, {"hang_probability", 0.01},
                       {"garbage_probability", 0.01}}, 4);
   o.restart_backoff_max = 100ms;
   o.crash_loop_failures = 1000;
@@ -74,7 +66,7 @@ TEST_F(PoolLong, TwentyThousandCallsWithMixedFaultsEachGetOneTimelyOutcome) {
 }
 
 TEST_F(PoolLong, DescriptorsAndMemoryAreFlatAcrossTenThousandRestarts) {
-  auto o = fake_pool(json::object(), 4);
+  auto o = testing::fake_pool_options(json::object(), 4);
   o.recycle_after_requests = 1;  // every call ends its worker: one restart per call
   o.max_concurrent_starts = 4;
   auto p = pool::create(o);

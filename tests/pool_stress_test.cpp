@@ -17,17 +17,9 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using PoolStress = testing::leak_checked_test;
 
-pool_options fake_pool(json init_args, std::size_t size) {
-  pool_options o;
-  o.worker = testing::worker_launch(testing::worker_kind::fake);
-  o.init_args = std::move(init_args);
-  o.size = size;
-  return o;
-}
-
 TEST_F(PoolStress, CrashStormNeitherHangsNorSpins) {
   testing::pool_recorder recorder;
-  auto o = fake_pool({{"crash_probability", 1.0}}, 4);
+  auto o = testing::fake_pool_options({{"crash_probability", 1.0}}, 4);
   o.observer = recorder.observer();
   o.restart_backoff_initial = 10ms;
   o.restart_backoff_max = 400ms;

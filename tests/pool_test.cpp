@@ -22,10 +22,7 @@ using json = nlohmann::json;
 class Pool : public testing::leak_checked_test {
  protected:
   pool_options fake_options(json init_args = json::object(), std::size_t size = 2) {
-    pool_options o;
-    o.worker = testing::worker_launch(testing::worker_kind::fake);
-    o.init_args = std::move(init_args);
-    o.size = size;
+    pool_options o = testing::fake_pool_options(std::move(init_args), size);
     o.observer = recorder.observer();
     return o;
   }

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "reference_pools.hpp"
+#include "support/pool_recorder.hpp"
 #include "support/process_audit.hpp"
 #include "support/workers.hpp"
 
@@ -22,39 +23,21 @@ namespace procpool {
 namespace {
 
 using namespace std::chrono_literals;
-using harness::sequential_init_pool;
-using harness::serial_manager_pool;
+using harness::subject;
+using harness::subject_kind;
+
+struct serial_manager_pool {
+  static constexpr subject_kind kind = subject_kind::serial_manager;
+};
+struct sequential_init_pool {
+  static constexpr subject_kind kind = subject_kind::sequential_init;
+};
+struct procpool_pool {
+  static constexpr subject_kind kind = subject_kind::procpool;
+};
 using json = nlohmann::json;
 
-// Collects what a pool reports; the pool calls it from its own threads.
-class recorder {
- public:
-  pool_observer observer() {
-    return {.on_worker_event =
-                [this](const worker_event& e) {
-                  std::lock_guard lock(mutex_);
-                  events_.push_back(e);
-                },
-            .on_request =
-                [this](const request_timeline& t) {
-                  std::lock_guard lock(mutex_);
-                  timelines_.push_back(t);
-                }};
-  }
-  std::vector<worker_event> events() const {
-    std::lock_guard lock(mutex_);
-    return events_;
-  }
-  std::vector<request_timeline> timelines() const {
-    std::lock_guard lock(mutex_);
-    return timelines_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<worker_event> events_;
-  std::vector<request_timeline> timelines_;
-};
+using recorder = testing::pool_recorder;
 
 using interval = std::pair<std::int64_t, std::int64_t>;
 
@@ -70,21 +53,6 @@ std::string first_overlap(std::vector<interval> intervals) {
   return "";
 }
 
-// [spawned, ready] of every worker that became ready, from the pool's events. The reference
-// pools always report readiness as starting -> idle "init done"; procpool::pool may hand a
-// new worker straight to a waiting caller (starting -> busy).
-std::vector<interval> start_intervals(const std::vector<worker_event>& events) {
-  std::map<std::uint64_t, std::int64_t> spawned;
-  std::vector<interval> out;
-  for (const auto& e : events) {
-    if (e.to == worker_state::starting && e.cause == "spawned") spawned[e.worker] = e.t_ns;
-    if (e.from == worker_state::starting &&
-        (e.to == worker_state::idle || e.to == worker_state::busy)) {
-      out.emplace_back(spawned.at(e.worker), e.t_ns);
-    }
-  }
-  return out;
-}
 
 std::set<pid_t> worker_pids(const std::vector<worker_event>& events) {
   std::set<pid_t> pids;
@@ -93,8 +61,8 @@ std::set<pid_t> worker_pids(const std::vector<worker_event>& events) {
 }
 
 // Waits, by polling the pool's own stats, until `pred` holds.
-template <class Pool, class Pred>
-bool wait_for_stats(const Pool& pool, Pred pred) {
+template <class Pred>
+bool wait_for_stats(const subject& pool, Pred pred) {
   const auto until = std::chrono::steady_clock::now() + 20s;
   while (std::chrono::steady_clock::now() < until) {
     if (pred(pool.stats())) return true;
@@ -112,16 +80,13 @@ template <class Pool>
 class ReferencePool : public testing::leak_checked_test {
  protected:
   pool_options options(std::size_t size, json init_args = json::object()) {
-    pool_options o;
-    o.worker = testing::worker_launch(testing::worker_kind::fake);
-    o.init_args = std::move(init_args);
-    o.size = size;
+    pool_options o = testing::fake_pool_options(std::move(init_args), size);
     o.observer = recorder_.observer();
     return o;
   }
 
-  Pool make(pool_options o) {
-    auto pool = Pool::create(std::move(o));
+  std::unique_ptr<subject> make(pool_options o) {
+    auto pool = harness::make_subject(Pool::kind, std::move(o));
     EXPECT_TRUE(pool) << pool.error().message;
     return std::move(*pool);
   }
@@ -145,7 +110,7 @@ TYPED_TEST(ReferencePool, EchoRoundTripsWithOrderedTimelines) {
   auto pool = this->make(this->options(2));
   for (int i = 0; i < 20; ++i) {
     const json args = {{"n", i}, {"text", std::string(i, 'x')}};
-    auto reply = pool.call("echo", args);
+    auto reply = pool->call("echo", args);
     ASSERT_TRUE(reply) << reply.error().message;
     EXPECT_EQ(reply->result, args);
   }
@@ -160,7 +125,7 @@ TYPED_TEST(ReferencePool, EchoRoundTripsWithOrderedTimelines) {
     EXPECT_LE(t.t_worker_recv, t.t_worker_done);
     EXPECT_LE(t.t_worker_done, t.t_reply);
   }
-  const auto stats = pool.stats();
+  const auto stats = pool->stats();
   EXPECT_EQ(stats.calls, 20u);
   EXPECT_EQ(stats.calls_ok, 20u);
   EXPECT_EQ(stats.failures, 0u);
@@ -168,19 +133,19 @@ TYPED_TEST(ReferencePool, EchoRoundTripsWithOrderedTimelines) {
 
 TYPED_TEST(ReferencePool, ErrorReplyIsWorkerErrorAndKeepsTheWorker) {
   auto pool = this->make(this->options(1));
-  auto reply = pool.call("no-such-command");
+  auto reply = pool->call("no-such-command");
   expect_error(reply, errc::worker_error);
   EXPECT_EQ(reply.error().worker_type, "unknown_command");
-  ASSERT_TRUE(pool.call("echo", 1));
-  EXPECT_EQ(pool.stats().workers_lost, 0u);
-  EXPECT_EQ(pool.stats().worker_errors, 1u);
+  ASSERT_TRUE(pool->call("echo", 1));
+  EXPECT_EQ(pool->stats().workers_lost, 0u);
+  EXPECT_EQ(pool->stats().worker_errors, 1u);
 }
 
 TYPED_TEST(ReferencePool, CrashIsWorkerCrashedThenANewWorkerServes) {
   auto pool = this->make(this->options(1, {{"crash_after", 1}}));
-  ASSERT_TRUE(pool.call("echo", 1));
-  expect_error(pool.call("echo", 2), errc::worker_crashed);
-  auto reply = pool.call("echo", 3);
+  ASSERT_TRUE(pool->call("echo", 1));
+  expect_error(pool->call("echo", 2), errc::worker_crashed);
+  auto reply = pool->call("echo", 3);
   ASSERT_TRUE(reply) << reply.error().message;
 
   const auto timelines = this->recorder_.timelines();
@@ -193,7 +158,7 @@ TYPED_TEST(ReferencePool, CrashIsWorkerCrashedThenANewWorkerServes) {
     return e.worker == timelines[1].worker && e.to == worker_state::exited &&
            e.cause.starts_with("worker_crashed");
   }));
-  const auto stats = pool.stats();
+  const auto stats = pool->stats();
   EXPECT_EQ(stats.workers_lost, 1u);
   EXPECT_EQ(stats.starts, 2u);
 }
@@ -202,16 +167,16 @@ TYPED_TEST(ReferencePool, MissedReplyDeadlineKillsTheWorkerThenANewWorkerServes)
   auto o = this->options(1);
   o.request_timeout = 200ms;
   auto pool = this->make(std::move(o));
-  expect_error(pool.call("sleep", {{"ms", 60'000}}), errc::request_timeout);
-  ASSERT_TRUE(pool.call("echo", 1));
-  EXPECT_EQ(pool.stats().workers_lost, 1u);
+  expect_error(pool->call("sleep", {{"ms", 60'000}}), errc::request_timeout);
+  ASSERT_TRUE(pool->call("echo", 1));
+  EXPECT_EQ(pool->stats().workers_lost, 1u);
 }
 
 TYPED_TEST(ReferencePool, CheckoutTimesOutWhileTheOnlyWorkerIsBusy) {
   auto pool = this->make(this->options(1));
-  std::thread holder([&] { EXPECT_TRUE(pool.call("sleep", {{"ms", 500}})); });
-  ASSERT_TRUE(wait_for_stats(pool, [](const pool_stats& s) { return s.busy == 1; }));
-  expect_error(pool.call("echo", 1, {.checkout_deadline = deadline_after(50ms)}),
+  std::thread holder([&] { EXPECT_TRUE(pool->call("sleep", {{"ms", 500}})); });
+  ASSERT_TRUE(wait_for_stats(*pool, [](const pool_stats& s) { return s.busy == 1; }));
+  expect_error(pool->call("echo", 1, {.checkout_deadline = deadline_after(50ms)}),
                errc::checkout_timeout);
   holder.join();
   const auto timelines = this->recorder_.timelines();
@@ -224,28 +189,28 @@ TYPED_TEST(ReferencePool, FullQueueRejectsTheNextCaller) {
   auto o = this->options(1);
   o.max_queue = 1;
   auto pool = this->make(std::move(o));
-  std::thread holder([&] { EXPECT_TRUE(pool.call("sleep", {{"ms", 500}})); });
-  ASSERT_TRUE(wait_for_stats(pool, [](const pool_stats& s) { return s.busy == 1; }));
-  std::thread queued([&] { EXPECT_TRUE(pool.call("echo", 1)); });
-  ASSERT_TRUE(wait_for_stats(pool, [](const pool_stats& s) { return s.waiting_callers == 1; }));
-  expect_error(pool.call("echo", 2), errc::queue_full);
+  std::thread holder([&] { EXPECT_TRUE(pool->call("sleep", {{"ms", 500}})); });
+  ASSERT_TRUE(wait_for_stats(*pool, [](const pool_stats& s) { return s.busy == 1; }));
+  std::thread queued([&] { EXPECT_TRUE(pool->call("echo", 1)); });
+  ASSERT_TRUE(wait_for_stats(*pool, [](const pool_stats& s) { return s.waiting_callers == 1; }));
+  expect_error(pool->call("echo", 2), errc::queue_full);
   holder.join();
   queued.join();
 }
 
 TYPED_TEST(ReferencePool, RefusedInitIsStartFailed) {
   auto pool = this->make(this->options(2, {{"no_such_knob", 1}}));
-  auto reply = pool.call("echo", 1);
+  auto reply = pool->call("echo", 1);
   expect_error(reply, errc::start_failed);
   EXPECT_NE(reply.error().message.find("no_such_knob"), std::string::npos)
       << reply.error().message;
-  EXPECT_GE(pool.stats().failed_starts, 1u);
-  EXPECT_EQ(pool.stats().starts, 0u);
+  EXPECT_GE(pool->stats().failed_starts, 1u);
+  EXPECT_EQ(pool->stats().starts, 0u);
 }
 
 TYPED_TEST(ReferencePool, InvalidOptionsAreRejected) {
   auto o = this->options(0);
-  auto pool = TypeParam::create(std::move(o));
+  auto pool = harness::make_subject(TypeParam::kind, std::move(o));
   ASSERT_FALSE(pool);
   EXPECT_EQ(pool.error().code, errc::invalid_options);
   EXPECT_NE(pool.error().message.find("size"), std::string::npos) << pool.error().message;
@@ -255,15 +220,15 @@ TYPED_TEST(ReferencePool, StopEndsEveryWorkerAndRefusesLaterCalls) {
   auto pool = this->make(this->options(3));
   std::vector<std::thread> callers;
   for (int i = 0; i < 3; ++i) {
-    callers.emplace_back([&] { EXPECT_TRUE(pool.call("sleep", {{"ms", 20}})); });
+    callers.emplace_back([&] { EXPECT_TRUE(pool->call("sleep", {{"ms", 20}})); });
   }
   for (auto& c : callers) c.join();
-  pool.stop();
-  expect_error(pool.call("echo", 1), errc::pool_stopped);
-  pool.stop();  // idempotent
+  pool->stop();
+  expect_error(pool->call("echo", 1), errc::pool_stopped);
+  pool->stop();  // idempotent
 
   const auto events = this->recorder_.events();
-  const auto stats = pool.stats();
+  const auto stats = pool->stats();
   EXPECT_EQ(stats.ready() + stats.starting, 0u);
   // Every worker spawned also exited, including one still starting when stop came.
   auto count = [&](worker_state to) {
@@ -277,9 +242,9 @@ TYPED_TEST(ReferencePool, StopEndsEveryWorkerAndRefusesLaterCalls) {
 
 TYPED_TEST(ReferencePool, StopPastTheDrainTimeoutKillsTheInFlightCall) {
   auto pool = this->make(this->options(1));
-  std::thread caller([&] { expect_error(pool.call("sleep", {{"ms", 60'000}}), errc::pool_stopped); });
-  ASSERT_TRUE(wait_for_stats(pool, [](const pool_stats& s) { return s.busy == 1; }));
-  pool.stop({.drain_timeout = 100ms});
+  std::thread caller([&] { expect_error(pool->call("sleep", {{"ms", 60'000}}), errc::pool_stopped); });
+  ASSERT_TRUE(wait_for_stats(*pool, [](const pool_stats& s) { return s.busy == 1; }));
+  pool->stop({.drain_timeout = 100ms});
   caller.join();
   const auto timelines = this->recorder_.timelines();
   ASSERT_EQ(timelines.size(), 1u);
@@ -292,16 +257,16 @@ using SerialManager = ReferencePool<serial_manager_pool>;
 
 TEST_F(SerialManager, StartsEveryWorkerAtCreation) {
   auto pool = make(options(3));
-  ASSERT_TRUE(pool.wait_ready(deadline_after(20s)));
-  const auto stats = pool.stats();
+  ASSERT_TRUE(pool->wait_ready(deadline_after(20s)));
+  const auto stats = pool->stats();
   EXPECT_EQ(stats.idle, 3u);
   EXPECT_EQ(stats.starts, 3u);
-  EXPECT_EQ(start_intervals(recorder_.events()).size(), 3u);
+  EXPECT_EQ(recorder_.start_intervals().size(), 3u);
 }
 
 TEST_F(SerialManager, TwoCallersAndTwoWorkersAreServedOneAtATime) {
   auto pool = make(options(2));
-  ASSERT_TRUE(pool.wait_ready(deadline_after(20s)));
+  ASSERT_TRUE(pool->wait_ready(deadline_after(20s)));
   constexpr int calls_per_caller = 4;
   std::latch go(2);
   std::vector<std::thread> callers;
@@ -309,7 +274,7 @@ TEST_F(SerialManager, TwoCallersAndTwoWorkersAreServedOneAtATime) {
     callers.emplace_back([&] {
       go.arrive_and_wait();
       for (int i = 0; i < calls_per_caller; ++i) {
-        auto reply = pool.call("sleep", {{"ms", 30}});
+        auto reply = pool->call("sleep", {{"ms", 30}});
         EXPECT_TRUE(reply) << reply.error().message;
       }
     });
@@ -335,11 +300,11 @@ using SequentialInit = ReferencePool<sequential_init_pool>;
 
 TEST_F(SequentialInit, StartsNothingUntilACallerAsks) {
   auto pool = make(options(4));
-  ASSERT_TRUE(pool.wait_ready(deadline_after(20s)));
-  EXPECT_EQ(pool.stats().starts, 0u);
+  ASSERT_TRUE(pool->wait_ready(deadline_after(20s)));
+  EXPECT_EQ(pool->stats().starts, 0u);
   EXPECT_TRUE(recorder_.events().empty());
-  ASSERT_TRUE(pool.call("echo", 1));
-  EXPECT_EQ(pool.stats().starts, 1u);
+  ASSERT_TRUE(pool->call("echo", 1));
+  EXPECT_EQ(pool->stats().starts, 1u);
 }
 
 TEST_F(SequentialInit, FourConcurrentCallersGetWorkersStartedOneAtATime) {
@@ -351,14 +316,14 @@ TEST_F(SequentialInit, FourConcurrentCallersGetWorkersStartedOneAtATime) {
       go.arrive_and_wait();
       // Held long enough that a caller the scheduler delays still finds every worker busy
       // and asks for its own; how many starts happen is not what this test is about.
-      auto reply = pool.call("sleep", {{"ms", 200}});
+      auto reply = pool->call("sleep", {{"ms", 200}});
       EXPECT_TRUE(reply) << reply.error().message;
     });
   }
   for (auto& c : callers) c.join();
 
   const auto events = recorder_.events();
-  const auto starts = start_intervals(events);
+  const auto starts = recorder_.start_intervals();
   // Several callers found no free worker, so several starts were wanted at once...
   ASSERT_GE(starts.size(), 2u);
   EXPECT_EQ(static_cast<std::size_t>(std::count_if(
@@ -375,17 +340,17 @@ TEST_F(SequentialInit, FourConcurrentCallersGetWorkersStartedOneAtATime) {
 
 // --- controls: the same loads on procpool::pool overlap, so the checks above can fail -------
 
-class ProcpoolControl : public ReferencePool<pool> {};
+class ProcpoolControl : public ReferencePool<procpool_pool> {};
 
 TEST_F(ProcpoolControl, TwoCallersAndTwoWorkersOverlapOnTheWorkers) {
   auto pool = make(options(2));
-  ASSERT_TRUE(pool.wait_ready(deadline_after(20s)));
+  ASSERT_TRUE(pool->wait_ready(deadline_after(20s)));
   std::latch go(2);
   std::vector<std::thread> callers;
   for (int c = 0; c < 2; ++c) {
     callers.emplace_back([&] {
       go.arrive_and_wait();
-      for (int i = 0; i < 4; ++i) EXPECT_TRUE(pool.call("sleep", {{"ms", 30}}));
+      for (int i = 0; i < 4; ++i) EXPECT_TRUE(pool->call("sleep", {{"ms", 30}}));
     });
   }
   for (auto& c : callers) c.join();
@@ -405,11 +370,11 @@ TEST_F(ProcpoolControl, OnDemandStartsOverlap) {
   for (int c = 0; c < 4; ++c) {
     callers.emplace_back([&] {
       go.arrive_and_wait();
-      EXPECT_TRUE(pool.call("sleep", {{"ms", 50}}));
+      EXPECT_TRUE(pool->call("sleep", {{"ms", 50}}));
     });
   }
   for (auto& c : callers) c.join();
-  EXPECT_NE(first_overlap(start_intervals(recorder_.events())), "");
+  EXPECT_NE(first_overlap(recorder_.start_intervals()), "");
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "procpool/pool_options.hpp"
 #include "procpool/worker_process.hpp"
 
 namespace procpool::testing {
@@ -22,6 +25,15 @@ inline launch_options worker_launch(worker_kind kind, std::vector<std::string> f
   }
   options.argv.insert(options.argv.end(), flags.begin(), flags.end());
   return options;
+}
+
+inline pool_options fake_pool_options(nlohmann::json init_args = nlohmann::json::object(),
+                                      std::size_t size = 2) {
+  pool_options o;
+  o.worker = worker_launch(worker_kind::fake);
+  o.init_args = std::move(init_args);
+  o.size = size;
+  return o;
 }
 
 }  // namespace procpool::testing
