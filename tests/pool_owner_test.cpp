@@ -22,33 +22,6 @@ namespace {
 using namespace std::chrono_literals;
 using PoolOwner = testing::leak_checked_test;
 
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  for (pid_t child; in >> child;) out.push_back(child);
-  // Children forked from other threads (the pool's supervisor) are listed under them.
-  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
-    if (task.path().filename() == std::to_string(pid)) continue;
-    std::ifstream more(task.path() / "children");
-    for (pid_t child; more >> child;) out.push_back(child);
-  }
-  return out;
-}
-
-std::vector<pid_t> descendants_of(pid_t root) {
-  std::vector<pid_t> out;
-  std::vector<pid_t> frontier{root};
-  while (!frontier.empty()) {
-    const pid_t next = frontier.back();
-    frontier.pop_back();
-    for (pid_t child : children_of(next)) {
-      out.push_back(child);
-      frontier.push_back(child);
-    }
-  }
-  return out;
-}
-
 TEST_F(PoolOwner, SigkilledOwnerLeavesNoWorkerOrGrandchild) {
   auto owner = worker_process::launch({.argv = {PROCPOOL_POOL_OWNER, PROCPOOL_FAKE_WORKER}});
   ASSERT_TRUE(owner) << owner.error().message;
@@ -60,7 +33,7 @@ TEST_F(PoolOwner, SigkilledOwnerLeavesNoWorkerOrGrandchild) {
   }
   ASSERT_EQ(line, "ready");
 
-  const std::vector<pid_t> family = descendants_of(owner->pid());
+  const std::vector<pid_t> family = testing::descendants_of(owner->pid());
   // Three workers, three grandchildren and the group guard.
   ASSERT_EQ(family.size(), 7u);
   std::vector<int> pidfds;

@@ -53,17 +53,21 @@ std::vector<pid_t> child_pids() {
 
 std::vector<std::string> reap_leftovers(std::chrono::milliseconds grace) {
   std::vector<std::string> killed;
-  for (pid_t pid : child_pids()) {
-    const std::string what = describe(pid);
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    pollfd p{.fd = pidfd, .events = POLLIN, .revents = 0};
-    const bool exited = pidfd >= 0 && ::poll(&p, 1, static_cast<int>(grace.count())) == 1;
-    if (!exited) {
-      killed.push_back(what);
-      ::kill(pid, SIGKILL);
+  // Killing or reaping one child can re-parent its own children here (this process is a
+  // subreaper), so look again until a pass finds nobody.
+  for (std::vector<pid_t> found = child_pids(); !found.empty(); found = child_pids()) {
+    for (pid_t pid : found) {
+      const std::string what = describe(pid);
+      const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+      pollfd p{.fd = pidfd, .events = POLLIN, .revents = 0};
+      const bool exited = pidfd >= 0 && ::poll(&p, 1, static_cast<int>(grace.count())) == 1;
+      if (!exited) {
+        killed.push_back(what);
+        ::kill(pid, SIGKILL);
+      }
+      if (pidfd >= 0) ::close(pidfd);
+      ::waitpid(pid, nullptr, 0);
     }
-    if (pidfd >= 0) ::close(pidfd);
-    ::waitpid(pid, nullptr, 0);
   }
   return killed;
 }
@@ -84,5 +88,34 @@ long rss_kib(pid_t pid) {
 }
 
 bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+namespace {
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  // A process's children are listed under the thread that forked them.
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t child; in >> child;) out.push_back(child);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<pid_t> descendants_of(pid_t root) {
+  std::vector<pid_t> out;
+  std::vector<pid_t> frontier{root};
+  while (!frontier.empty()) {
+    const pid_t next = frontier.back();
+    frontier.pop_back();
+    for (pid_t child : children_of(next)) {
+      out.push_back(child);
+      frontier.push_back(child);
+    }
+  }
+  return out;
+}
 
 }  // namespace procpool::testing

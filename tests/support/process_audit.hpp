@@ -34,6 +34,9 @@ long rss_kib(pid_t pid);
 
 bool process_exists(pid_t pid);
 
+// Every process below `root` (children of all its threads, recursively), read from /proc.
+std::vector<pid_t> descendants_of(pid_t root);
+
 class leak_checked_test : public ::testing::Test {
  protected:
   void TearDown() override {
