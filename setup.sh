@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a Debian 12 machine for procpool, builds it, and runs the main job or the tests.
 #
-#   ./setup.sh run     install what is missing, build, run the default job
+#   ./setup.sh run     install what is missing, build, run the default scenario
+#                      (scenarios/quickstart.toml with the fake worker) and say where the
+#                      results are
 #   ./setup.sh test    install what is missing, build, run every test suite with CTest,
 #                      then again under AddressSanitizer+UBSan and ThreadSanitizer
 #   ./setup.sh build   install what is missing and build the release preset only
@@ -52,8 +54,8 @@ main() {
   python3 -m compileall -q python/procpool_worker
   case "$mode" in
     run)
-      say "running: procpool roundtrip"
-      ./build/release/harness/procpool roundtrip
+      say "running: procpool run scenarios/quickstart.toml"
+      ./build/release/harness/procpool run scenarios/quickstart.toml
       ;;
     test)
       for preset in asan tsan; do build "$preset"; done

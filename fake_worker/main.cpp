@@ -1,6 +1,7 @@
 // procpool-fake-worker: a fast worker speaking the procpool protocol on stdin/stdout, with
 // knobs for start-up and init latency, service time and every fault the pool must survive.
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -275,6 +276,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "procpool-fake-worker: {}\n", *problem);
     return 2;
   }
+  // Sleeps model service times of a millisecond or so: the default 50 us timer slack would
+  // add itself to every one of them.
+  ::prctl(PR_SET_TIMERSLACK, 1UL);
   // Start-up latency is modelled before t_main_ns so that it is measured as spawn-to-main,
   // like a slow interpreter or loader would be.
   sleep_ms(k.startup_ms);

@@ -1,5 +1,6 @@
 #include "subject.hpp"
 
+#include "external_subject.hpp"
 #include "reference_pools.hpp"
 
 namespace procpool::harness {
@@ -23,28 +24,12 @@ class procpool_subject final : public subject {
 
 }  // namespace
 
-std::string_view to_string(subject_kind kind) noexcept {
-  switch (kind) {
-    case subject_kind::procpool: return "procpool";
-    case subject_kind::serial_manager: return "serial-manager";
-    case subject_kind::sequential_init: return "sequential-init";
-  }
-  return "unknown";
-}
-
-std::optional<subject_kind> parse_subject_kind(std::string_view name) noexcept {
-  for (auto kind : {subject_kind::procpool, subject_kind::serial_manager,
-                    subject_kind::sequential_init}) {
-    if (name == to_string(kind)) return kind;
-  }
-  return std::nullopt;
-}
-
-result<std::unique_ptr<subject>> make_subject(subject_kind kind, pool_options options) {
-  switch (kind) {
-    case subject_kind::serial_manager: return make_serial_manager_pool(std::move(options));
-    case subject_kind::sequential_init: return make_sequential_init_pool(std::move(options));
-    case subject_kind::procpool: break;
+result<std::unique_ptr<subject>> make_subject(const subject_config& config, pool_options options) {
+  switch (config.kind) {
+    case subject_type::serial_manager: return make_serial_manager_pool(std::move(options));
+    case subject_type::sequential_init: return make_sequential_init_pool(std::move(options));
+    case subject_type::external: return make_external_subject(config.command, std::move(options));
+    case subject_type::procpool: break;
   }
   auto p = pool::create(std::move(options));
   if (!p) return std::move(p).error();

@@ -1,7 +1,7 @@
 // The pool under test, behind one interface: procpool::pool itself, or a reference subject
 // that reproduces a known flawed architecture (reference_pools.hpp).
 //
-//   auto subject = procpool::harness::make_subject(subject_kind::sequential_init, options);
+//   auto subject = procpool::harness::make_subject({.kind = subject_type::sequential_init}, options);
 //   if (!subject) fail(subject.error().message);
 //   auto reply = (*subject)->call("echo", args, {});
 //
@@ -22,6 +22,7 @@
 #include "procpool/pool_options.hpp"
 #include "procpool/pool_stats.hpp"
 #include "procpool/result.hpp"
+#include "scenario.hpp"
 
 namespace procpool::harness {
 
@@ -42,12 +43,7 @@ class subject {
   void stop() { stop(stop_options{}); }
 };
 
-enum class subject_kind { procpool, serial_manager, sequential_init };
-
-std::string_view to_string(subject_kind kind) noexcept;
-// "procpool", "serial-manager", "sequential-init".
-std::optional<subject_kind> parse_subject_kind(std::string_view name) noexcept;
-
-result<std::unique_ptr<subject>> make_subject(subject_kind kind, pool_options options);
+// `config.command` is the driver's command line for subject_type::external.
+result<std::unique_ptr<subject>> make_subject(const subject_config& config, pool_options options);
 
 }  // namespace procpool::harness

@@ -24,16 +24,16 @@ namespace {
 
 using namespace std::chrono_literals;
 using harness::subject;
-using harness::subject_kind;
+using harness::subject_type;
 
 struct serial_manager_pool {
-  static constexpr subject_kind kind = subject_kind::serial_manager;
+  static constexpr subject_type kind = subject_type::serial_manager;
 };
 struct sequential_init_pool {
-  static constexpr subject_kind kind = subject_kind::sequential_init;
+  static constexpr subject_type kind = subject_type::sequential_init;
 };
 struct procpool_pool {
-  static constexpr subject_kind kind = subject_kind::procpool;
+  static constexpr subject_type kind = subject_type::procpool;
 };
 using json = nlohmann::json;
 
@@ -86,7 +86,7 @@ class ReferencePool : public testing::leak_checked_test {
   }
 
   std::unique_ptr<subject> make(pool_options o) {
-    auto pool = harness::make_subject(Pool::kind, std::move(o));
+    auto pool = harness::make_subject({.kind = Pool::kind}, std::move(o));
     EXPECT_TRUE(pool) << pool.error().message;
     return std::move(*pool);
   }
@@ -210,7 +210,7 @@ TYPED_TEST(ReferencePool, RefusedInitIsStartFailed) {
 
 TYPED_TEST(ReferencePool, InvalidOptionsAreRejected) {
   auto o = this->options(0);
-  auto pool = harness::make_subject(TypeParam::kind, std::move(o));
+  auto pool = harness::make_subject({.kind = TypeParam::kind}, std::move(o));
   ASSERT_FALSE(pool);
   EXPECT_EQ(pool.error().code, errc::invalid_options);
   EXPECT_NE(pool.error().message.find("size"), std::string::npos) << pool.error().message;

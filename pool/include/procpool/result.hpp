@@ -1,6 +1,8 @@
 // A value or a procpool::error: the return type of every fallible procpool call.
 //
-// A small stand-in for C++23 std::expected, kept deliberately minimal:
+// A small stand-in for C++23 std::expected, kept deliberately minimal. The error type is
+// procpool::error unless another is named (the harness's configuration errors carry a file,
+// line and key instead):
 //
 //   procpool::result<int> parse(std::string_view s);
 //   auto r = parse("42");
@@ -16,11 +18,11 @@
 
 namespace procpool {
 
-template <class T>
+template <class T, class E = procpool::error>
 class [[nodiscard]] result {
  public:
   result(T value) : state_(std::in_place_index<0>, std::move(value)) {}
-  result(procpool::error e) : state_(std::in_place_index<1>, std::move(e)) {}
+  result(E e) : state_(std::in_place_index<1>, std::move(e)) {}
 
   bool has_value() const noexcept { return state_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
@@ -36,28 +38,28 @@ class [[nodiscard]] result {
   const T* operator->() const { return &value(); }
 
   // REQUIRES: !has_value()
-  const procpool::error& error() const& { assert(!has_value()); return std::get<1>(state_); }
-  procpool::error&& error() && { assert(!has_value()); return std::get<1>(std::move(state_)); }
+  const E& error() const& { assert(!has_value()); return std::get<1>(state_); }
+  E&& error() && { assert(!has_value()); return std::get<1>(std::move(state_)); }
 
  private:
-  std::variant<T, procpool::error> state_;
+  std::variant<T, E> state_;
 };
 
-template <>
-class [[nodiscard]] result<void> {
+template <class E>
+class [[nodiscard]] result<void, E> {
  public:
   result() = default;
-  result(procpool::error e) : error_(std::move(e)), failed_(true) {}
+  result(E e) : error_(std::move(e)), failed_(true) {}
 
   bool has_value() const noexcept { return !failed_; }
   explicit operator bool() const noexcept { return has_value(); }
 
   // REQUIRES: !has_value()
-  const procpool::error& error() const& { assert(failed_); return error_; }
-  procpool::error&& error() && { assert(failed_); return std::move(error_); }
+  const E& error() const& { assert(failed_); return error_; }
+  E&& error() && { assert(failed_); return std::move(error_); }
 
  private:
-  procpool::error error_{};
+  E error_{};
   bool failed_ = false;
 };
 

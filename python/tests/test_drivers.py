@@ -1,0 +1,410 @@
+"""Tests of the peer-pool drivers (python/drivers): the protocol loop on its own, with a fake
+pool, and both real drivers spoken to over their stdin and stdout.
+
+Run from python/: ``python3 -m unittest discover -s tests -v``.
+
+Each real driver runs in its own process group (its pool's processes stay in that group).
+After each test the group is killed and reaped, failed test or not, and the test checks that
+nothing it started is still alive; the stop tests check that the driver left nothing behind
+on its own, before that clean-up.
+"""
+
+import io
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+PYTHON_DIR = Path(__file__).resolve().parent.parent
+DRIVERS_DIR = PYTHON_DIR / "drivers"
+DRIVERS = ("process_pool_executor.py", "multiprocessing_pool.py")
+
+sys.path.insert(0, str(DRIVERS_DIR))
+import driver_common  # noqa: E402
+
+# Generous, so that a loaded CI machine does not fail a correct driver.
+TIMEOUT = 20.0
+
+
+def now_ns() -> int:
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def group_members(pgid: int) -> List[int]:
+    """Live (not zombie) processes in process group ``pgid``."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+# --- the protocol loop, with a fake pool ---------------------------------------------------
+
+
+class FakePool(driver_common.PoolAdapter):
+    """Runs tasks inline (or holds them for the test to complete), records calls."""
+
+    def __init__(self, hold: bool = False, refuse: Optional[BaseException] = None):
+        self.hold = hold
+        self.refuse = refuse
+        self.held: List[Callable[[Any], None]] = []
+        self.started_with = None
+        self.stopped = False
+
+    def start(self, size, init):
+        self.started_with = (size, init)
+        return {"pids": [1, 2]}
+
+    def submit(self, command, args, complete):
+        if self.refuse is not None:
+            raise self.refuse
+        if self.hold:
+            self.held.append(complete)
+        else:
+            complete(driver_common.run_task(command, args))
+
+    def stop(self):
+        self.stopped = True
+
+
+class ProtocolLoopTest(unittest.TestCase):
+    def run_loop(self, lines: List[Any], pool: FakePool) -> tuple:
+        read_fd, write_fd = os.pipe()
+        self.addCleanup(os.close, read_fd)
+        text = b"".join((line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n"
+                        for line in lines)
+        loop = driver_common.ProtocolLoop(pool, driver_common.Output(write_fd))
+        status = loop.run(io.BytesIO(text))
+        os.close(write_fd)
+        with os.fdopen(os.dup(read_fd), "rb") as out:
+            events = [json.loads(line) for line in out.read().splitlines()]
+        return status, events, loop
+
+    def test_start_submit_stats_stop(self):
+        pool = FakePool()
+        status, events, _ = self.run_loop([
+            {"op": "start", "config": {"size": 2, "init": {"init_ms": 0}}},
+            {"op": "submit", "id": 7, "command": "echo", "args": {"a": [1]},
+             "t_intended_ns": 123},
+            {"op": "submit", "id": 8, "command": "nope"},
+            {"op": "submit", "id": 9, "command": "sleep", "args": "soon"},
+            {"op": "stats"},
+            {"op": "stop"},
+        ], pool)
+        self.assertEqual(status, 0)
+        self.assertEqual(pool.started_with, (2, {"init_ms": 0}))
+        self.assertTrue(pool.stopped)
+        self.assertEqual([e["event"] for e in events],
+                         ["started", "done", "done", "done", "stats", "stopped"])
+        self.assertEqual(events[0]["pids"], [1, 2])
+        echo = events[1]
+        self.assertEqual((echo["id"], echo["ok"], echo["result"]), (7, True, {"a": [1]}))
+        self.assertEqual(echo["t_intended_ns"], 123)
+        self.assertLessEqual(echo["t_start_ns"], echo["t_worker_recv_ns"])
+        self.assertLessEqual(echo["t_worker_recv_ns"], echo["t_worker_done_ns"])
+        self.assertLessEqual(echo["t_worker_done_ns"], echo["t_done_ns"])
+        self.assertEqual(echo["worker_pid"], os.getpid())
+        self.assertEqual(events[2]["error"]["type"], "unknown_command")
+        self.assertNotIn("t_intended_ns", events[2])
+        self.assertEqual(events[3]["error"]["type"], "ValueError")
+        self.assertEqual(events[4], {"event": "stats", "size": 2, "busy": 0, "queued": 0,
+                                     "completed": 3})
+
+    def test_outstanding_tasks_count_as_busy_then_queued(self):
+        pool = FakePool(hold=True)
+        submits = [{"op": "submit", "id": i, "command": "echo"} for i in range(1, 4)]
+        status, events, _ = self.run_loop(
+            [{"op": "start", "config": {"size": 2}}] + submits + [{"op": "stats"}], pool)
+        self.assertEqual(status, 0)  # end of input is stop
+        self.assertEqual(events[1], {"event": "stats", "size": 2, "busy": 2, "queued": 1,
+                                     "completed": 0})
+        self.assertEqual(events[-1], {"event": "stopped"})
+
+    def test_completions_after_stop_are_not_written(self):
+        pool = FakePool(hold=True)
+        status, events, _ = self.run_loop([
+            {"op": "start", "config": {"size": 1}},
+            {"op": "submit", "id": 1, "command": "echo"},
+            {"op": "stop"},
+        ], pool)
+        pool.held[0](driver_common.run_task("echo", None))  # a late completion
+        self.assertEqual(status, 0)
+        self.assertEqual([e["event"] for e in events], ["started", "stopped"])
+
+    def test_a_refused_or_broken_pool_reports_the_task(self):
+        from concurrent.futures.process import BrokenProcessPool
+
+        for refusal, expected in ((BrokenProcessPool("a child died"), "worker_crashed"),
+                                  (RuntimeError("shut down"), "RuntimeError")):
+            with self.subTest(expected=expected):
+                _, events, _ = self.run_loop([
+                    {"op": "start", "config": {"size": 1}},
+                    {"op": "submit", "id": 1, "command": "echo"},
+                ], FakePool(refuse=refusal))
+                done = events[1]
+                self.assertEqual((done["ok"], done["error"]["type"]), (False, expected))
+                self.assertEqual((done["t_worker_recv_ns"], done["worker_pid"]), (0, 0))
+
+    def test_protocol_errors_exit_65(self):
+        cases = {
+            "not JSON": [b"{nope"],
+            "not an object": [b"[1, 2]"],
+            "unknown op": [{"op": "dance"}],
+            "submit before start": [{"op": "submit", "id": 1, "command": "echo"}],
+            "second start": [{"op": "start", "config": {"size": 1}},
+                             {"op": "start", "config": {"size": 1}}],
+            "id zero": [{"op": "start", "config": {"size": 1}},
+                        {"op": "submit", "id": 0, "command": "echo"}],
+            "id not an integer": [{"op": "start", "config": {"size": 1}},
+                                  {"op": "submit", "id": "1", "command": "echo"}],
+            "command not a string": [{"op": "start", "config": {"size": 1}},
+                                     {"op": "submit", "id": 1, "command": 5}],
+        }
+        for name, lines in cases.items():
+            with self.subTest(name):
+                status, events, _ = self.run_loop(lines, FakePool())
+                self.assertEqual(status, driver_common.EXIT_PROTOCOL_ERROR)
+                self.assertEqual(events[-1]["event"], "error")
+
+    def test_bad_config_is_an_error_and_exit_1(self):
+        for config in ({"size": 0}, {"size": True}, {}, {"size": 1, "colour": "red"},
+                       {"size": 1, "init": {"init_ms": -1}}, {"size": 1, "init": {"x": 1}},
+                       "big"):
+            with self.subTest(config=config):
+                status, events, _ = self.run_loop([{"op": "start", "config": config}],
+                                                  FakePool())
+                self.assertEqual(status, driver_common.EXIT_BAD_START)
+                self.assertEqual([e["event"] for e in events], ["error"])
+
+
+# --- the real drivers -------------------------------------------------------------------------
+
+
+class DriverProcess:
+    """A driver under test: JSON lines with deadlines, stderr drained concurrently."""
+
+    def __init__(self, test: unittest.TestCase, script: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, str(DRIVERS_DIR / script)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        test.addCleanup(self.close, test)
+        self.pid = self.proc.pid
+        self._pending = b""
+        self.stderr = bytearray()
+        self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drain.start()
+
+    def _drain_stderr(self) -> None:
+        for chunk in iter(lambda: self.proc.stderr.read1(1 << 16), b""):
+            self.stderr += chunk
+
+    def send(self, message: Dict[str, Any]) -> None:
+        self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def receive(self, timeout: float = TIMEOUT) -> Dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._pending:
+            readable, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+            if not readable:
+                raise AssertionError(f"no event within {timeout} s; stderr: {self.stderr!r}")
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise AssertionError(f"stdout closed; stderr: {self.stderr!r}")
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def start(self, size: int, **init: Any) -> Dict[str, Any]:
+        self.send({"op": "start", "config": {"size": size, "init": init}})
+        started = self.receive()
+        if started.get("event") != "started":
+            raise AssertionError(f"start failed: {started}; stderr: {self.stderr!r}")
+        return started
+
+    def wait(self, timeout: float = TIMEOUT) -> int:
+        return self.proc.wait(timeout)
+
+    def close(self, test: unittest.TestCase) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.proc.wait()
+        self._drain.join(TIMEOUT)
+        self.proc.stderr.close()
+        test.assertTrue(wait_until(lambda: not group_members(self.pid)),
+                        f"processes left in group {self.pid}: {group_members(self.pid)}")
+
+
+class DriverTests:
+    """Run against each real driver by the subclasses below."""
+
+    script = ""
+
+    def driver(self) -> DriverProcess:
+        return DriverProcess(self, self.script)
+
+    def test_started_means_every_worker_exists(self):
+        d = self.driver()
+        t0 = now_ns()
+        started = d.start(3, init_ms=50)
+        self.assertGreater(started["t_ns"], t0)
+        pids = started["pids"]
+        self.assertEqual(len(set(pids)), 3)
+        stderr_pipe = os.readlink(f"/proc/{d.pid}/fd/2")
+        for pid in pids:
+            self.assertEqual(os.getpgid(pid), d.pid)  # in the driver's group: one kill ends all
+        for pid in [d.pid] + pids:
+            # stdout discipline: a print anywhere lands on stderr, never in a protocol line.
+            self.assertEqual(os.readlink(f"/proc/{pid}/fd/1"), stderr_pipe)
+
+    def test_echo_sleep_burn_and_errors(self):
+        d = self.driver()
+        d.start(2)
+        d.send({"op": "submit", "id": 1, "command": "echo", "args": {"x": [1, "é", None]},
+                "t_intended_ns": 42})
+        d.send({"op": "submit", "id": 2, "command": "burn", "args": {"ms": 10}})
+        d.send({"op": "submit", "id": 3, "command": "nope", "args": None})
+        d.send({"op": "submit", "id": 4, "command": "sleep", "args": {"ms": -1}})
+        done = {}
+        for _ in range(4):
+            event = d.receive()
+            self.assertEqual(event["event"], "done")
+            done[event["id"]] = event
+        self.assertEqual(done[1]["result"], {"x": [1, "é", None]})
+        self.assertEqual(done[1]["t_intended_ns"], 42)
+        self.assertGreaterEqual(done[2]["result"]["burned_ms"], 10)
+        self.assertEqual(done[3]["error"]["type"], "unknown_command")
+        self.assertEqual(done[4]["error"]["type"], "ValueError")
+        for event in done.values():
+            self.assertLessEqual(event["t_start_ns"], event["t_worker_recv_ns"])
+            self.assertLessEqual(event["t_worker_recv_ns"], event["t_worker_done_ns"])
+            self.assertLessEqual(event["t_worker_done_ns"], event["t_done_ns"])
+            self.assertNotEqual(event["worker_pid"], d.pid)
+
+    def test_sleeps_run_in_parallel_and_complete_out_of_order(self):
+        d = self.driver()
+        d.start(2)
+        d.send({"op": "submit", "id": 1, "command": "sleep", "args": {"ms": 400}})
+        d.send({"op": "submit", "id": 2, "command": "sleep", "args": {"ms": 100}})
+        first, second = d.receive(), d.receive()
+        self.assertEqual((first["id"], second["id"]), (2, 1))
+        self.assertLess(first["t_worker_recv_ns"], second["t_worker_done_ns"])
+        self.assertLess(second["t_worker_recv_ns"], first["t_worker_done_ns"])
+        self.assertNotEqual(first["worker_pid"], second["worker_pid"])
+
+    def test_stats_counts_outstanding_tasks(self):
+        d = self.driver()
+        d.start(1)
+        for i in (1, 2):
+            d.send({"op": "submit", "id": i, "command": "sleep", "args": {"ms": 300}})
+        d.send({"op": "stats"})
+        self.assertEqual(d.receive(), {"event": "stats", "size": 1, "busy": 1, "queued": 1,
+                                       "completed": 0})
+
+    def test_stop_abandons_running_tasks_and_leaves_nothing(self):
+        d = self.driver()
+        started = d.start(2)
+        d.send({"op": "submit", "id": 1, "command": "sleep", "args": {"ms": 60_000}})
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(d.proc.stdout.read(), b"")  # nothing after "stopped"
+        # The driver's own clean-up, before the test's group kill: no worker outlives it.
+        self.assertTrue(wait_until(lambda: not group_members(d.pid), 5),
+                        f"left behind: {group_members(d.pid)}; workers were {started['pids']}")
+
+    def test_end_of_input_is_stop(self):
+        d = self.driver()
+        d.start(1)
+        d.proc.stdin.close()
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
+        self.assertTrue(wait_until(lambda: not group_members(d.pid), 5))
+
+    def test_malformed_line_is_an_error_and_exit_65(self):
+        d = self.driver()
+        d.start(1)
+        d.proc.stdin.write(b"this is not json\n")
+        d.proc.stdin.flush()
+        event = d.receive()
+        self.assertEqual(event["event"], "error")
+        self.assertIn("not JSON", event["message"])
+        self.assertEqual(d.wait(), 65)
+
+    def test_bad_config_is_an_error_and_exit_1(self):
+        d = self.driver()
+        d.send({"op": "start", "config": {"size": 0}})
+        event = d.receive()
+        self.assertEqual(event["event"], "error")
+        self.assertIn("size", event["message"])
+        self.assertEqual(d.wait(), 1)
+
+
+class ProcessPoolExecutorDriverTest(DriverTests, unittest.TestCase):
+    script = "process_pool_executor.py"
+
+    def test_a_dead_worker_breaks_the_executor(self):
+        d = self.driver()
+        started = d.start(1)
+        d.send({"op": "submit", "id": 1, "command": "sleep", "args": {"ms": 60_000}})
+        time.sleep(0.3)
+        os.kill(started["pids"][0], signal.SIGKILL)
+        event = d.receive()
+        self.assertEqual((event["id"], event["ok"], event["error"]["type"]),
+                         (1, False, "worker_crashed"))
+        d.send({"op": "submit", "id": 2, "command": "echo"})
+        self.assertEqual(d.receive()["error"]["type"], "worker_crashed")
+
+
+class MultiprocessingPoolDriverTest(DriverTests, unittest.TestCase):
+    script = "multiprocessing_pool.py"
+
+    def test_a_dead_worker_is_replaced_and_its_task_never_completes(self):
+        d = self.driver()
+        started = d.start(1)
+        d.send({"op": "submit", "id": 1, "command": "sleep", "args": {"ms": 60_000}})
+        time.sleep(0.3)
+        os.kill(started["pids"][0], signal.SIGKILL)
+        d.send({"op": "submit", "id": 2, "command": "echo", "args": "after"})
+        event = d.receive()
+        self.assertEqual((event["id"], event["result"]), (2, "after"))
+        self.assertNotEqual(event["worker_pid"], started["pids"][0])
+
+
+if __name__ == "__main__":
+    unittest.main()
