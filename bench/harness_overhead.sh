@@ -9,7 +9,7 @@ procpool=./build/release/harness/procpool
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-raw_p50_us=$("$procpool" roundtrip --worker fake --requests 5000 | awk '$1 == "fake" {print $5}')
+raw_p50_us=$("$procpool" roundtrip --worker fake --requests 5000 | awk '$1 == "fake" {print $4}')
 cat > "$out/overhead.toml" <<'TOML'
 name = "harness-overhead"
 [worker]
@@ -24,14 +24,19 @@ TOML
 "$procpool" run "$out/overhead.toml" --quiet --out "$out/run" >/dev/null
 /usr/bin/python3 - "$out/run/results.json" "$raw_p50_us" <<'PY'
 import json, sys
+import statistics
 case = json.load(open(sys.argv[1]))["cases"][0]
 raw = float(sys.argv[2])
 p50 = case["latency_us"]["p50"]
-expected = 1000 + raw
-allowed = max(0.05 * expected, 100)
-print(f"raw echo round trip p50:        {raw:8.1f} us")
-print(f"expected (1 ms + raw):          {expected:8.1f} us")
-print(f"recorded p50, 1 ms service:     {p50:8.1f} us")
-print(f"difference:                     {p50 - expected:+8.1f} us (allowed {allowed:.0f} us): "
-      f"{'within' if abs(p50 - expected) <= allowed else 'OUTSIDE'}")
+# What the worker itself spent per request, from its own stamps: a 1 ms sleep overshoots by
+# the kernel's wake-up latency, which belongs to the worker, not to the harness.
+in_worker = statistics.median((t["t_worker_done"] - t["t_worker_recv"]) / 1e3
+                              for t in case["timelines"]["requests_sampled"])
+for label, service in (("1 ms", 1000.0), ("measured in-worker time", in_worker)):
+    expected = service + raw
+    allowed = max(0.05 * expected, 100)
+    verdict = "within" if abs(p50 - expected) <= allowed else "OUTSIDE"
+    print(f"against {label} + raw round trip: expected {expected:7.1f} us, recorded p50 "
+          f"{p50:7.1f} us, difference {p50 - expected:+6.1f} us (allowed {allowed:.0f}): {verdict}")
+print(f"(raw echo round trip p50 {raw:.1f} us; worker's own time per request p50 {in_worker:.1f} us)")
 PY

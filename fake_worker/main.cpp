@@ -40,8 +40,18 @@ void write_all(int fd, std::string_view bytes) {
   }
 }
 
+// Sleeps `ms` of wall time, accurately: the kernel wakes a sleeper some tens of
+// microseconds late (more in a VM), which would inflate every modelled service time, so the
+// last stretch is spun instead of slept.
 void sleep_ms(double ms) {
-  if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+  if (ms <= 0) return;
+  using clock = std::chrono::steady_clock;
+  const auto until = clock::now() + std::chrono::duration_cast<clock::duration>(
+                                        std::chrono::duration<double, std::milli>(ms));
+  constexpr auto spin = std::chrono::microseconds(200);
+  if (until - clock::now() > spin) std::this_thread::sleep_until(until - spin);
+  while (clock::now() < until) {
+  }
 }
 
 // Busy-waits until this thread has used `ms` of CPU time: under CPU contention it takes

@@ -165,9 +165,13 @@ class external_subject final : public subject {
   const int wake_fd_;
   std::atomic<std::uint64_t> next_id_{1};
 
-  // Serialises whole lines on the driver's stdin; guards stdin_fd_, which the reader thread
-  // clears (under it) before the descriptor is closed.
-  std::timed_mutex write_mutex_;
+  // One writer at a time puts whole lines on the driver's stdin (writing_), waiting for its
+  // turn no longer than its deadline; the reader thread clears stdin_fd_ only when no write
+  // is under way, before the descriptor is closed. A condition variable rather than a timed
+  // mutex: ThreadSanitizer cannot follow pthread_mutex_clocklock.
+  std::mutex write_mutex_;
+  std::condition_variable write_free_;
+  bool writing_ = false;
   int stdin_fd_ = -1;
 
   mutable std::mutex mutex_;
@@ -305,14 +309,21 @@ result<response> external_subject::finish_call(request_timeline& timeline,
 }
 
 result<void> external_subject::write_line(std::string_view line, deadline until) {
-  std::unique_lock lock(write_mutex_, std::defer_lock);
-  if (!lock.try_lock_until(until)) {
-    return error{errc::request_timeout, "timed out waiting to write to the driver's stdin"};
+  int fd;
+  {
+    std::unique_lock lock(write_mutex_);
+    if (!write_free_.wait_until(lock, until, [&] { return !writing_; })) {
+      return error{errc::request_timeout, "timed out waiting to write to the driver's stdin"};
+    }
+    if (stdin_fd_ < 0) return error{errc::worker_crashed, "the driver has exited"};
+    fd = stdin_fd_;
+    writing_ = true;
   }
-  if (stdin_fd_ < 0) return error{errc::worker_crashed, "the driver has exited"};
+  // The reader thread waits for writing_ to clear before it closes the descriptor.
   std::size_t written = 0;
+  std::optional<error> failure;
   while (written < line.size()) {
-    const ssize_t n = ::write(stdin_fd_, line.data() + written, line.size() - written);
+    const ssize_t n = ::write(fd, line.data() + written, line.size() - written);
     if (n > 0) {
       written += static_cast<std::size_t>(n);
       continue;
@@ -321,17 +332,23 @@ result<void> external_subject::write_line(std::string_view line, deadline until)
     if (n < 0 && errno == EAGAIN) {
       const int timeout = poll_timeout_ms(until);
       if (timeout == 0) break;
-      pollfd p{.fd = stdin_fd_, .events = POLLOUT, .revents = 0};
+      pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
       ::poll(&p, 1, timeout);
       continue;
     }
-    return error{errc::worker_crashed,
-                 fmt::format("writing to the driver failed: {}", std::strerror(errno))};
+    failure = error{errc::worker_crashed,
+                    fmt::format("writing to the driver failed: {}", std::strerror(errno))};
+    break;
   }
+  {
+    std::lock_guard lock(write_mutex_);
+    writing_ = false;
+  }
+  write_free_.notify_all();
+  if (failure) return *failure;
   if (written == line.size()) return {};
   if (written > 0) {
     // Half a line on the pipe would corrupt every later one: the driver cannot be used again.
-    lock.unlock();
     kill_driver(error{errc::protocol_error,
                       "a line to the driver was left half-written at a deadline (the driver "
                       "stopped reading its stdin); the driver was killed"});
@@ -428,7 +445,8 @@ void external_subject::run() {
     changed_.notify_all();
   }
   serve(proc);
-  std::lock_guard lock(write_mutex_);
+  std::unique_lock lock(write_mutex_);
+  write_free_.wait(lock, [&] { return !writing_; });
   stdin_fd_ = -1;  // proc's destructor closes the descriptor once no writer can hold it
 }
 
@@ -460,7 +478,8 @@ void external_subject::serve(worker_process& proc) {
     if (kill_at && !stdin_closed) {
       // After "stop" end of input means stop as well: it covers a stop line that could not
       // be written.
-      std::lock_guard lock(write_mutex_);
+      std::unique_lock lock(write_mutex_);
+      write_free_.wait(lock, [&] { return !writing_; });
       stdin_fd_ = -1;
       proc.close_stdin();
       stdin_closed = true;

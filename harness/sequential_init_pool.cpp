@@ -16,11 +16,6 @@
 namespace procpool::harness {
 namespace {
 
-bool is_worker_fault(errc code) {
-  return code == errc::request_timeout || code == errc::worker_crashed ||
-         code == errc::protocol_error;
-}
-
 struct lazy_worker {
   lazy_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_)
       : id(id_), slot(slot_), conn(std::move(conn_)) {}

@@ -33,11 +33,6 @@ std::optional<error> validate_reference_options(const pool_options& o) {
 
 namespace {
 
-bool is_worker_fault(errc code) {
-  return code == errc::request_timeout || code == errc::worker_crashed ||
-         code == errc::protocol_error;
-}
-
 struct managed_worker {
   managed_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_)
       : id(id_), slot(slot_), conn(std::move(conn_)) {}

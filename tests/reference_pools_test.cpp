@@ -116,15 +116,7 @@ TYPED_TEST(ReferencePool, EchoRoundTripsWithOrderedTimelines) {
   }
   const auto timelines = this->recorder_.timelines();
   ASSERT_EQ(timelines.size(), 20u);
-  for (const auto& t : timelines) {
-    EXPECT_FALSE(t.outcome.has_value());
-    EXPECT_NE(t.worker, 0u);
-    EXPECT_LE(t.t_submit, t.t_checkout);
-    EXPECT_LE(t.t_checkout, t.t_sent);
-    EXPECT_LE(t.t_sent, t.t_worker_recv);
-    EXPECT_LE(t.t_worker_recv, t.t_worker_done);
-    EXPECT_LE(t.t_worker_done, t.t_reply);
-  }
+  for (const auto& t : timelines) testing::expect_ordered_success(t);
   const auto stats = pool->stats();
   EXPECT_EQ(stats.calls, 20u);
   EXPECT_EQ(stats.calls_ok, 20u);

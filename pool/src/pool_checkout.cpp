@@ -12,17 +12,21 @@
 namespace procpool {
 namespace {
 
-bool is_worker_fault(errc code) {
-  return code == errc::request_timeout || code == errc::worker_crashed ||
-         code == errc::protocol_error;
-}
-
 long resident_kib(pid_t pid) {
   std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
   long size_pages = 0, resident_pages = 0;
   if (!(statm >> size_pages >> resident_pages)) return 0;
   return resident_pages * (::sysconf(_SC_PAGESIZE) / 1024);
 }
+
+// The worker this thread used last, and in which pool. Handing it back to the same caller
+// keeps each caller on its own worker, so that caller and worker stay on their CPUs and
+// their caches warm; sharing one idle stack would otherwise mix them at every turn.
+struct last_worker_of_thread {
+  const void* pool = nullptr;
+  std::uint64_t worker = 0;
+};
+thread_local last_worker_of_thread last_worker;
 
 }  // namespace
 
@@ -44,6 +48,11 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
   if (preferred != 0) {
     auto& candidate = live[preferred];
     if (candidate->state == worker_state::idle) w = candidate;
+  } else if (last_worker.pool == this) {
+    if (auto it = live.find(last_worker.worker);
+        it != live.end() && it->second->state == worker_state::idle) {
+      w = it->second;
+    }
   }
   if (!w && !idle.empty() && (preferred == 0 || options.affinity == affinity_mode::hint)) {
     w = idle.back();
@@ -88,6 +97,7 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
     w = std::move(me.granted);
   }
   if (!co.affinity_key.empty()) affinity[co.affinity_key] = w->id;
+  last_worker = {this, w->id};
   w->answered = false;
   return w;
 }

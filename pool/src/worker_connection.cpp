@@ -142,12 +142,18 @@ result<std::optional<std::string>> worker_connection::try_receive_payload() {
 }
 
 result<std::string> worker_connection::receive_payload(deadline until) {
+  if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   bool stderr_open = options_.drain_stderr && process_.stderr_fd() >= 0;
+  // Right after a request the reply is rarely there yet, so wait before reading rather than
+  // spend a read() on EAGAIN: system calls are most of a round trip's cost. Bytes already
+  // buffered may hold a whole frame, so those are looked at first.
+  bool stdout_ready = decoder_.has_partial_frame();
   while (true) {
-    auto payload = try_receive_payload();
-    if (!payload) return std::move(payload).error();
-    if (*payload) return std::move(**payload);
-
+    if (stdout_ready) {
+      auto payload = try_receive_payload();
+      if (!payload) return std::move(payload).error();
+      if (*payload) return std::move(**payload);
+    }
     std::array<pollfd, 2> fds{{{process_.stdout_fd(), POLLIN, 0},
                                {stderr_open ? process_.stderr_fd() : -1, POLLIN, 0}}};
     const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(until));
@@ -155,6 +161,7 @@ result<std::string> worker_connection::receive_payload(deadline until) {
       return fail(errc::request_timeout,
                   fmt::format("worker {} did not reply before the deadline", process_.pid()));
     }
+    stdout_ready = fds[0].revents != 0;
     if (fds[1].revents & POLLIN) {
       drain_stderr();
     } else if (fds[1].revents != 0) {

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "procpool/pool_events.hpp"
 
 namespace procpool::testing {
@@ -64,6 +66,18 @@ class pool_recorder {
   std::vector<worker_event> events_;
   std::vector<request_timeline> timelines_;
 };
+
+// Checks that a successful request's stamps follow each other: submit, checkout, send, the
+// worker's receipt and completion, reply.
+inline void expect_ordered_success(const request_timeline& t) {
+  EXPECT_FALSE(t.outcome.has_value());
+  EXPECT_NE(t.worker, 0u);
+  EXPECT_LE(t.t_submit, t.t_checkout);
+  EXPECT_LE(t.t_checkout, t.t_sent);
+  EXPECT_LE(t.t_sent, t.t_worker_recv);
+  EXPECT_LE(t.t_worker_recv, t.t_worker_done);
+  EXPECT_LE(t.t_worker_done, t.t_reply);
+}
 
 // The most intervals that contain one instant.
 std::size_t max_overlap(std::vector<std::pair<std::int64_t, std::int64_t>> intervals);

@@ -30,6 +30,13 @@ enum class errc {
 // The stable snake_case name used in results, reports and logs.
 std::string_view to_string(errc code) noexcept;
 
+// True for the errors after which a worker's state is unknown (it missed its deadline,
+// died, or broke the protocol): such a worker is killed and replaced, never reused.
+constexpr bool is_worker_fault(errc code) noexcept {
+  return code == errc::request_timeout || code == errc::worker_crashed ||
+         code == errc::protocol_error;
+}
+
 struct error {
   errc code;
   std::string message;
