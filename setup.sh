@@ -5,7 +5,8 @@
 #                      (scenarios/quickstart.toml with the fake worker) and say where the
 #                      results are
 #   ./setup.sh test    install what is missing, build, run every test suite with CTest,
-#                      then again under AddressSanitizer+UBSan and ThreadSanitizer
+#                      and the pool's suites again under AddressSanitizer+UBSan and
+#                      ThreadSanitizer
 #   ./setup.sh build   install what is missing and build the release preset only
 #
 # Packages already installed are not touched; apt-get runs only when one is missing.
@@ -59,8 +60,8 @@ main() {
       ;;
     test)
       for preset in asan tsan; do build "$preset"; done
-      # The sanitizer runs cover the C++ suites; the Python suite and the long stress tests
-      # run once, in release.
+      # The sanitizer runs cover the pool, its workers and their tests; the harness's suites,
+      # the Python suites and the long stress tests run once, in release.
       for preset in asan tsan; do
         say "testing preset $preset"
         ctest --preset "$preset" --label-exclude "python|long"
