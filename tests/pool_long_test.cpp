@@ -83,10 +83,23 @@ TEST_F(PoolLong, DescriptorsAndMemoryAreFlatAcrossTenThousandRestarts) {
     }
     for (auto& t : callers) t.join();
   };
+  // Compare like with like: every slot ready, nothing starting or stopping. Between calls a
+  // recycled worker may still be stopping, holding its descriptors for a moment.
+  auto settle = [&] {
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < until) {
+      const auto s = p->stats();
+      if (s.ready() == 4 && s.starting == 0 && s.pending == 0 && s.other == 0) return true;
+      std::this_thread::yield();
+    }
+    return false;
+  };
   restart(100);
+  ASSERT_TRUE(settle());
   const std::size_t fds_after_100 = testing::open_fd_count();
   const long rss_after_100 = testing::rss_kib(::getpid());
   restart(9'900);
+  ASSERT_TRUE(settle());
   EXPECT_GE(p->stats().recycled, 10'000u);
   EXPECT_LE(testing::open_fd_count(), fds_after_100);
   // Allocator caches may settle a little; a leak of even 100 bytes a restart would be 1 MiB.
