@@ -56,12 +56,4 @@ result<std::unique_ptr<subject>> make_serial_manager_pool(pool_options options);
 // when a later caller finds no free worker.
 result<std::unique_ptr<subject>> make_sequential_init_pool(pool_options options);
 
-namespace internal {
-
-// The pool_options checks both reference pools share (the fields they use); the message
-// names the field, as pool::create's does.
-std::optional<error> validate_reference_options(const pool_options& options);
-
-}  // namespace internal
-
 }  // namespace procpool::harness

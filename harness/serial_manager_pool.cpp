@@ -14,23 +14,6 @@
 
 namespace procpool::harness {
 
-namespace internal {
-
-std::optional<error> validate_reference_options(const pool_options& o) {
-  auto invalid = [](const char* message) { return error{errc::invalid_options, message}; };
-  if (o.worker.argv.empty()) return invalid("worker.argv is empty: no worker command");
-  if (o.size == 0) return invalid("size must be at least 1");
-  if (!o.init_args.is_object()) return invalid("init_args must be a JSON object");
-  if (o.start_timeout.count() <= 0) return invalid("start_timeout must be positive");
-  if (o.init_timeout.count() < 0) return invalid("init_timeout must not be negative");
-  if (o.checkout_timeout.count() < 0) return invalid("checkout_timeout must not be negative");
-  if (o.request_timeout.count() <= 0) return invalid("request_timeout must be positive");
-  if (o.max_frame_bytes < 64) return invalid("max_frame_bytes must be at least 64");
-  return std::nullopt;
-}
-
-}  // namespace internal
-
 namespace {
 
 struct managed_worker {
@@ -486,7 +469,7 @@ std::size_t serial_manager_pool::ready_count() const {
 // --- the public surface ------------------------------------------------------------------------
 
 result<std::unique_ptr<subject>> make_serial_manager_pool(pool_options options) {
-  if (auto problem = internal::validate_reference_options(options)) return *problem;
+  if (auto problem = check_pool_options(options)) return *problem;
   auto pool = std::make_unique<serial_manager_pool>(std::move(options));
   pool->start();
   return std::unique_ptr<subject>(std::move(pool));

@@ -19,7 +19,9 @@ constexpr rlim_t descriptor_headroom = 64;
 
 error invalid(std::string message) { return error{errc::invalid_options, std::move(message)}; }
 
-std::optional<error> validate(const pool_options& o) {
+}  // namespace
+
+std::optional<error> check_pool_options(const pool_options& o) {
   if (o.worker.argv.empty()) return invalid("worker.argv is empty: no worker command");
   if (o.size == 0) return invalid("size must be at least 1");
   if (!o.init_args.is_object()) return invalid("init_args must be a JSON object");
@@ -37,6 +39,8 @@ std::optional<error> validate(const pool_options& o) {
   if (o.max_frame_bytes < 64) return invalid("max_frame_bytes must be at least 64");
   return std::nullopt;
 }
+
+namespace {
 
 // Raises the soft RLIMIT_NOFILE when the pool needs more descriptors than it allows.
 std::optional<error> ensure_descriptors(std::size_t size) {
@@ -76,7 +80,7 @@ std::string_view to_string(worker_state s) noexcept {
 // --- pool ------------------------------------------------------------------------------
 
 result<pool> pool::create(pool_options options) {
-  if (auto problem = validate(options)) return *problem;
+  if (auto problem = check_pool_options(options)) return *problem;
   if (auto problem = ensure_descriptors(options.size)) return *problem;
   if (options.max_concurrent_starts == 0) {
     options.max_concurrent_starts = std::max(1u, std::thread::hardware_concurrency());

@@ -14,9 +14,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
+#include "procpool/error.hpp"
 #include "procpool/pool_events.hpp"
 #include "procpool/worker_process.hpp"
 
@@ -89,5 +91,10 @@ struct pool_options {
 
   pool_observer observer = {};
 };
+
+// The checks pool::create makes: an errc::invalid_options naming the first field at fault.
+// Exposed so that other pools taking pool_options (the harness's reference subjects) refuse
+// the same inputs with the same words.
+std::optional<error> check_pool_options(const pool_options& options);
 
 }  // namespace procpool
