@@ -5,8 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "compare.hpp"
+#include "plan.hpp"
+#include "reports.hpp"
 #include "roundtrip.hpp"
 #include "run_command.hpp"
+#include "triage.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"procpool: a process pool and the harness that measures it"};
@@ -14,6 +18,10 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   procpool::harness::add_run_command(app, exit_code);
   procpool::harness::add_merge_command(app, exit_code);
+  procpool::harness::add_triage_command(app, exit_code);
+  procpool::harness::add_compare_command(app, exit_code);
+  procpool::harness::add_plan_command(app, exit_code);
+  procpool::harness::add_report_command(app, exit_code);
   procpool::harness::add_roundtrip_command(app, exit_code);
   try {
     app.parse(argc, argv);

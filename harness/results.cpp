@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "diagnosis.hpp"
 #include "runner.hpp"
 
 namespace procpool::harness {
@@ -167,6 +168,7 @@ result<json> merge_results(const std::vector<json>& shards) {
   merged["partial"] = partial || merged["cases"].size() != total;
   merged["run"]["shard"] = {{"index", 0}, {"count", 1}};
   merged["run"]["merged_from"] = shards.size();
+  diagnose_run(merged);
   merged["assertions"] = check_assertions(merged);
   return merged;
 }

@@ -10,6 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "diagnosis.hpp"
+#include "reports.hpp"
 #include "results.hpp"
 #include "runner.hpp"
 #include "scenario.hpp"
@@ -118,10 +120,15 @@ int run(const run_options& opts, const std::string& command_line) {
     if (cut_short) break;
   }
   results["partial"] = interrupted.load() || results["cases"].size() != cases.size();
+  diagnose_run(results);
   results["assertions"] = check_assertions(results);
   auto written = write_results(out_dir, results);
   if (!written) {
     fmt::print(stderr, "procpool run: {}\n", written.error().message);
+    return exit_internal;
+  }
+  if (auto reports = write_reports(out_dir, results, {}); !reports) {
+    fmt::print(stderr, "procpool run: {}\n", reports.error().message);
     return exit_internal;
   }
   bool held = true;
@@ -153,6 +160,10 @@ int merge(const std::vector<std::string>& dirs, const std::string& out_dir) {
   auto written = write_results(out_dir, *merged);
   if (!written) {
     fmt::print(stderr, "procpool merge: {}\n", written.error().message);
+    return exit_internal;
+  }
+  if (auto reports = write_reports(out_dir, *merged, {}); !reports) {
+    fmt::print(stderr, "procpool merge: {}\n", reports.error().message);
     return exit_internal;
   }
   fmt::print("merged {} cases from {} inputs{}: {}\n", (*merged)["cases"].size(), dirs.size(),

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "diagnosis.hpp"
 #include "environment.hpp"
 #include "load.hpp"
 #include "subject.hpp"
@@ -200,6 +201,7 @@ json run_case(const scenario_case& c, std::size_t index, const std::atomic<bool>
                   : 0.0;
   out["environment"] = environment;
   out["timelines"] = recorder.timelines();
+  diagnose_case(out, s);
   return out;
 }
 
