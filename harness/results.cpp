@@ -96,11 +96,24 @@ json check_assertions(const json& results) {
   if (!a.forbid_verdicts.empty()) {
     std::vector<std::string> found;
     for (const auto& c : cases) {
-      for (const auto& [verdict, n] : c.value("verdicts", json::object()).items()) {
+      if (!c.contains("verdicts")) continue;
+      for (const auto& [verdict, n] : c["verdicts"].items()) {
         for (const auto& pattern : a.forbid_verdicts) {
           if (n.get<std::uint64_t>() > 0 && verdict_matches(pattern, verdict)) {
             found.push_back(fmt::format("{} x{} in {}", verdict, n.get<std::uint64_t>(),
                                         c.at("id").get<std::string>()));
+          }
+        }
+      }
+    }
+    // Sweep-level verdicts belong to no case.
+    if (results.contains("analyses") && results["analyses"].contains("usl")) {
+      for (const auto& fit : results["analyses"]["usl"]) {
+        if (!fit.contains("verdict") || !fit["verdict"].is_string()) continue;
+        const auto verdict = fit["verdict"].get<std::string>();
+        for (const auto& pattern : a.forbid_verdicts) {
+          if (verdict_matches(pattern, verdict)) {
+            found.push_back(fmt::format("{} over {} (sweep)", verdict, fit.value("axis", "?")));
           }
         }
       }
