@@ -82,6 +82,12 @@ struct occupancy_step {
 struct slot_outage {
   std::int64_t begin = 0;
   std::int64_t end = 0;
+  std::uint64_t worker = 0;  // the worker that died
+};
+
+struct fault_exit {
+  std::int64_t t = 0;
+  std::uint64_t worker = 0;
 };
 
 struct service_reference {
@@ -109,7 +115,7 @@ struct case_view {
   std::vector<occupancy_step> steps;
   std::vector<worker_start> starts;
   std::vector<slot_outage> outages;
-  std::vector<std::int64_t> fault_exits;
+  std::vector<fault_exit> fault_exits;
   std::map<std::uint64_t, std::string> exit_causes;
   std::vector<std::pair<std::int64_t, std::int64_t>> waits;  // submit to checkout (or reply)
   std::vector<double> ok_service_ms;                         // worker_done - worker_recv
@@ -188,7 +194,7 @@ case_view view_of(const json& c) {
   };
   std::map<std::uint64_t, open_state> open;
   std::map<std::uint64_t, worker_start> starting;
-  std::map<std::size_t, std::int64_t> slot_down_since;  // slots whose worker died of a fault
+  std::map<std::size_t, fault_exit> slot_down_since;  // slots whose worker died of a fault
   for (const auto& e : events) {
     const auto worker = e.value("worker", std::uint64_t{0});
     const auto slot = e.value("slot", std::size_t{0});
@@ -201,7 +207,7 @@ case_view view_of(const json& c) {
     if (to == wstate::starting) {
       starting[worker] = {.worker = worker, .t_spawn = ns(e, "t_spawn_ns") ? ns(e, "t_spawn_ns") : t};
       if (auto down = slot_down_since.find(slot); down != slot_down_since.end()) {
-        v.outages.push_back({down->second, t});
+        v.outages.push_back({down->second.t, t, down->second.worker});
         slot_down_since.erase(down);
       }
     } else if (auto st = starting.find(worker); st != starting.end()) {
@@ -215,8 +221,8 @@ case_view view_of(const json& c) {
       const std::string cause = e.value("cause", "");
       v.exit_causes[worker] = cause;
       if (is_fault_exit(cause)) {
-        v.fault_exits.push_back(t);
-        slot_down_since[slot] = t;
+        v.fault_exits.push_back({t, worker});
+        slot_down_since[slot] = {t, worker};
       }
       open.erase(worker);
     }
@@ -226,7 +232,7 @@ case_view view_of(const json& c) {
     st.t_end = v.t_end;
     v.starts.push_back(st);
   }
-  for (const auto& [slot, since] : slot_down_since) v.outages.push_back({since, v.t_end});
+  for (const auto& [slot, since] : slot_down_since) v.outages.push_back({since.t, v.t_end, since.worker});
 
   // Occupancy: +1/-1 per interval edge, summed in time order.
   struct edge {
@@ -302,6 +308,7 @@ struct wait_picture {
   double saturated_ms = 0;      // every live worker busy, none starting, none idle
   double outage_ms = 0;         // some slot down after a fault
   std::size_t fault_exits = 0;  // workers lost to faults during the wait
+  std::vector<std::uint64_t> lost_workers;  // those, and the ones whose slots were still down
   bool others_waiting = false;  // another request waited at the same time
   std::vector<const worker_start*> starts;
   double busy_share = 0;  // mean busy workers over live workers
@@ -338,8 +345,16 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
     p.short_slots_ms += overlap_ms(a, v.steps.front().t, a, b);
   }
   p.busy_share = live_sum > 0 ? busy_sum / live_sum : 0;
-  for (const auto& o : v.outages) p.outage_ms = std::max(p.outage_ms, overlap_ms(o.begin, o.end, a, b));
-  for (const auto t : v.fault_exits) p.fault_exits += (t >= a && t <= b);
+  for (const auto& o : v.outages) {
+    const double down = overlap_ms(o.begin, o.end, a, b);
+    p.outage_ms = std::max(p.outage_ms, down);
+    if (down > 0) p.lost_workers.push_back(o.worker);
+  }
+  for (const auto& e : v.fault_exits) {
+    if (e.t < a || e.t > b) continue;
+    ++p.fault_exits;
+    p.lost_workers.push_back(e.worker);
+  }
   for (const auto& s : v.starts) {
     if (overlap_ms(s.t_spawn, s.t_end, a, b) > 0) p.starts.push_back(&s);
   }
@@ -399,7 +414,38 @@ judgement contention(const case_view& v, std::optional<double> stretch, double w
   return j;
 }
 
-judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const json& t) {
+// The verdicts of the requests whose failure cost a worker its life, by worker.
+using loss_verdicts = std::map<std::uint64_t, std::string_view>;
+
+// A wait spent on replacing lost workers is charged to what lost them: the verdict of the
+// failed request that killed the worker (a request timeout under contention is contention),
+// fault.crash when the worker died on its own.
+judgement replacement_wait(const wait_picture& p, const loss_verdicts& losses, json evidence,
+                           std::string rule) {
+  std::map<std::string_view, std::size_t> causes;
+  for (const auto w : p.lost_workers) {
+    const auto it = losses.find(w);
+    ++causes[it == losses.end() ? verdict::crash : it->second];
+  }
+  std::string_view cause = verdict::crash;
+  std::size_t most = 0;
+  for (const auto& [name, n] : causes) {
+    if (n > most) {
+      most = n;
+      cause = name;
+    }
+  }
+  evidence["lost_workers"] = p.lost_workers.size();
+  evidence["lost_to"] = cause;
+  judgement j{cause, std::move(rule), std::move(evidence)};
+  j.summary = fmt::format("waited {:.0f} ms while {} lost {} were replaced ({})", p.wait_ms,
+                          p.lost_workers.size(), p.lost_workers.size() == 1 ? "worker" : "workers",
+                          cause == verdict::crash ? "they died" : fmt::format("lost to {}", cause));
+  return j;
+}
+
+judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const json& t,
+                                 const loss_verdicts& losses) {
   const std::int64_t a = ns(t, "t_submit"), b = ns(t, "t_reply");
   const wait_picture p = picture(v, cs, a, b);
   json base = {{"waited_ms", round3(p.wait_ms)}, {"checkout_timeout_ms", cs.checkout_timeout_ms}};
@@ -417,14 +463,12 @@ judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, co
                             p.idle_worker, p.idle_max_ms);
     return j;
   }
-  if (p.fault_exits > 0 && p.outage_ms >= dominant_share * p.wait_ms) {
-    judgement j{verdict::crash,
-                "workers died of faults during the wait and their slots were down for most of it"};
-    j.evidence = base;
-    j.evidence.update({{"fault_exits", p.fault_exits}, {"slot_down_ms", round3(p.outage_ms)}});
-    j.summary = fmt::format("waited {:.0f} ms while {} workers died and a slot was down {:.0f} ms",
-                            p.wait_ms, p.fault_exits, p.outage_ms);
-    return j;
+  if (!p.lost_workers.empty() && p.outage_ms >= dominant_share * p.wait_ms) {
+    json evidence = base;
+    evidence["slot_down_ms"] = round3(p.outage_ms);
+    return replacement_wait(p, losses, std::move(evidence),
+                            "workers were lost during the wait and their slots were down for most "
+                            "of it; the verdict is that of what lost them");
   }
   if (p.starting_ms >= dominant_share * p.wait_ms) {
     base.update({{"starting_ms", round3(p.starting_ms)},
@@ -481,16 +525,12 @@ judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, co
     return j;
   }
   const auto stretch = contention_stretch_of(v, cs);
-  if (host_short_of_cpu(v) && stretch && *stretch >= contention_stretch) {
+  if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
     return contention(v, stretch, p.wait_ms, cs.checkout_timeout_ms,
                       fmt::format("waited {:.0f} ms for workers busy with slowed service", p.wait_ms));
   }
-  if (p.fault_exits > 0) {
-    judgement j{verdict::crash, "workers died of faults during the wait"};
-    j.evidence = base;
-    j.evidence.update({{"fault_exits", p.fault_exits}});
-    j.summary = fmt::format("waited {:.0f} ms while {} workers died", p.wait_ms, p.fault_exits);
-    return j;
+  if (!p.lost_workers.empty()) {
+    return replacement_wait(p, losses, base, "workers were lost during the wait");
   }
   judgement j{verdict::capacity,
               "no worker was idle or starting for most of the wait: every live worker was busy "
@@ -524,7 +564,7 @@ judgement judge_request_timeout(const case_view& v, const case_settings& cs, con
   const auto stretch = contention_stretch_of(v, cs);
   if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
     return contention(v, stretch, ran_ms, deadline_ms,
-                      fmt::format("ran {:.0f} ms past a {:.0f} ms request timeout", ran_ms, deadline_ms));
+                      fmt::format("ran {:.0f} ms, reaching its {:.0f} ms request timeout", ran_ms, deadline_ms));
   }
   if (!v.ok_service_ms.empty() && ok_p99 >= workload_near_deadline * deadline_ms) {
     judgement j{verdict::workload,
@@ -588,9 +628,10 @@ judgement judge_start_failed(const case_view& v, const case_settings& cs, const 
   return j;
 }
 
-std::optional<judgement> judge(const case_view& v, const case_settings& cs, const json& t) {
+std::optional<judgement> judge(const case_view& v, const case_settings& cs, const json& t,
+                               const loss_verdicts& losses) {
   const std::string outcome = t.value("outcome", "ok");
-  if (outcome == "checkout_timeout") return judge_checkout_timeout(v, cs, t);
+  if (outcome == "checkout_timeout") return judge_checkout_timeout(v, cs, t, losses);
   if (outcome == "request_timeout") return judge_request_timeout(v, cs, t);
   if (outcome == "start_failed") return judge_start_failed(v, cs, t);
   if (outcome == "worker_crashed") {
@@ -641,8 +682,25 @@ void diagnose_case(json& c, const scenario& s) {
     double waited = -1;
   };
   std::map<std::string, finding> by_verdict;
-  for (auto& t : c["timelines"]["requests_failed"]) {
-    auto j = judge(v, cs, t);
+  // Requests that lost their worker first, so that waits for its replacement can be charged
+  // to the same cause.
+  json& failed = c["timelines"]["requests_failed"];
+  loss_verdicts losses;
+  std::vector<std::optional<judgement>> judged(failed.size());
+  for (std::size_t i = 0; i < failed.size(); ++i) {
+    const json& t = failed[i];
+    if (t.value("outcome", "") == "checkout_timeout") continue;
+    judged[i] = judge(v, cs, t, losses);
+    if (judged[i] && t.value("worker", std::uint64_t{0}) != 0) {
+      losses.emplace(t["worker"].get<std::uint64_t>(), judged[i]->verdict);
+    }
+  }
+  for (std::size_t i = 0; i < failed.size(); ++i) {
+    if (failed[i].value("outcome", "") == "checkout_timeout") judged[i] = judge(v, cs, failed[i], losses);
+  }
+  for (std::size_t i = 0; i < failed.size(); ++i) {
+    json& t = failed[i];
+    auto& j = judged[i];
     if (!j) continue;
     t["verdict"] = j->verdict;
     t["evidence"] = j->evidence;
@@ -661,11 +719,11 @@ void diagnose_case(json& c, const scenario& s) {
   // Requests beyond the kept timelines are counted under the verdicts of the kept ones, in
   // proportion.
   const auto dropped = c["timelines"].value("requests_failed_dropped", std::uint64_t{0});
-  std::uint64_t judged = 0;
-  for (const auto& [name, f] : by_verdict) judged += f.count;
+  std::uint64_t judged_count = 0;
+  for (const auto& [name, f] : by_verdict) judged_count += f.count;
   std::vector<std::pair<std::string, finding>> ordered(by_verdict.begin(), by_verdict.end());
   for (auto& [name, f] : ordered) {
-    if (dropped && judged) f.count += dropped * f.count / judged;
+    if (dropped && judged_count) f.count += dropped * f.count / judged_count;
     verdicts[name] = f.count;
   }
   std::stable_sort(ordered.begin(), ordered.end(),

@@ -21,11 +21,13 @@ using json = nlohmann::json;
 // USL contention at or above this, with a fit this good, is evidence that the subject does
 // not scale: at sigma 0.3, four workers give 2.1x the throughput of one instead of 4x.
 constexpr double scaling_sigma = 0.3;
-constexpr double scaling_min_r_squared = 0.5;
+// Fit quality as the root-mean-square error over the mean throughput: R^2 says nothing about
+// a flat curve, which is exactly the one that matters here.
+constexpr double scaling_max_relative_error = 0.15;
 constexpr std::size_t usl_min_points = 4;
-// A point whose case spent this share of its time with tasks waiting for a CPU measured the
-// host's cores, not the subject.
-constexpr double cpu_saturated_pct = 10.0;
+// A point whose case (harness, subject and workers) kept this share of the CPUs busy
+// measured the host's cores rather than the subject.
+constexpr double cpu_saturated_share = 0.7;
 // A swept axis "matters" when the timeout rate differs across its values with p below this
 // and by at least this much.
 constexpr double axis_alpha = 0.01;
@@ -122,10 +124,9 @@ json usl_analyses(const json& results) {
         points.push_back({n, x});
         points_json.push_back({{"n", n}, {"throughput", x}});
         const json& env = member(*c, "environment");
-        const double pressure = env.contains("psi") ? env["psi"].value("cpu_some_pct", 0.0) : 0.0;
-        if (pressure >= cpu_saturated_pct) {
-          objections.push_back(fmt::format("{}={} was CPU-saturated ({:.0f}% CPU pressure)", axis,
-                                           n, pressure));
+        const double cpu_share = env.value("case_cpu_share", 0.0);
+        if (cpu_share >= cpu_saturated_share) {
+          objections.push_back(fmt::format("{}={} kept {:.0f}% of the CPUs busy", axis, n, 100 * cpu_share));
         }
         const std::string start = setting(results, *c, "load.start").is_string()
                                       ? setting(results, *c, "load.start").get<std::string>()
@@ -152,15 +153,23 @@ json usl_analyses(const json& results) {
                 {"peak_throughput", std::isfinite(fit->peak_throughput) ? json(fit->peak_throughput)
                                                                         : json(nullptr)},
                 {"verdict", nullptr}};
+      double squared_error = 0, mean = 0;
+      for (const auto& p : points) {
+        squared_error += std::pow(p.throughput - usl_throughput(*fit, p.n), 2);
+        mean += p.throughput;
+      }
+      mean /= points.size();
+      const double relative_error = mean > 0 ? std::sqrt(squared_error / points.size()) / mean : 1.0;
+      a["relative_error"] = relative_error;
       const auto [lo, hi] = std::minmax_element(points.begin(), points.end(),
                                                 [](const auto& p, const auto& q) { return p.n < q.n; });
       const std::string growth = fmt::format(
           "throughput {:.0f} req/s at {}={} and {:.0f} req/s at {}={} ({:.2f}x for {:.0f}x); "
-          "USL sigma {:.3f}, kappa {:.4f}, R^2 {:.2f}",
+          "USL sigma {:.3f}, kappa {:.4f}, R^2 {:.2f}, error {:.1f}% of the mean",
           lo->throughput, axis, lo->n, hi->throughput, axis, hi->n,
           lo->throughput > 0 ? hi->throughput / lo->throughput : 0.0, hi->n / lo->n, fit->sigma,
-          fit->kappa, fit->r_squared);
-      if (fit->sigma >= scaling_sigma && fit->r_squared >= scaling_min_r_squared && objections.empty()) {
+          fit->kappa, fit->r_squared, 100 * relative_error);
+      if (fit->sigma >= scaling_sigma && relative_error <= scaling_max_relative_error && objections.empty()) {
         a["verdict"] = verdict::scaling;
         a["evidence"] = growth + fmt::format(": contention at or above {}", scaling_sigma);
       } else if (fit->sigma >= scaling_sigma && !objections.empty()) {

@@ -48,10 +48,14 @@ environment_reading read_environment() {
   r.psi_available = read_pressure("/proc/pressure/cpu", r.cpu_some_avg10, r.cpu_some_total_us);
   read_pressure("/proc/pressure/memory", r.memory_some_avg10, r.memory_some_total_us);
   r.steal_ticks = read_steal_ticks();
-  rusage usage{};
-  ::getrusage(RUSAGE_CHILDREN, &usage);
-  r.children_cpu_us = (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000LL +
-                      usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
+  const auto cpu_us = [](int who) {
+    rusage usage{};
+    ::getrusage(who, &usage);
+    return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1'000'000LL + usage.ru_utime.tv_usec +
+           usage.ru_stime.tv_usec;
+  };
+  r.children_cpu_us = cpu_us(RUSAGE_CHILDREN);
+  r.self_cpu_us = cpu_us(RUSAGE_SELF);
   return r;
 }
 

@@ -32,6 +32,8 @@ struct environment_reading {
   std::int64_t t_ns = 0;
   // CPU time of reaped children (workers, once stopped), from getrusage.
   std::int64_t children_cpu_us = 0;
+  // CPU time of this process: the subject's threads and the load's callers.
+  std::int64_t self_cpu_us = 0;
 };
 
 environment_reading read_environment();

@@ -199,6 +199,13 @@ json run_case(const scenario_case& c, std::size_t index, const std::atomic<bool>
       wall_ms > 0 ? (after.children_cpu_us - before.children_cpu_us) / 1e3 /
                         (wall_ms * static_cast<double>(s.pool.size))
                   : 0.0;
+  // The case's own CPU use (harness, subject and workers) over every CPU it could use: near
+  // 1, the case measured the host's cores rather than the subject.
+  const double case_cpu_ms =
+      (after.children_cpu_us - before.children_cpu_us + after.self_cpu_us - before.self_cpu_us) / 1e3;
+  environment["case_cpu_share"] =
+      wall_ms > 0 ? case_cpu_ms / (wall_ms * static_cast<double>(std::max<std::size_t>(1, after.cores)))
+                  : 0.0;
   out["environment"] = environment;
   out["timelines"] = recorder.timelines();
   diagnose_case(out, s);
