@@ -158,5 +158,40 @@ TEST_F(RunCommand, InterruptStopsCleanlyAndWritesPartialResults) {
   // The fixture checks that no worker, grandchild or guard outlived the run.
 }
 
+json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
+TEST_F(RunCommand, TriageCallsFailuresThatPersistWhenIdealisedArchitectural) {
+  ASSERT_EQ(procpool({"triage", "tests/planted/dispatch.toml", "--case", "r0", "--runs", "2", "--quiet",
+                      "--out", dir_ / "triage"}),
+            0);
+  const json doc = results(dir_ / "triage");
+  EXPECT_EQ(doc["triage"]["conclusion"], "architectural");
+  EXPECT_EQ(doc["cases"].size(), 6u);  // 2 runs in each of 3 environments
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "triage" / "triage.md"));
+  EXPECT_TRUE(doc["verdicts"].contains("architectural.dispatch"));
+}
+
+TEST_F(RunCommand, TriageOfACommandClassifiesByExitStatus) {
+  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--out", dir_ / "fails", "--", "/bin/false"}), 0);
+  EXPECT_EQ(read_json(dir_ / "fails" / "triage.json")["conclusion"], "architectural");
+  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--out", dir_ / "passes", "--", "/bin/true"}), 0);
+  EXPECT_EQ(read_json(dir_ / "passes" / "triage.json")["conclusion"], "not reproduced");
+  // Fails exactly when held to one CPU, one of the degraded environments.
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs to hold a command to one";
+  ASSERT_EQ(procpool({"triage", "--runs", "6", "--quiet", "--out", dir_ / "env", "--", "/bin/sh", "-c",
+                      "test \"$(nproc)\" -gt 1"}),
+            0);
+  EXPECT_EQ(read_json(dir_ / "env" / "triage.json")["conclusion"], "environmental");
+}
+
+TEST_F(RunCommand, TriageUsageErrorsExitTwo) {
+  EXPECT_EQ(procpool({"triage"}), 2);
+  EXPECT_EQ(procpool({"triage", "scenarios/ci-smoke.toml", "--case", "no-such-case"}), 2);
+  EXPECT_EQ(procpool({"triage", "no-such-file.toml", "--case", "r0"}), 2);
+}
+
 }  // namespace
 }  // namespace procpool::harness
