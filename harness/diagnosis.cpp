@@ -1,7 +1,7 @@
 // Per-request verdicts. Each failed request is judged from what the pool was doing while it
 // waited or ran (rebuilt from the case's worker events), the case's environment readings, and
-// the successful requests around it. The rules, in the order they are tried, are listed in
-// reports/README.md ("How a verdict is decided").
+// the successful requests around it. The rules, in the order they are tried, and their
+// thresholds are documented in reports/verdicts.md: change both together.
 #include "diagnosis.hpp"
 
 #include <algorithm>

@@ -1,7 +1,8 @@
 // Diagnosis: one verdict, with its evidence, for every timeout or failed request, counted per
 // case; sweep-level analyses (the Universal Scalability Law fit, whether timeouts depend on
 // each swept axis); and the run's plain-language conclusion. Verdict names are a contract
-// (DESIGN.md, "Verdicts"); the fields written are documented in reports/README.md.
+// (DESIGN.md, "Verdicts"); the rules are in reports/verdicts.md, the fields written in
+// reports/README.md.
 //
 //   json c = run_case(...);          // runner.hpp
 //   diagnose_case(c, the_case.scenario);
