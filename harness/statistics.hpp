@@ -36,7 +36,8 @@ struct usl_fit {
 };
 
 // Least-squares fit with sigma, kappa >= 0. REQUIRES nothing; returns nullopt with fewer than
-// 4 points (distinct N), or when the throughputs are not all positive.
+// 4 points (distinct N), or when the throughputs are not all positive, or an N is below 1.
+// Several points may share an N (repetitions): each counts as a point.
 std::optional<usl_fit> fit_usl(std::span<const usl_point> points);
 
 // X(n) under the fit.
