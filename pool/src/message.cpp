@@ -1,6 +1,13 @@
 #include "procpool/message.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <cstddef>
+#include <limits>
+
 #include <fmt/format.h>
+
+#include "message_fast_path.hpp"
 
 namespace procpool {
 namespace {
@@ -104,14 +111,302 @@ result<response> from_json(std::string_view what, const json& doc) {
   return r;
 }
 
+// Printable ASCII other than the quote and the backslash: the bytes that json's dump() writes
+// unescaped and that need no UTF-8 validation, so a string of them is its own JSON body.
+bool is_plain_string_byte(char c) {
+  const auto byte = static_cast<unsigned char>(c);
+  return byte >= 0x20 && byte < 0x7f && byte != '"' && byte != '\\';
+}
+
+bool is_plain_string(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), is_plain_string_byte);
+}
+
+void append_quoted(std::string& out, std::string_view plain) {
+  out += '"';
+  out += plain;
+  out += '"';
+}
+
+// Anything needing escapes or UTF-8 checks is left to json, whose dump() also throws on
+// invalid UTF-8 exactly as the json-built request does.
+void append_json_string(std::string& out, const std::string& s) {
+  if (is_plain_string(s)) {
+    append_quoted(out, s);
+  } else {
+    out += json(s).dump();
+  }
+}
+
+void append_json(std::string& out, const json& value) {
+  if (value.is_string() && is_plain_string(value.get_ref<const std::string&>())) {
+    append_quoted(out, value.get_ref<const std::string&>());
+  } else if (value.is_null()) {
+    out += "null";
+  } else {
+    out += value.dump();
+  }
+}
+
+void append_unsigned(std::string& out, std::uint64_t n) {
+  char digits[std::numeric_limits<std::uint64_t>::digits10 + 1];
+  out.append(digits, std::to_chars(std::begin(digits), std::end(digits), n).ptr);
+}
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Bytes that can make up a bare literal or number. A run of them is only a candidate: json
+// decides whether it is valid.
+bool is_scalar_byte(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         c == '-' || c == '+' || c == '.';
+}
+
+// Reads one response envelope by hand. Each step either understands the bytes in front of
+// it exactly as json would, or gives up; giving up is always safe because the caller then
+// parses the whole payload the general way.
+class plain_response_reader {
+ public:
+  explicit plain_response_reader(std::string_view text) : text_(text) {}
+
+  std::optional<response> read() {
+    response r;
+    unsigned seen = 0;
+    skip_space();
+    if (!consume('{')) return std::nullopt;
+    do {
+      skip_space();
+      const auto key = read_key();
+      // A duplicate key is valid JSON (json keeps the last), but rare enough to leave out.
+      if (!key || (seen & *key) != 0) return std::nullopt;
+      seen |= *key;
+      skip_space();
+      if (!consume(':')) return std::nullopt;
+      skip_space();
+      if (!read_field(*key, r)) return std::nullopt;
+      skip_space();
+    } while (consume(','));
+    if (!consume('}')) return std::nullopt;
+    skip_space();
+    if (pos_ != text_.size()) return std::nullopt;
+    // Without id or ok the payload is malformed; the general path words the error.
+    if ((seen & field_id) == 0 || (seen & field_ok) == 0) return std::nullopt;
+    return r;
+  }
+
+ private:
+  // Bits for the fields seen so far.
+  static constexpr unsigned field_id = 1;
+  static constexpr unsigned field_ok = 2;
+  static constexpr unsigned field_result = 4;
+  static constexpr unsigned field_t_recv_ns = 8;
+  static constexpr unsigned field_t_done_ns = 16;
+
+  bool at_end() const { return pos_ >= text_.size(); }
+
+  void skip_space() {
+    while (!at_end() && is_json_space(text_[pos_])) ++pos_;
+  }
+
+  bool consume(char c) {
+    if (at_end() || text_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+
+  bool consume(std::string_view word) {
+    if (!text_.substr(pos_).starts_with(word)) return false;
+    pos_ += word.size();
+    return true;
+  }
+
+  // The known keys are plain ASCII, so a key containing an escape is never one of them:
+  // a quote preceded by a backslash ends the candidate early and the name matches nothing.
+  std::optional<unsigned> read_key() {
+    if (!consume('"')) return std::nullopt;
+    const std::size_t close = text_.find('"', pos_);
+    if (close == std::string_view::npos) return std::nullopt;
+    const std::string_view name = text_.substr(pos_, close - pos_);
+    pos_ = close + 1;
+    if (name == "id") return field_id;
+    if (name == "ok") return field_ok;
+    if (name == "result") return field_result;
+    if (name == "t_recv_ns") return field_t_recv_ns;
+    if (name == "t_done_ns") return field_t_done_ns;
+    return std::nullopt;  // "error" (the field of ok:false replies) included
+  }
+
+  bool read_field(unsigned key, response& r) {
+    switch (key) {
+      case field_id: {
+        const auto id = read_unsigned();
+        if (!id) return false;
+        r.id = *id;
+        return true;
+      }
+      case field_ok:
+        // ok:false replies need their error object checked; those go the general way.
+        r.ok = true;
+        return consume("true");
+      case field_result: {
+        auto value = read_result();
+        if (!value) return false;
+        r.result = std::move(*value);
+        return true;
+      }
+      case field_t_recv_ns:
+      case field_t_done_ns: {
+        const auto stamp = read_stamp();
+        if (!stamp) return false;
+        (key == field_t_recv_ns ? r.t_recv_ns : r.t_done_ns) = *stamp;
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  // The digits of a JSON integer. A fraction or exponent is left unread, and the caller
+  // then finds neither ',' nor '}' after the value and gives up.
+  std::optional<std::uint64_t> read_unsigned() {
+    // JSON forbids leading zeros: a '0' is the whole number, and a digit after it is left
+    // in place to be refused like any other stray byte.
+    if (consume('0')) return std::uint64_t{0};
+    std::uint64_t n = 0;
+    const char* first = text_.data() + pos_;
+    const char* last = text_.data() + text_.size();
+    const auto [end, ec] = std::from_chars(first, last, n);
+    // No digits (a sign, a quote, a literal), or more than 64 bits: json reads those last
+    // as floats, which the general path refuses.
+    if (ec != std::errc{}) return std::nullopt;
+    pos_ += static_cast<std::size_t>(end - first);
+    return n;
+  }
+
+  // A stamp is an integer that fits in 64 signed bits, or null (not stamped). Unsigned
+  // values above INT64_MAX are valid to json, which then wraps them; that oddity is left to
+  // the general path rather than copied here.
+  std::optional<std::int64_t> read_stamp() {
+    if (consume("null")) return std::int64_t{0};
+    const bool negative = consume('-');
+    const auto magnitude = read_unsigned();
+    if (!magnitude) return std::nullopt;
+    constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (negative) {
+      if (*magnitude > max + 1) return std::nullopt;  // json reads it as a float
+      return static_cast<std::int64_t>(0 - *magnitude);
+    }
+    if (*magnitude > max) return std::nullopt;
+    return static_cast<std::int64_t>(*magnitude);
+  }
+
+  // Finds the extent of the result value and has json parse just that; the common scalars
+  // are built directly. The extent is only located here, not validated: json's parse of the
+  // slice validates it, and the bytes around it are checked by read().
+  std::optional<json> read_result() {
+    const std::size_t start = pos_;
+    const auto end = find_value_end();
+    if (!end) return std::nullopt;
+    pos_ = *end;
+    const std::string_view slice = text_.substr(start, *end - start);
+    if (slice == "null") return json(nullptr);
+    if (slice == "true") return json(true);
+    if (slice == "false") return json(false);
+    if (slice.front() == '"') {
+      const std::string_view body = slice.substr(1, slice.size() - 2);
+      if (is_plain_string(body)) return json(std::string(body));
+    }
+    json value = json::parse(slice, nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded()) return std::nullopt;
+    return value;
+  }
+
+  std::optional<std::size_t> find_value_end() const {
+    if (at_end()) return std::nullopt;
+    const char first = text_[pos_];
+    if (first == '"') return find_string_end(pos_);
+    if (first == '{' || first == '[') {
+      // Openers and closers are counted without matching their kinds: a mismatch makes the
+      // slice invalid, and json's parse of it refuses it.
+      std::size_t depth = 0;
+      std::size_t i = pos_;
+      while (i < text_.size()) {
+        const char c = text_[i];
+        if (c == '"') {
+          const auto after = find_string_end(i);
+          if (!after) return std::nullopt;
+          i = *after;
+          continue;
+        }
+        if (c == '{' || c == '[') {
+          ++depth;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+          return i + 1;
+        }
+        ++i;
+      }
+      return std::nullopt;
+    }
+    std::size_t i = pos_;
+    while (i < text_.size() && is_scalar_byte(text_[i])) ++i;
+    if (i == pos_) return std::nullopt;
+    return i;
+  }
+
+  // Just past the quote that closes the string opening at `open`.
+  std::optional<std::size_t> find_string_end(std::size_t open) const {
+    for (std::size_t i = open + 1; i < text_.size(); ++i) {
+      if (text_[i] == '\\') {
+        ++i;  // the escaped byte, a quote or not, does not close the string
+      } else if (text_[i] == '"') {
+        return i + 1;
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::string_view text_;
+  std::size_t pos_ = 0;
+};
+
 }  // namespace
+
+namespace message_internals {
+
+std::string encode_request_as_json(const request& r) {
+  return json{{"id", r.id}, {"command", r.command}, {"args", r.args}}.dump();
+}
+
+result<response> decode_response_as_json(std::string_view payload) {
+  auto doc = parse_object("response", payload);
+  if (!doc) return std::move(doc).error();
+  return from_json("response", *doc);
+}
+
+std::optional<response> try_decode_plain_response(std::string_view payload) {
+  return plain_response_reader(payload).read();
+}
+
+}  // namespace message_internals
 
 request make_init_request(nlohmann::json args) {
   return request{init_request_id, std::string(init_command), std::move(args)};
 }
 
 std::string encode(const request& r) {
-  return json{{"id", r.id}, {"command", r.command}, {"args", r.args}}.dump();
+  // The keys go in the order of json's std::map-backed objects, so that the bytes are those
+  // of encode_request_as_json.
+  std::string out;
+  out.reserve(64 + r.command.size() +
+              (r.args.is_string() ? r.args.get_ref<const std::string&>().size() : 0));
+  out += R"({"args":)";
+  append_json(out, r.args);
+  out += R"(,"command":)";
+  append_json_string(out, r.command);
+  out += R"(,"id":)";
+  append_unsigned(out, r.id);
+  out += '}';
+  return out;
 }
 
 std::string encode(const response& r) { return to_json(r).dump(); }
@@ -140,9 +435,10 @@ result<request> decode_request(std::string_view payload) {
 }
 
 result<response> decode_response(std::string_view payload) {
-  auto doc = parse_object("response", payload);
-  if (!doc) return std::move(doc).error();
-  return from_json("response", *doc);
+  if (auto plain = message_internals::try_decode_plain_response(payload)) {
+    return std::move(*plain);
+  }
+  return message_internals::decode_response_as_json(payload);
 }
 
 result<init_reply> decode_init_reply(std::string_view payload) {
