@@ -283,13 +283,6 @@ std::string summary_line(const comparison& c) {
                      c.options.threshold_pct, c.options.alpha);
 }
 
-bool write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  return bool(out);
-}
-
 struct compare_cli {
   std::string base_path;
   std::string candidate_path;
@@ -315,7 +308,7 @@ int run_compare(const compare_cli& cli) {
     return exit_usage;
   }
   fmt::print("BASE {}\nNEW  {}\n\n{}", cli.base_path, cli.candidate_path, comparison_text(*diff));
-  if (!cli.markdown_path.empty() && !write_text(cli.markdown_path, comparison_markdown(*diff))) {
+  if (!cli.markdown_path.empty() && !write_text_file(cli.markdown_path, comparison_markdown(*diff))) {
     fmt::print(stderr, "procpool compare: cannot write {}\n", cli.markdown_path);
     return exit_usage;
   }

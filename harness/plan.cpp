@@ -273,13 +273,6 @@ void add_notes(capacity_plan& plan, const json& scenario) {
                        "service times queue less, bursty arrivals more");
 }
 
-bool write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  return bool(out);
-}
-
 struct plan_cli {
   std::string results_path;
   plan_options options;
@@ -300,11 +293,11 @@ int run_plan(const plan_cli& cli) {
   }
   const std::string markdown = plan_markdown(*plan);
   fmt::print("{}", markdown);
-  if (!cli.json_path.empty() && !write_text(cli.json_path, plan_json(*plan).dump(2) + "\n")) {
+  if (!cli.json_path.empty() && !write_text_file(cli.json_path, plan_json(*plan).dump(2) + "\n")) {
     fmt::print(stderr, "procpool plan: cannot write {}\n", cli.json_path);
     return exit_usage;
   }
-  if (!cli.markdown_path.empty() && !write_text(cli.markdown_path, markdown)) {
+  if (!cli.markdown_path.empty() && !write_text_file(cli.markdown_path, markdown)) {
     fmt::print(stderr, "procpool plan: cannot write {}\n", cli.markdown_path);
     return exit_usage;
   }

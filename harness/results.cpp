@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -126,6 +127,21 @@ json check_assertions(const json& results) {
                                                : fmt::format("{}", fmt::join(found, "; "))}});
   }
   return checks;
+}
+
+result<void> write_text_file(const std::filesystem::path& path, std::string_view text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return harness_error(fmt::format("cannot write {}", path.string()));
+  return {};
+}
+
+std::string default_out_dir(std::string_view name) {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  return fmt::format("reports/out/{}-{}", name, stamp);
 }
 
 result<std::filesystem::path> write_results(const std::filesystem::path& dir, const json& results) {

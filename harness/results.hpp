@@ -31,6 +31,12 @@ nlohmann::json new_results(const scenario& s, const run_info& info);
 // merge of shards is checked as the unsharded run would be.
 nlohmann::json check_assertions(const nlohmann::json& results);
 
+// Writes `text` to `path` whole, or says why it could not.
+result<void> write_text_file(const std::filesystem::path& path, std::string_view text);
+
+// reports/out/<name>-<YYYYmmdd-HHMMSS>: where a command writes when it is given no --out.
+std::string default_out_dir(std::string_view name);
+
 // Writes DIR/results.json (creating DIR). Returns the path.
 result<std::filesystem::path> write_results(const std::filesystem::path& dir, const nlohmann::json& results);
 result<nlohmann::json> read_results(const std::filesystem::path& path);

@@ -34,13 +34,6 @@ struct run_options {
   bool quiet = false;
 };
 
-std::string default_out_dir(const std::string& name) {
-  const std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-  return fmt::format("reports/out/{}-{}", name, stamp);
-}
-
 std::uint64_t timeouts_in(const json& c) {
   std::uint64_t n = 0;
   for (const auto& [name, count] : c.at("outcomes").items()) {

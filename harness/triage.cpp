@@ -164,24 +164,10 @@ json triage_json(const std::vector<tally>& tallies, const conclusion& c) {
           {"comparisons", c.comparisons}};
 }
 
-result<void> write_text(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) return error{errc::invalid_options, fmt::format("cannot write {}", path.string())};
-  return {};
-}
-
 void print_line(const triage_options& o, const tally& t, std::size_t k, bool failed, const std::string& detail) {
   if (o.quiet) return;
   fmt::print(stderr, "{:<10} run {}/{}: {}{}\n", t.name, k + 1, o.runs, failed ? "FAILED" : "ok",
              detail.empty() ? "" : " (" + detail + ")");
-}
-
-std::string default_out_dir(const std::string& name) {
-  const std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
-  return fmt::format("reports/out/triage-{}-{}", name, stamp);
 }
 
 std::size_t host_cores() { return std::max<std::size_t>(1, read_environment().cores); }
@@ -269,7 +255,7 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
   results["triage"] = triage_json(tallies, c);
   results["partial"] = false;
   diagnose_run(results);
-  const std::string out_dir = o.out_dir.empty() ? default_out_dir(file->scenario.name) : o.out_dir;
+  const std::string out_dir = o.out_dir.empty() ? default_out_dir("triage-" + file->scenario.name) : o.out_dir;
   auto written = write_results(out_dir, results);
   if (!written) {
     fmt::print(stderr, "procpool triage: {}\n", written.error().message);
@@ -280,7 +266,7 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
     return exit_internal;
   }
   const std::string md = markdown(fmt::format("case {} of {}", found->id, o.scenario_path), tallies, c, true);
-  if (auto w = write_text(std::filesystem::path(out_dir) / "triage.md", md); !w) {
+  if (auto w = write_text_file(std::filesystem::path(out_dir) / "triage.md", md); !w) {
     fmt::print(stderr, "procpool triage: {}\n", w.error().message);
     return exit_internal;
   }
@@ -396,7 +382,7 @@ int triage_command(const triage_options& o, const std::string& command_line) {
   const double slowdown = tallies.front().median_s() > 0 ? tallies.back().median_s() / tallies.front().median_s() : 0;
   md += fmt::format("\nMedian time under {} against as-is: {:.2f}x.\n", tallies.back().name, slowdown);
   if (!last_failure.empty()) md += fmt::format("\nLast failure: {}\n", last_failure);
-  const std::filesystem::path out_dir = o.out_dir.empty() ? default_out_dir("command") : o.out_dir;
+  const std::filesystem::path out_dir = o.out_dir.empty() ? default_out_dir("triage-command") : o.out_dir;
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   json doc = triage_json(tallies, c);
@@ -404,7 +390,7 @@ int triage_command(const triage_options& o, const std::string& command_line) {
   doc["command_line"] = command_line;
   doc["median_slowdown"] = slowdown;
   for (const auto& [name, text] : {std::pair{"triage.md", md}, std::pair{"triage.json", doc.dump(1) + "\n"}}) {
-    if (auto w = write_text(out_dir / name, text); !w) {
+    if (auto w = write_text_file(out_dir / name, text); !w) {
       fmt::print(stderr, "procpool triage: {}\n", w.error().message);
       return exit_internal;
     }
