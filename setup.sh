@@ -4,9 +4,9 @@
 #   ./setup.sh run     install what is missing, build, run the default scenario
 #                      (scenarios/quickstart.toml with the fake worker) and say where the
 #                      results are
-#   ./setup.sh test    install what is missing, build, run every test suite with CTest,
-#                      and the pool's suites again under AddressSanitizer+UBSan and
-#                      ThreadSanitizer
+#   ./setup.sh test    install what is missing (Chromium too, to render report.html), build,
+#                      run every test suite with CTest, and the pool's suites again under
+#                      AddressSanitizer+UBSan and ThreadSanitizer
 #   ./setup.sh build   install what is missing and build the release preset only
 #
 # Packages already installed are not touched; apt-get runs only when one is missing.
@@ -19,6 +19,9 @@ packages=(
   libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+# Only the tests need these: Chromium renders report.html headless (tests/report_render_test.py).
+# It is large, so `run` and `build` go without it.
+test_packages=(chromium)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -48,6 +51,7 @@ main() {
     run|test|build) ;;
     *) echo "usage: $0 run|test|build" >&2; exit 2 ;;
   esac
+  if [ "$mode" = test ]; then packages+=("${test_packages[@]}"); fi
   install_missing_packages
   build release
   # Python reads compiled modules even where the environment forbids writing them; without

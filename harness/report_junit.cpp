@@ -1,0 +1,222 @@
+// junit.xml: one testcase per case, failed when one of the scenario's assertions does not hold
+// for that case, plus a "sweep analysis" testcase for verdicts only a sweep can reach (such as
+// architectural.scaling). Every testcase carries properties with its figures and verdict
+// counts; `procpool.failure_family` says which verdict family its failures belong to, so CI can
+// tell a machine's fault from the pool's, or report environmental-only failures as skipped.
+#include <set>
+
+#include <fmt/format.h>
+
+#include "report_model.hpp"
+#include "report_text.hpp"
+#include "reports.hpp"
+
+namespace procpool::harness {
+namespace {
+
+using json = nlohmann::json;
+using report_text::xml_escape;
+
+struct testcase {
+  std::string name;
+  double seconds = 0;
+  std::vector<std::pair<std::string, std::string>> properties;
+  enum class state { passed, failed, skipped, error } result = state::passed;
+  std::string type;     // failure or error type
+  std::string message;  // one line
+  std::string body;     // the evidence, several lines
+};
+
+void property(testcase& t, std::string name, std::string value) {
+  t.properties.emplace_back(std::move(name), std::move(value));
+}
+
+std::string findings_text(const json& c) {
+  std::string out;
+  const json* findings = report_model::find(c, "findings");
+  if (!findings || !findings->is_array()) return out;
+  for (const auto& f : *findings) {
+    out += fmt::format("{} x{}: {}", report_model::text(f, "verdict", "?"),
+                       report_model::whole(f, "count"),
+                       report_model::text(f, "summary"));
+    if (const std::string rule = report_model::text(f, "rule"); !rule.empty()) {
+      out += fmt::format(" [rule: {}]", rule);
+    }
+    out += '\n';
+    if (const json* evidence = report_model::find(f, "evidence"); evidence && evidence->is_object()) {
+      for (const auto& [name, value] : evidence->items()) {
+        out += fmt::format("    {} = {}\n", name, report_text::plain(value));
+      }
+    }
+  }
+  return out;
+}
+
+testcase case_testcase(const report_model::case_row& c, const json& assert_section,
+                       const report_options& options) {
+  testcase t;
+  t.name = c.id;
+  t.seconds = c.wall_ms / 1000.0;
+  property(t, "procpool.repetition", fmt::format("{}", c.repetition));
+  for (const auto& [key, value] : c.params.items()) {
+    property(t, "procpool.param." + key, report_text::plain(value));
+  }
+  property(t, "procpool.requests", fmt::format("{}", c.requests));
+  property(t, "procpool.timeouts", fmt::format("{}", c.timeouts));
+  property(t, "procpool.failed", fmt::format("{}", c.failed));
+  property(t, "procpool.timeout_rate", fmt::format("{}", c.timeout_rate));
+  property(t, "procpool.throughput_rps", fmt::format("{}", c.throughput_rps));
+  property(t, "procpool.latency_p50_us", fmt::format("{}", c.latency.p50));
+  property(t, "procpool.latency_p99_us", fmt::format("{}", c.latency.p99));
+  for (const auto& [outcome, n] : c.outcomes) property(t, "procpool.outcome." + outcome, fmt::format("{}", n));
+  for (const auto& [verdict, n] : c.verdicts) property(t, "procpool.verdict." + verdict, fmt::format("{}", n));
+  if (!c.top_verdict.empty()) property(t, "procpool.top_verdict", c.top_verdict);
+  if (c.interrupted) property(t, "procpool.interrupted", "true");
+
+  if (c.error) {
+    t.result = testcase::state::error;
+    t.type = "subject";
+    t.message = *c.error;
+    return t;
+  }
+  std::vector<std::string> failed;
+  for (const auto& check : report_model::check_case(assert_section, c)) {
+    if (!check.held) failed.push_back(fmt::format("{}: {}", check.assertion, check.detail));
+  }
+  if (c.failed > 0 || !failed.empty()) property(t, "procpool.failure_family", report_model::failure_family(c));
+  if (failed.empty()) return t;
+
+  const std::string family = report_model::failure_family(c);
+  t.type = failed.size() == 1 ? failed.front().substr(0, failed.front().find(':')) : "assertions";
+  t.message = fmt::format("{}", fmt::join(failed, "; "));
+  t.result = options.environmental_as_skipped && family == "environmental" ? testcase::state::skipped
+                                                                           : testcase::state::failed;
+  if (t.result == testcase::state::skipped) t.message = "environmental only: " + t.message;
+  t.body = fmt::format("{}\nfailure family: {}\n", fmt::join(failed, "\n"), family);
+  if (!c.verdicts.empty()) {
+    std::vector<std::string> counted;
+    for (const auto& [verdict, n] : c.verdicts) counted.push_back(fmt::format("{} x{}", verdict, n));
+    t.body += fmt::format("verdicts: {}\n", fmt::join(counted, ", "));
+  }
+  if (const std::string findings = findings_text(*c.doc); !findings.empty()) {
+    t.body += "findings:\n" + findings;
+  }
+  return t;
+}
+
+// Present when the analyses fitted a sweep or named a sweep-level verdict.
+std::optional<testcase> sweep_testcase(const json& results, const report_model::document& doc,
+                                       const json& assert_section, const report_options& options) {
+  const json* analyses = report_model::find(results, "analyses");
+  const json* usl = analyses ? report_model::find(*analyses, "usl") : nullptr;
+  const bool fitted = usl && usl->is_array() && !usl->empty();
+  if (!fitted && doc.sweep_verdicts.empty()) return std::nullopt;
+
+  testcase t;
+  t.name = "sweep analysis";
+  if (fitted) {
+    std::size_t i = 0;
+    for (const auto& fit : *usl) {
+      const json* peak = report_model::find(fit, "peak_n");
+      property(t, fmt::format("procpool.usl.{}", i++),
+               fmt::format("axis={}; group={}; lambda={}; sigma={}; kappa={}; r_squared={}; "
+                           "peak_n={}; verdict={}",
+                           report_model::text(fit, "axis"),
+                           report_model::group_label(report_model::object_at(fit, "group"), doc.swept_keys),
+                           report_model::number(fit, "lambda"), report_model::number(fit, "sigma"),
+                           report_model::number(fit, "kappa"), report_model::number(fit, "r_squared"),
+                           peak && peak->is_number() ? report_text::plain(*peak) : "unbounded",
+                           report_model::text(fit, "verdict", "none")));
+    }
+  }
+  std::vector<std::string> failed;
+  std::set<std::string, std::less<>> families;
+  for (const auto& v : doc.sweep_verdicts) {
+    property(t, "procpool.verdict." + v.verdict, fmt::format("{}", v.count));
+    const auto patterns = report_model::forbidding_patterns(assert_section, v.verdict);
+    if (patterns.empty()) continue;
+    families.emplace(report_model::family_of(v.verdict));
+    failed.push_back(fmt::format("{} (forbidden by {}){}", v.verdict, fmt::join(patterns, ", "),
+                                 v.evidence.empty() ? "" : ": " + v.evidence));
+  }
+  if (failed.empty()) return t;
+  const std::string family = families.size() == 1 ? *families.begin() : "mixed";
+  property(t, "procpool.failure_family", family);
+  t.type = "forbid_verdicts";
+  t.message = fmt::format("forbid_verdicts: {}", fmt::join(failed, "; "));
+  t.body = fmt::format("{}\nfailure family: {}\n", fmt::join(failed, "\n"), family);
+  t.result = options.environmental_as_skipped && family == "environmental" ? testcase::state::skipped
+                                                                           : testcase::state::failed;
+  return t;
+}
+
+void write_testcase(std::string& out, const testcase& t, const std::string& classname) {
+  out += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3f}\">\n",
+                     xml_escape(classname), xml_escape(t.name), t.seconds);
+  if (!t.properties.empty()) {
+    out += "      <properties>\n";
+    for (const auto& [name, value] : t.properties) {
+      out += fmt::format("        <property name=\"{}\" value=\"{}\"/>\n", xml_escape(name), xml_escape(value));
+    }
+    out += "      </properties>\n";
+  }
+  switch (t.result) {
+    case testcase::state::passed: break;
+    case testcase::state::skipped:
+      out += fmt::format("      <skipped message=\"{}\">{}</skipped>\n", xml_escape(t.message), xml_escape(t.body));
+      break;
+    case testcase::state::failed:
+      out += fmt::format("      <failure type=\"{}\" message=\"{}\">{}</failure>\n", xml_escape(t.type),
+                         xml_escape(t.message), xml_escape(t.body));
+      break;
+    case testcase::state::error:
+      out += fmt::format("      <error type=\"{}\" message=\"{}\"/>\n", xml_escape(t.type), xml_escape(t.message));
+      break;
+  }
+  out += "    </testcase>\n";
+}
+
+}  // namespace
+
+std::string render_junit(const nlohmann::json& results, const report_options& options) {
+  const auto doc = report_model::view_of(results);
+  const json* scenario = report_model::find(results, "scenario");
+  const json* found = scenario ? report_model::find(*scenario, "assert") : nullptr;
+  const json assert_section = found ? *found : json::object();
+
+  std::vector<testcase> cases;
+  for (const auto& c : doc.cases) cases.push_back(case_testcase(c, assert_section, options));
+  if (auto sweep = sweep_testcase(results, doc, assert_section, options)) cases.push_back(std::move(*sweep));
+
+  std::size_t failures = 0, errors = 0, skipped = 0;
+  double seconds = 0;
+  for (const auto& t : cases) {
+    failures += t.result == testcase::state::failed;
+    errors += t.result == testcase::state::error;
+    skipped += t.result == testcase::state::skipped;
+    seconds += t.seconds;
+  }
+  const std::string counts = fmt::format("tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3f}\"",
+                                         cases.size(), failures, errors, skipped, seconds);
+  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  out += fmt::format("<testsuites name=\"procpool\" {}>\n", counts);
+  out += fmt::format("  <testsuite name=\"{}\" {}>\n", xml_escape(doc.name), counts);
+  out += "    <properties>\n";
+  const json* run = report_model::find(results, "run");
+  const std::pair<std::string, std::string> suite_properties[] = {
+      {"procpool.scenario", doc.name},
+      {"procpool.command", run ? report_model::text(*run, "command") : ""},
+      {"procpool.partial", doc.partial ? "true" : "false"},
+      {"procpool.conclusion", doc.conclusion},
+  };
+  for (const auto& [name, value] : suite_properties) {
+    out += fmt::format("      <property name=\"{}\" value=\"{}\"/>\n", name, xml_escape(value));
+  }
+  out += "    </properties>\n";
+  const std::string classname = "procpool." + doc.name;
+  for (const auto& t : cases) write_testcase(out, t, classname);
+  out += "  </testsuite>\n</testsuites>\n";
+  return out;
+}
+
+}  // namespace procpool::harness
