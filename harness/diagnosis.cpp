@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -123,16 +124,18 @@ struct case_view {
   double mean_init_ms = 0;
   std::size_t completed_starts = 0;
   std::int64_t t_end = 0;
+  std::int64_t t_events_known = 0;  // nonzero: worker events after this time were dropped
   double cpu_pressure_pct = 0;
   bool psi_available = false;
   std::size_t cpu_hogs = 0;
 };
 
-bool is_fault_exit(const std::string& cause) {
-  return cause.starts_with("crashed") || cause.starts_with("start failed") ||
-         cause.starts_with("worker_crashed") || cause.starts_with("protocol_error") ||
-         cause.starts_with("request_timeout") || cause.starts_with("failed a health ping") ||
-         cause.find("killed by") != std::string::npos || cause.starts_with("exited");
+// A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
+// behind, whatever its exit looked like ("exited with code 0", "killed by SIGTERM" after a
+// graceful stop ran out of time). `why` is the cause of its stopping state when it had one,
+// else of its exit.
+bool is_fault_exit(const std::string& why) {
+  return !why.starts_with("pool stopping") && !why.starts_with("recycled");
 }
 
 std::int64_t ns(const json& j, const char* key) { return j.value(key, std::int64_t{0}); }
@@ -183,6 +186,8 @@ case_view view_of(const json& c) {
   std::stable_sort(events.begin(), events.end(),
                    [](const json& a, const json& b) { return ns(a, "t_ns") < ns(b, "t_ns"); });
   for (const auto& e : events) v.t_end = std::max(v.t_end, ns(e, "t_ns"));
+  // Past the last kept event the pool's state is unknown when events were dropped.
+  if (timelines.value("worker_events_dropped", std::uint64_t{0}) > 0) v.t_events_known = v.t_end;
   for (const char* kind : {"requests_failed", "requests_sampled"}) {
     for (const auto& t : timelines.at(kind)) v.t_end = std::max(v.t_end, ns(t, "t_reply"));
   }
@@ -195,6 +200,7 @@ case_view view_of(const json& c) {
   std::map<std::uint64_t, open_state> open;
   std::map<std::uint64_t, worker_start> starting;
   std::map<std::size_t, fault_exit> slot_down_since;  // slots whose worker died of a fault
+  std::map<std::uint64_t, std::string> stopping_cause;
   for (const auto& e : events) {
     const auto worker = e.value("worker", std::uint64_t{0});
     const auto slot = e.value("slot", std::size_t{0});
@@ -217,10 +223,12 @@ case_view view_of(const json& c) {
       v.starts.push_back(st->second);
       starting.erase(st);
     }
+    if (to == wstate::stopping) stopping_cause[worker] = e.value("cause", "");
     if (to == wstate::exited) {
       const std::string cause = e.value("cause", "");
       v.exit_causes[worker] = cause;
-      if (is_fault_exit(cause)) {
+      const auto stopped = stopping_cause.find(worker);
+      if (is_fault_exit(stopped != stopping_cause.end() ? stopped->second : cause)) {
         v.fault_exits.push_back({t, worker});
         slot_down_since[slot] = {t, worker};
       }
@@ -308,7 +316,7 @@ struct wait_picture {
   double saturated_ms = 0;      // every live worker busy, none starting, none idle
   double outage_ms = 0;         // some slot down after a fault
   std::size_t fault_exits = 0;  // workers lost to faults during the wait
-  std::vector<std::uint64_t> lost_workers;  // those, and the ones whose slots were still down
+  std::set<std::uint64_t> lost_workers;  // those, and the ones whose slots were still down
   bool others_waiting = false;  // another request waited at the same time
   std::vector<const worker_start*> starts;
   double busy_share = 0;  // mean busy workers over live workers
@@ -348,12 +356,12 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
   for (const auto& o : v.outages) {
     const double down = overlap_ms(o.begin, o.end, a, b);
     p.outage_ms = std::max(p.outage_ms, down);
-    if (down > 0) p.lost_workers.push_back(o.worker);
+    if (down > 0) p.lost_workers.insert(o.worker);
   }
   for (const auto& e : v.fault_exits) {
     if (e.t < a || e.t > b) continue;
     ++p.fault_exits;
-    p.lost_workers.push_back(e.worker);
+    p.lost_workers.insert(e.worker);
   }
   for (const auto& s : v.starts) {
     if (overlap_ms(s.t_spawn, s.t_end, a, b) > 0) p.starts.push_back(&s);
@@ -408,9 +416,12 @@ judgement contention(const case_view& v, std::optional<double> stretch, double w
                 {"waited_ms", round3(waited_ms)},
                 {"deadline_ms", deadline_ms}};
   if (stretch) j.evidence["service_stretch"] = round3(*stretch);
-  j.summary = fmt::format("{} while some task waited for a CPU {:.0f}% of the time{}{}", what,
-                          v.cpu_pressure_pct, v.cpu_hogs ? fmt::format(", {} CPU hogs", v.cpu_hogs) : "",
-                          stretch ? fmt::format(", service {:.1f}x slower than asked", *stretch) : "");
+  j.summary = fmt::format(
+      "{}{}{}{}", what,
+      v.psi_available ? fmt::format(" while some task waited for a CPU {:.0f}% of the time", v.cpu_pressure_pct)
+                      : std::string(),
+      v.cpu_hogs ? fmt::format(", {} CPU hogs", v.cpu_hogs) : "",
+      stretch ? fmt::format(", service {:.1f}x slower than asked", *stretch) : "");
   return j;
 }
 
@@ -539,8 +550,10 @@ judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, co
   j.evidence.update({{"saturated_ms", round3(p.saturated_ms)},
                      {"utilisation", round3(p.busy_share)},
                      {"pool_size", cs.pool_size}});
-  j.summary = fmt::format("waited {:.0f} ms while all {} workers were busy ({:.0f}% utilisation)",
-                          p.wait_ms, cs.pool_size, 100 * p.busy_share);
+  j.summary = fmt::format(
+      "waited {:.0f} ms with no worker free: every live worker busy for {:.0f} ms of it, {:.0f}% "
+      "utilisation (pool of {})",
+      p.wait_ms, p.saturated_ms, 100 * p.busy_share, cs.pool_size);
   return j;
 }
 
@@ -596,8 +609,7 @@ judgement judge_start_failed(const case_view& v, const case_settings& cs, const 
     if (auto it = v.exit_causes.find(s.worker); it != v.exit_causes.end()) cause = it->second;
   }
   json evidence = {{"start_failure", cause}, {"completed_starts", v.completed_starts}};
-  const bool timed_out = cause.find("did not finish start-up") != std::string::npos ||
-                         cause.find("within") != std::string::npos;
+  const bool timed_out = cause.find("did not finish start-up") != std::string::npos;
   if (timed_out) {
     const double typical_start_ms = v.mean_startup_ms + v.mean_init_ms;
     const bool environment_slow =
@@ -615,11 +627,18 @@ judgement judge_start_failed(const case_view& v, const case_settings& cs, const 
                               cs.start_timeout_ms);
       return j;
     }
-    judgement j{verdict::hang, "a worker never finished its start, while other starts finish quickly"};
+    judgement j{verdict::hang,
+                "a worker never finished its start, although starts here take well under the "
+                "start timeout (other starts, or the injected start-up and init when none "
+                "completed)"};
     j.evidence = evidence;
-    j.summary = fmt::format("a worker never became ready within {:.0f} ms ({} starts completed, "
-                            "{:.0f} ms each)",
-                            cs.start_timeout_ms, v.completed_starts, typical_start_ms);
+    j.summary = v.completed_starts
+                    ? fmt::format("a worker never became ready within {:.0f} ms, while {} other "
+                                  "starts took {:.0f} ms each",
+                                  cs.start_timeout_ms, v.completed_starts, typical_start_ms)
+                    : fmt::format("no worker became ready within {:.0f} ms, with {:.0f} ms of "
+                                  "start-up and init injected",
+                                  cs.start_timeout_ms, cs.injected_start_ms);
     return j;
   }
   judgement j{verdict::crash, "workers died during start-up"};
@@ -631,6 +650,12 @@ judgement judge_start_failed(const case_view& v, const case_settings& cs, const 
 std::optional<judgement> judge(const case_view& v, const case_settings& cs, const json& t,
                                const loss_verdicts& losses) {
   const std::string outcome = t.value("outcome", "ok");
+  // Past the last kept worker event the pool's state is unknown: no verdict rather than a
+  // wrong one.
+  if (v.t_events_known && ns(t, "t_reply") > v.t_events_known &&
+      (outcome == "checkout_timeout" || outcome == "request_timeout")) {
+    return std::nullopt;
+  }
   if (outcome == "checkout_timeout") return judge_checkout_timeout(v, cs, t, losses);
   if (outcome == "request_timeout") return judge_request_timeout(v, cs, t);
   if (outcome == "start_failed") return judge_start_failed(v, cs, t);

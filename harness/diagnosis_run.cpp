@@ -57,16 +57,22 @@ const json& member(const json& j, const char* key) {
 
 double number(const json& j, double fallback = 0) { return j.is_number() ? j.get<double>() : fallback; }
 
+std::uint64_t count_of(const json& n) {
+  if (n.is_number_unsigned()) return n.get<std::uint64_t>();
+  if (n.is_number_integer()) return static_cast<std::uint64_t>(std::max<std::int64_t>(0, n.get<std::int64_t>()));
+  return 0;
+}
+
 std::uint64_t requests_of(const json& c) {
   std::uint64_t n = 0;
-  for (const auto& [name, count] : c.at("outcomes").items()) n += count.get<std::uint64_t>();
+  for (const auto& [name, count] : member(c, "outcomes").items()) n += count_of(count);
   return n;
 }
 
 std::uint64_t timeouts_of(const json& c) {
   std::uint64_t n = 0;
-  for (const auto& [name, count] : c.at("outcomes").items()) {
-    if (is_timeout_outcome(name)) n += count.get<std::uint64_t>();
+  for (const auto& [name, count] : member(c, "outcomes").items()) {
+    if (is_timeout_outcome(name)) n += count_of(count);
   }
   return n;
 }
@@ -120,11 +126,11 @@ json usl_analyses(const json& results) {
         if (concurrency > pool_size && axis == "load.concurrency") continue;
         if (pool_size > concurrency && axis == "pool.size") continue;
         if (c->contains("error") || c->value("interrupted", false)) continue;
-        const double x = c->value("throughput_rps", 0.0);
+        const double x = number(member(*c, "throughput_rps"));
         points.push_back({n, x});
         points_json.push_back({{"n", n}, {"throughput", x}});
         const json& env = member(*c, "environment");
-        const double cpu_share = env.value("case_cpu_share", 0.0);
+        const double cpu_share = number(member(env, "case_cpu_share"));
         if (cpu_share >= cpu_saturated_share) {
           objections.push_back(fmt::format("{}={} kept {:.0f}% of the CPUs busy", axis, n, 100 * cpu_share));
         }
@@ -133,7 +139,7 @@ json usl_analyses(const json& results) {
                                       : "cold";
         const double injected = number(setting(results, *c, "worker.startup_ms")) +
                                 number(setting(results, *c, "worker.init_ms"));
-        if (start == "cold" && injected > 0.05 * c->value("load_wall_ms", 0.0)) {
+        if (start == "cold" && injected > 0.05 * number(member(*c, "load_wall_ms"))) {
           objections.push_back(fmt::format("{}={} includes a cold start of {:.0f} ms", axis, n, injected));
         }
       }
@@ -204,8 +210,10 @@ json axis_analyses(const json& results) {
       const auto& [value, counts] = rows_by_value[text];
       const auto [requests, timeouts] = counts;
       const double rate = requests ? static_cast<double>(timeouts) / requests : 0.0;
-      lo = std::min(lo, rate);
-      hi = std::max(hi, rate);
+      if (requests > 0) {
+        lo = std::min(lo, rate);
+        hi = std::max(hi, rate);
+      }
       rows.push_back({{"value", value}, {"requests", requests}, {"timeouts", timeouts}, {"rate", rate}});
       table.emplace_back(timeouts, requests - std::min(timeouts, requests));
     }
@@ -228,8 +236,9 @@ std::map<std::string, std::string> example_per_verdict(const json& results) {
   std::map<std::string, std::pair<std::uint64_t, std::string>> best;
   for (const auto& c : results.at("cases")) {
     for (const auto& f : member(c, "findings")) {
-      const auto name = f.at("verdict").get<std::string>();
-      const auto count = f.at("count").get<std::uint64_t>();
+      if (!f.contains("verdict") || !f["verdict"].is_string()) continue;
+      const auto name = f["verdict"].get<std::string>();
+      const auto count = count_of(member(f, "count"));
       if (!best.contains(name) || count > best[name].first) {
         best[name] = {count, f.value("summary", "")};
       }
@@ -250,10 +259,9 @@ std::string conclusion(const json& results, const json& summary, const json& ana
     text = fmt::format("No request failed or timed out: {} in {}.", plural(requests, "request", "requests"),
                        plural(cases, "case", "cases"));
   } else {
-    text = fmt::format("{} in {} of {}: {}{}.", plural(failed, "request failed", "requests failed"),
-                       plural(cases, "case", "cases"), plural(requests, "request", "requests"),
-                       plural(timeouts, "timeout", "timeouts"),
-                       failed > timeouts ? fmt::format(", {} other failures", failed - timeouts) : "");
+    text = fmt::format("{} of {} failed across {}: {}{}.", failed, plural(requests, "request", "requests"),
+                       plural(cases, "case", "cases"), plural(timeouts, "timeout", "timeouts"),
+                       failed > timeouts ? ", " + plural(failed - timeouts, "other failure", "other failures") : "");
     std::vector<std::pair<std::uint64_t, std::string>> ordered;
     for (const auto& [name, n] : summary.at("verdicts").items()) ordered.emplace_back(n.get<std::uint64_t>(), name);
     std::sort(ordered.rbegin(), ordered.rend());
@@ -292,10 +300,10 @@ void diagnose_run(json& results) {
   std::uint64_t requests = 0, failed = 0, timeouts = 0;
   for (const auto& c : results.at("cases")) {
     requests += requests_of(c);
-    failed += requests_of(c) - c.at("outcomes").value("ok", std::uint64_t{0});
+    failed += requests_of(c) - count_of(member(member(c, "outcomes"), "ok"));
     timeouts += timeouts_of(c);
     for (const auto& [name, n] : member(c, "verdicts").items()) {
-      verdicts[name] = verdicts.value(name, std::uint64_t{0}) + n.get<std::uint64_t>();
+      verdicts[name] = verdicts.value(name, std::uint64_t{0}) + count_of(n);
     }
   }
   json analyses = {{"usl", usl_analyses(results)}, {"axes", axis_analyses(results)}};

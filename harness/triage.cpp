@@ -230,7 +230,16 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
       plans[e].apply(run.scenario, cores);
       run.repetition = k;
       run.id = fmt::format("{}#{}#r{}", found->id.substr(0, found->id.find('#')), plans[e].name, k);
+      // The settings a plan may change are recorded as it applied them, so that the reports
+      // show each run as it ran.
+      std::erase_if(run.params, [](const auto& p) {
+        return p.first == "worker.startup_ms" || p.first == "worker.init_ms" ||
+               p.first == "environment.cpu_hogs" || p.first == "environment.cpus";
+      });
       run.params.emplace_back("triage.environment", plans[e].name);
+      run.params.emplace_back("worker.startup_ms", run.scenario.worker.startup_ms);
+      run.params.emplace_back("worker.init_ms", run.scenario.worker.init_ms);
+      run.params.emplace_back("environment.cpu_hogs", run.scenario.environment.cpu_hogs);
       json c = run_case(run, results["cases"].size(), interrupted);
       if (c.value("interrupted", false)) break;
       tally& t = tallies[e];
@@ -255,6 +264,7 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
   results["triage"] = triage_json(tallies, c);
   results["partial"] = false;
   diagnose_run(results);
+  results["assertions"] = check_assertions(results);
   const std::string out_dir = o.out_dir.empty() ? default_out_dir("triage-" + file->scenario.name) : o.out_dir;
   auto written = write_results(out_dir, results);
   if (!written) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "diagnosis.hpp"
+#include "results.hpp"
 #include "scenario.hpp"
 
 namespace procpool::harness {
@@ -287,7 +288,7 @@ TEST(DiagnosisRun, SumsCaseVerdictsAndTestsEachAxis) {
   EXPECT_EQ(axis["depends"], true);
   EXPECT_LT(axis["p_value"].get<double>(), 0.01);
   const std::string conclusion = results["conclusion"];
-  EXPECT_EQ(conclusion.rfind("20 requests failed", 0), 0u) << conclusion;
+  EXPECT_EQ(conclusion.rfind("20 of 420 requests failed across 4 cases: 20 timeouts.", 0), 0u) << conclusion;
   EXPECT_NE(conclusion.find("20 capacity (all busy)"), std::string::npos) << conclusion;
 }
 
@@ -297,6 +298,47 @@ TEST(DiagnosisRun, NoFailuresSaysSo) {
   diagnose_run(results);
   EXPECT_EQ(results["conclusion"].get<std::string>().rfind("No request failed", 0), 0u);
   EXPECT_TRUE(results["verdicts"].empty());
+}
+
+// ---- The assertions that read the diagnosis ----
+
+json asserted(json assertions, std::vector<json> cases) {
+  json results = {{"scenario", {{"assert", assertions}}}, {"cases", cases}};
+  return results;
+}
+
+TEST(Assertions, MaxTimeoutRateHoldsForEveryCaseNotOnAverage) {
+  const json results = asserted({{"max_timeout_rate", 0.1}},
+                                {{{"id", "bad"}, {"outcomes", {{"ok", 5}, {"checkout_timeout", 5}}}},
+                                 {{"id", "clean"}, {"outcomes", {{"ok", 1000}}}}});
+  const json checks = check_assertions(results);
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0]["held"], false);
+  EXPECT_DOUBLE_EQ(checks[0]["value"].get<double>(), 0.5);
+  EXPECT_NE(checks[0]["detail"].get<std::string>().find("bad"), std::string::npos);
+}
+
+TEST(Assertions, ForbiddenVerdictsIncludeSweepLevelOnes) {
+  json results = asserted({{"forbid_verdicts", {"architectural.*"}}},
+                          {{{"id", "c"}, {"outcomes", {{"ok", 10}}}, {"verdicts", json::object()}}});
+  EXPECT_EQ(check_assertions(results)[0]["held"], true);
+  results["analyses"] = {{"usl", {{{"axis", "load.concurrency"}, {"verdict", "architectural.scaling"}}}}};
+  const json checks = check_assertions(results);
+  EXPECT_EQ(checks[0]["held"], false);
+  EXPECT_NE(checks[0]["detail"].get<std::string>().find("architectural.scaling"), std::string::npos);
+}
+
+TEST(Diagnosis, RecycledAndStoppedWorkersAreNotLost) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "checkout").event(3 * ms, 2, "idle", "busy", "checkout");
+  b.event(10 * ms, 1, "busy", "stopping", "recycled after 100 requests");
+  b.event(12 * ms, 1, "stopping", "exited", "killed by SIGTERM");
+  b.start(3, 12 * ms, 300 * ms, 301 * ms);
+  b.event(400 * ms, 2, "busy", "idle", "free");
+  b.failed("checkout_timeout", 20 * ms, 70 * ms);
+  const json c = b.diagnosed(settings(2, 2, 50, 1000));
+  EXPECT_NE(only_verdict(c), verdict::crash);
 }
 
 }  // namespace
