@@ -71,6 +71,7 @@ struct conclusion {
   std::string label;  // environmental | architectural | not reproduced | inconclusive
   std::string because;
   json comparisons = json::array();
+  std::string amplified_by = {};  // an architectural verdict behind environmental failures
 };
 
 // `baseline` is the environment with the least in it (idealised for a scenario, as-is for
@@ -125,6 +126,29 @@ conclusion decide(const tally& baseline, const std::vector<tally>& all) {
   return c;
 }
 
+// Failures can need the environment to happen and still be the architecture's doing: a pool
+// that starts workers one at a time times out only when starts are slow. When the failed
+// runs' own verdicts are mostly architectural, the environmental conclusion says so.
+void note_architectural_amplification(conclusion& c, const std::vector<tally>& tallies) {
+  if (c.label != "environmental") return;
+  std::map<std::string, std::uint64_t> verdicts;
+  std::uint64_t total = 0;
+  for (const auto& t : tallies) {
+    for (const auto& [v, n] : t.verdicts) {
+      verdicts[v] += n;
+      total += n;
+    }
+  }
+  const auto top = std::max_element(verdicts.begin(), verdicts.end(),
+                                    [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (top == verdicts.end() || !top->first.starts_with("architectural.") || 2 * top->second < total) return;
+  c.because += fmt::format(
+      "; but {} of the {} failed requests were judged {}: the environment triggers the failures "
+      "and the architecture turns it into timeouts",
+      top->second, total, top->first);
+  c.amplified_by = top->first;
+}
+
 std::string markdown(const std::string& title, const std::vector<tally>& tallies,
                      const conclusion& c, bool with_verdicts) {
   std::string md = fmt::format("# Triage: {}\n\n**{}**: {}.\n\n", title, c.label, c.because);
@@ -160,8 +184,10 @@ json triage_json(const std::vector<tally>& tallies, const conclusion& c) {
                             {"median_s", t.median_s()},
                             {"verdicts", t.verdicts}});
   }
-  return {{"conclusion", c.label}, {"because", c.because}, {"environments", environments},
-          {"comparisons", c.comparisons}};
+  json out = {{"conclusion", c.label}, {"because", c.because}, {"environments", environments},
+              {"comparisons", c.comparisons}};
+  if (!c.amplified_by.empty()) out["amplified_by"] = c.amplified_by;
+  return out;
 }
 
 void print_line(const triage_options& o, const tally& t, std::size_t k, bool failed, const std::string& detail) {
@@ -260,7 +286,8 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
     fmt::print(stderr, "procpool triage: interrupted; nothing concluded\n");
     return exit_failed;
   }
-  const conclusion c = decide(tallies.front(), tallies);
+  conclusion c = decide(tallies.front(), tallies);
+  note_architectural_amplification(c, tallies);
   results["triage"] = triage_json(tallies, c);
   results["partial"] = false;
   diagnose_run(results);
