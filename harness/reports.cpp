@@ -94,6 +94,15 @@ result<std::vector<std::filesystem::path>> write_reports(const std::filesystem::
   return paths;
 }
 
+result<std::filesystem::path> write_results_and_reports(const std::filesystem::path& dir,
+                                                        const nlohmann::json& results,
+                                                        const report_options& options) {
+  auto written = write_results(dir, results);
+  if (!written) return written;
+  if (auto reports = write_reports(dir, results, options); !reports) return std::move(reports).error();
+  return written;
+}
+
 void add_report_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<report_command_options>();
   auto* cmd = app.add_subcommand(

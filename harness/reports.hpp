@@ -35,6 +35,12 @@ result<std::vector<std::filesystem::path>> write_reports(const std::filesystem::
                                                          const nlohmann::json& results,
                                                          const report_options& options);
 
+// What run, merge and triage leave behind: results.json, then the four reports, in `dir`.
+// Returns the path of results.json.
+result<std::filesystem::path> write_results_and_reports(const std::filesystem::path& dir,
+                                                        const nlohmann::json& results,
+                                                        const report_options& options);
+
 // `procpool report RESULTS.json --out DIR`.
 void add_report_command(CLI::App& app, int& exit_code);
 

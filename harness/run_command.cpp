@@ -115,13 +115,9 @@ int run(const run_options& opts, const std::string& command_line) {
   results["partial"] = interrupted.load() || results["cases"].size() != cases.size();
   diagnose_run(results);
   results["assertions"] = check_assertions(results);
-  auto written = write_results(out_dir, results);
+  auto written = write_results_and_reports(out_dir, results, {});
   if (!written) {
     fmt::print(stderr, "procpool run: {}\n", written.error().message);
-    return exit_internal;
-  }
-  if (auto reports = write_reports(out_dir, results, {}); !reports) {
-    fmt::print(stderr, "procpool run: {}\n", reports.error().message);
     return exit_internal;
   }
   bool held = true;
@@ -150,13 +146,9 @@ int merge(const std::vector<std::string>& dirs, const std::string& out_dir) {
     fmt::print(stderr, "procpool merge: {}\n", merged.error().message);
     return exit_usage;
   }
-  auto written = write_results(out_dir, *merged);
+  auto written = write_results_and_reports(out_dir, *merged, {});
   if (!written) {
     fmt::print(stderr, "procpool merge: {}\n", written.error().message);
-    return exit_internal;
-  }
-  if (auto reports = write_reports(out_dir, *merged, {}); !reports) {
-    fmt::print(stderr, "procpool merge: {}\n", reports.error().message);
     return exit_internal;
   }
   fmt::print("merged {} cases from {} inputs{}: {}\n", (*merged)["cases"].size(), dirs.size(),
@@ -173,7 +165,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
   auto opts = std::make_shared<run_options>();
   auto* cmd = app.add_subcommand(
       "run", "Run a scenario: every case of its sweep, each with a fresh subject and workers; "
-             "writes results.json into --out. Exit 0 when every assertion held, 1 when one "
+             "writes results.json and, rendered from it, report.md, report.html, junit.xml and "
+             "cases.csv into --out. Exit 0 when every assertion held, 1 when one "
              "failed or the run was interrupted, 2 on a configuration error.");
   cmd->add_option("scenario", opts->scenario_path, "the scenario file (TOML)")
       ->required()

@@ -293,13 +293,9 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
   diagnose_run(results);
   results["assertions"] = check_assertions(results);
   const std::string out_dir = o.out_dir.empty() ? default_out_dir("triage-" + file->scenario.name) : o.out_dir;
-  auto written = write_results(out_dir, results);
+  auto written = write_results_and_reports(out_dir, results, {});
   if (!written) {
     fmt::print(stderr, "procpool triage: {}\n", written.error().message);
-    return exit_internal;
-  }
-  if (auto reports = write_reports(out_dir, results, {}); !reports) {
-    fmt::print(stderr, "procpool triage: {}\n", reports.error().message);
     return exit_internal;
   }
   const std::string md = markdown(fmt::format("case {} of {}", found->id, o.scenario_path), tallies, c, true);
