@@ -19,7 +19,7 @@ packages=(
   libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-# Only the tests need these: Chromium renders report.html headless (tests/report_render_test.py).
+# Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py).
 # It is large, so `run` and `build` go without it.
 test_packages=(chromium)
 

@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "histogram.hpp"
+#include "run/histogram.hpp"
 
 namespace {
 

@@ -40,12 +40,12 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
-#include "procpool/frame.hpp"
-#include "procpool/message.hpp"
+#include "procpool/wire/frame.hpp"
+#include "procpool/wire/message.hpp"
 #include "procpool/pool.hpp"
 #include "procpool/worker_lease.hpp"
-#include "procpool/worker_process.hpp"
-#include "worker_locator.hpp"
+#include "procpool/wire/worker_process.hpp"
+#include "subjects/worker_locator.hpp"
 
 namespace {
 

@@ -1,8 +1,8 @@
 // Echo round trips through worker_connection to the fake and the Python worker.
 #include <benchmark/benchmark.h>
 
-#include "procpool/worker_connection.hpp"
-#include "worker_locator.hpp"
+#include "procpool/wire/worker_connection.hpp"
+#include "subjects/worker_locator.hpp"
 
 namespace {
 

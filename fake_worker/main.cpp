@@ -21,8 +21,8 @@
 
 #include "knobs.hpp"
 #include "procpool/clock.hpp"
-#include "procpool/frame.hpp"
-#include "procpool/message.hpp"
+#include "procpool/wire/frame.hpp"
+#include "procpool/wire/message.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "procpool/frame.hpp"
+#include "procpool/wire/frame.hpp"
 
 #include <fmt/format.h>
 

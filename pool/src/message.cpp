@@ -1,4 +1,4 @@
-#include "procpool/message.hpp"
+#include "procpool/wire/message.hpp"
 
 #include <algorithm>
 #include <charconv>

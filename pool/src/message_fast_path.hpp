@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "procpool/message.hpp"
+#include "procpool/wire/message.hpp"
 
 namespace procpool::message_internals {
 

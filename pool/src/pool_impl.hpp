@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "procpool/pool.hpp"
-#include "procpool/worker_connection.hpp"
+#include "procpool/wire/worker_connection.hpp"
 
 namespace procpool {
 

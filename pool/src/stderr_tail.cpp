@@ -1,4 +1,4 @@
-#include "procpool/stderr_tail.hpp"
+#include "procpool/wire/stderr_tail.hpp"
 
 namespace procpool {
 

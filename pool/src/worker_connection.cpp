@@ -1,4 +1,4 @@
-#include "procpool/worker_connection.hpp"
+#include "procpool/wire/worker_connection.hpp"
 
 #include <poll.h>
 #include <unistd.h>

@@ -2,7 +2,7 @@
 // and signal set-up it lacks is an initializer of ours that runs in the child between fork
 // and exec. After the launch the handle is detached: lifetime (pidfd, reaping, group kills)
 // is managed here, where the pool's supervisor can poll it.
-#include "procpool/worker_process.hpp"
+#include "procpool/wire/worker_process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

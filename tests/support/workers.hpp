@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procpool/pool_options.hpp"
-#include "procpool/worker_process.hpp"
+#include "procpool/wire/worker_process.hpp"
 
 namespace procpool::testing {
 

@@ -28,7 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procpool/clock.hpp"
-#include "procpool/message.hpp"
+#include "procpool/wire/message.hpp"
 #include "procpool/pool_options.hpp"
 #include "procpool/pool_stats.hpp"
 #include "procpool/result.hpp"

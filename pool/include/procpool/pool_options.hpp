@@ -20,7 +20,7 @@
 
 #include "procpool/error.hpp"
 #include "procpool/pool_events.hpp"
-#include "procpool/worker_process.hpp"
+#include "procpool/wire/worker_process.hpp"
 
 namespace procpool {
 

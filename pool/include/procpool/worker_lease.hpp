@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procpool/clock.hpp"
-#include "procpool/message.hpp"
+#include "procpool/wire/message.hpp"
 #include "procpool/pool.hpp"
 #include "procpool/result.hpp"
 

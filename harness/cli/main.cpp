@@ -1,0 +1,37 @@
+// procpool: the command line of the harness.
+#include <CLI/CLI.hpp>
+
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "cli/compare_command.hpp"
+#include "cli/plan_command.hpp"
+#include "cli/report_command.hpp"
+#include "cli/roundtrip_command.hpp"
+#include "cli/run_command.hpp"
+#include "cli/triage_command.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"procpool: a process pool and the harness that measures it"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  procpool::harness::add_run_command(app, exit_code);
+  procpool::harness::add_merge_command(app, exit_code);
+  procpool::harness::add_triage_command(app, exit_code);
+  procpool::harness::add_compare_command(app, exit_code);
+  procpool::harness::add_plan_command(app, exit_code);
+  procpool::harness::add_report_command(app, exit_code);
+  procpool::harness::add_roundtrip_command(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors exit 2, as every procpool command does; --help exits 0.
+    const int code = app.exit(e);
+    return code == 0 ? procpool::harness::exit_ok : procpool::harness::exit_usage;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "procpool: internal error: {}\n", e.what());
+    return procpool::harness::exit_internal;
+  }
+  return exit_code;
+}

@@ -1,0 +1,767 @@
+// Per-request verdicts. Each failed request is judged from what the pool was doing while it
+// waited or ran (rebuilt from the case's worker events), the case's environment readings, and
+// the successful requests around it. The rules, in the order they are tried, and their
+// thresholds are documented in reports/verdicts.md: change both together.
+#include "diagnosis/diagnosis.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "run/runner.hpp"
+
+namespace procpool::harness {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr double ns_per_ms = 1e6;
+
+// A request that saw an idle worker for this long (or for this share of its wait, if longer)
+// was not dispatched: handing a free worker to a waiter takes microseconds.
+constexpr double dispatch_bound_ms = 5.0;
+constexpr double dispatch_bound_share = 0.10;
+// The share of a wait a cause must cover to count as the cause.
+constexpr double dominant_share = 0.5;
+// CPU pressure (share of the case's wall time in which some task waited for a CPU) above
+// which the host counts as short of CPU.
+constexpr double contention_psi_pct = 10.0;
+// Service time stretched this much beyond what was asked for counts as slowed down.
+constexpr double contention_stretch = 1.3;
+// Successful requests whose service time reaches this share of the deadline show a workload
+// that runs close to it.
+constexpr double workload_near_deadline = 0.5;
+
+enum class wstate { pending, starting, idle, busy, pinging, stopping, exited };
+
+wstate parse_state(const std::string& name) {
+  static const std::map<std::string, wstate, std::less<>> names = {
+      {"pending", wstate::pending}, {"starting", wstate::starting}, {"idle", wstate::idle},
+      {"busy", wstate::busy},       {"pinging", wstate::pinging},   {"stopping", wstate::stopping},
+      {"exited", wstate::exited}};
+  const auto it = names.find(name);
+  return it == names.end() ? wstate::pending : it->second;
+}
+
+bool is_live(wstate s) {
+  return s == wstate::starting || s == wstate::idle || s == wstate::busy || s == wstate::pinging;
+}
+
+struct state_interval {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+  wstate state = wstate::pending;
+  std::uint64_t worker = 0;
+};
+
+struct worker_start {
+  std::uint64_t worker = 0;
+  std::int64_t t_spawn = 0;
+  std::int64_t t_main = 0;       // 0 when the start did not finish
+  std::int64_t t_init_done = 0;  // 0 when the start did not finish
+  std::int64_t t_end = 0;        // when it stopped starting (ready, or gone)
+};
+
+// How many workers were in each state, from one change to the next.
+struct occupancy_step {
+  std::int64_t t = 0;
+  int starting = 0;
+  int idle = 0;
+  int busy = 0;
+  int live = 0;
+};
+
+// The outage a slot suffers after its worker died of a fault: from the exit until the slot's
+// next worker is spawned (or the case ends).
+struct slot_outage {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+  std::uint64_t worker = 0;  // the worker that died
+};
+
+struct fault_exit {
+  std::int64_t t = 0;
+  std::uint64_t worker = 0;
+};
+
+struct service_reference {
+  bool known = false;      // the harness asked the worker for a known service time
+  double typical_ms = 0;   // its mean
+  double upper_ms = 0;     // about its 99th percentile
+  bool cpu = false;
+};
+
+// What a case's scenario asked for, as far as the rules need it.
+struct case_settings {
+  std::size_t pool_size = 1;
+  std::size_t start_cap = 1;
+  double checkout_timeout_ms = 0;
+  double request_timeout_ms = 0;
+  double start_timeout_ms = 0;
+  double injected_start_ms = 0;  // worker.startup_ms + worker.init_ms
+  service_reference service;
+};
+
+// The case rebuilt from its record: worker state intervals, occupancy over time, the starts,
+// slot outages after faults, request waits, and reference figures.
+struct case_view {
+  std::vector<state_interval> intervals;
+  std::vector<occupancy_step> steps;
+  std::vector<worker_start> starts;
+  std::vector<slot_outage> outages;
+  std::vector<fault_exit> fault_exits;
+  std::map<std::uint64_t, std::string> exit_causes;
+  std::vector<std::pair<std::int64_t, std::int64_t>> waits;  // submit to checkout (or reply)
+  std::vector<double> ok_service_ms;                         // worker_done - worker_recv
+  double mean_startup_ms = 0;  // over completed starts
+  double mean_init_ms = 0;
+  std::size_t completed_starts = 0;
+  std::int64_t t_end = 0;
+  std::int64_t t_events_known = 0;  // nonzero: worker events after this time were dropped
+  double cpu_pressure_pct = 0;
+  bool psi_available = false;
+  std::size_t cpu_hogs = 0;
+};
+
+// A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
+// behind, whatever its exit looked like ("exited with code 0", "killed by SIGTERM" after a
+// graceful stop ran out of time). `why` is the cause of its stopping state when it had one,
+// else of its exit.
+bool is_fault_exit(const std::string& why) {
+  return !why.starts_with("pool stopping") && !why.starts_with("recycled");
+}
+
+std::int64_t ns(const json& j, const char* key) { return j.value(key, std::int64_t{0}); }
+
+service_reference service_of(const scenario& s) {
+  service_reference r;
+  if (s.worker.kind == worker_type::command) return r;
+  const auto& sv = s.worker.service;
+  r.known = true;
+  r.cpu = sv.cpu || s.load.command == load_command::burn;
+  if (s.load.command != load_command::echo) {
+    r.typical_ms = r.upper_ms = sv.ms;
+    return r;
+  }
+  switch (sv.dist) {
+    case service_dist::fixed: r.typical_ms = r.upper_ms = sv.ms; break;
+    case service_dist::uniform:
+      r.typical_ms = (sv.min_ms + sv.max_ms) / 2;
+      r.upper_ms = sv.max_ms;
+      break;
+    case service_dist::exponential:
+      r.typical_ms = sv.ms;
+      r.upper_ms = sv.ms * std::log(100.0);
+      break;
+    case service_dist::lognormal:
+      r.typical_ms = sv.ms * std::exp(sv.sigma * sv.sigma / 2);
+      r.upper_ms = sv.ms * std::exp(2.326 * sv.sigma);
+      break;
+  }
+  return r;
+}
+
+case_settings settings_of(const scenario& s) {
+  const std::size_t cores = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  return {.pool_size = s.pool.size,
+          .start_cap = s.pool.max_concurrent_starts ? s.pool.max_concurrent_starts : cores,
+          .checkout_timeout_ms = static_cast<double>(s.pool.checkout_timeout_ms),
+          .request_timeout_ms = static_cast<double>(s.pool.request_timeout_ms),
+          .start_timeout_ms = static_cast<double>(s.pool.start_timeout_ms + s.pool.init_timeout_ms),
+          .injected_start_ms = s.worker.startup_ms + s.worker.init_ms,
+          .service = service_of(s)};
+}
+
+case_view view_of(const json& c) {
+  case_view v;
+  const json& timelines = c.at("timelines");
+  std::vector<json> events(timelines.at("workers").begin(), timelines.at("workers").end());
+  std::stable_sort(events.begin(), events.end(),
+                   [](const json& a, const json& b) { return ns(a, "t_ns") < ns(b, "t_ns"); });
+  for (const auto& e : events) v.t_end = std::max(v.t_end, ns(e, "t_ns"));
+  // Past the last kept event the pool's state is unknown when events were dropped.
+  if (timelines.value("worker_events_dropped", std::uint64_t{0}) > 0) v.t_events_known = v.t_end;
+  for (const char* kind : {"requests_failed", "requests_sampled"}) {
+    for (const auto& t : timelines.at(kind)) v.t_end = std::max(v.t_end, ns(t, "t_reply"));
+  }
+
+  struct open_state {
+    wstate state;
+    std::int64_t since;
+    std::size_t slot;
+  };
+  std::map<std::uint64_t, open_state> open;
+  std::map<std::uint64_t, worker_start> starting;
+  std::map<std::size_t, fault_exit> slot_down_since;  // slots whose worker died of a fault
+  std::map<std::uint64_t, std::string> stopping_cause;
+  for (const auto& e : events) {
+    const auto worker = e.value("worker", std::uint64_t{0});
+    const auto slot = e.value("slot", std::size_t{0});
+    const std::int64_t t = ns(e, "t_ns");
+    const wstate to = parse_state(e.value("to", ""));
+    if (auto it = open.find(worker); it != open.end()) {
+      v.intervals.push_back({it->second.since, t, it->second.state, worker});
+    }
+    open[worker] = {to, t, slot};
+    if (to == wstate::starting) {
+      starting[worker] = {.worker = worker, .t_spawn = ns(e, "t_spawn_ns") ? ns(e, "t_spawn_ns") : t};
+      if (auto down = slot_down_since.find(slot); down != slot_down_since.end()) {
+        v.outages.push_back({down->second.t, t, down->second.worker});
+        slot_down_since.erase(down);
+      }
+    } else if (auto st = starting.find(worker); st != starting.end()) {
+      st->second.t_end = t;
+      st->second.t_main = ns(e, "t_main_ns");
+      st->second.t_init_done = ns(e, "t_init_done_ns");
+      v.starts.push_back(st->second);
+      starting.erase(st);
+    }
+    if (to == wstate::stopping) stopping_cause[worker] = e.value("cause", "");
+    if (to == wstate::exited) {
+      const std::string cause = e.value("cause", "");
+      v.exit_causes[worker] = cause;
+      const auto stopped = stopping_cause.find(worker);
+      if (is_fault_exit(stopped != stopping_cause.end() ? stopped->second : cause)) {
+        v.fault_exits.push_back({t, worker});
+        slot_down_since[slot] = {t, worker};
+      }
+      open.erase(worker);
+    }
+  }
+  for (const auto& [worker, st] : open) v.intervals.push_back({st.since, v.t_end, st.state, worker});
+  for (auto& [worker, st] : starting) {
+    st.t_end = v.t_end;
+    v.starts.push_back(st);
+  }
+  for (const auto& [slot, since] : slot_down_since) v.outages.push_back({since.t, v.t_end, since.worker});
+
+  // Occupancy: +1/-1 per interval edge, summed in time order.
+  struct edge {
+    std::int64_t t;
+    wstate state;
+    int delta;
+  };
+  std::vector<edge> edges;
+  for (const auto& i : v.intervals) {
+    edges.push_back({i.begin, i.state, +1});
+    edges.push_back({i.end, i.state, -1});
+  }
+  std::sort(edges.begin(), edges.end(), [](const edge& a, const edge& b) { return a.t < b.t; });
+  occupancy_step current;
+  for (std::size_t i = 0; i < edges.size();) {
+    const std::int64_t t = edges[i].t;
+    for (; i < edges.size() && edges[i].t == t; ++i) {
+      const auto& e = edges[i];
+      if (e.state == wstate::starting) current.starting += e.delta;
+      if (e.state == wstate::idle) current.idle += e.delta;
+      if (e.state == wstate::busy) current.busy += e.delta;
+      if (is_live(e.state)) current.live += e.delta;
+    }
+    current.t = t;
+    v.steps.push_back(current);
+  }
+
+  double startup_sum = 0, init_sum = 0;
+  for (const auto& s : v.starts) {
+    if (!s.t_main || !s.t_init_done) continue;
+    ++v.completed_starts;
+    startup_sum += (s.t_main - s.t_spawn) / ns_per_ms;
+    init_sum += (s.t_init_done - s.t_main) / ns_per_ms;
+  }
+  if (v.completed_starts) {
+    v.mean_startup_ms = startup_sum / v.completed_starts;
+    v.mean_init_ms = init_sum / v.completed_starts;
+  }
+
+  for (const char* kind : {"requests_failed", "requests_sampled"}) {
+    for (const auto& t : timelines.at(kind)) {
+      const auto end = ns(t, "t_checkout") ? ns(t, "t_checkout") : ns(t, "t_reply");
+      v.waits.emplace_back(ns(t, "t_submit"), end);
+    }
+  }
+  for (const auto& t : timelines.at("requests_sampled")) {
+    if (ns(t, "t_worker_recv") && ns(t, "t_worker_done")) {
+      v.ok_service_ms.push_back((ns(t, "t_worker_done") - ns(t, "t_worker_recv")) / ns_per_ms);
+    }
+  }
+  std::sort(v.ok_service_ms.begin(), v.ok_service_ms.end());
+
+  static const json no_environment = json::object();
+  const json& env = c.contains("environment") ? c["environment"] : no_environment;
+  v.psi_available = env.value("psi_available", false);
+  if (env.contains("psi")) v.cpu_pressure_pct = env["psi"].value("cpu_some_pct", 0.0);
+  v.cpu_hogs = env.value("cpu_hogs", std::size_t{0});
+  return v;
+}
+
+double overlap_ms(std::int64_t a0, std::int64_t a1, std::int64_t b0, std::int64_t b1) {
+  return std::max<std::int64_t>(0, std::min(a1, b1) - std::max(a0, b0)) / ns_per_ms;
+}
+
+// What the pool was doing during one request's wait.
+struct wait_picture {
+  double wait_ms = 0;
+  double idle_max_ms = 0;  // the longest a single worker sat idle
+  std::uint64_t idle_worker = 0;
+  double starting_ms = 0;       // some start in progress
+  int max_starting = 0;         // concurrent starts at most
+  double short_slots_ms = 0;    // fewer live workers than the pool's size
+  double saturated_ms = 0;      // every live worker busy, none starting, none idle
+  double outage_ms = 0;         // some slot down after a fault
+  std::size_t fault_exits = 0;  // workers lost to faults during the wait
+  std::set<std::uint64_t> lost_workers;  // those, and the ones whose slots were still down
+  bool others_waiting = false;  // another request waited at the same time
+  std::vector<const worker_start*> starts;
+  double busy_share = 0;  // mean busy workers over live workers
+};
+
+wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a, std::int64_t b) {
+  wait_picture p;
+  p.wait_ms = std::max<std::int64_t>(0, b - a) / ns_per_ms;
+  for (const auto& i : v.intervals) {
+    if (i.state != wstate::idle) continue;
+    const double o = overlap_ms(i.begin, i.end, a, b);
+    if (o > p.idle_max_ms) {
+      p.idle_max_ms = o;
+      p.idle_worker = i.worker;
+    }
+  }
+  double busy_sum = 0, live_sum = 0;
+  for (std::size_t k = 0; k < v.steps.size(); ++k) {
+    const auto& s = v.steps[k];
+    const std::int64_t until = k + 1 < v.steps.size() ? v.steps[k + 1].t : v.t_end;
+    const double d = overlap_ms(s.t, until, a, b);
+    if (d <= 0) continue;
+    if (s.starting > 0) {
+      p.starting_ms += d;
+      p.max_starting = std::max(p.max_starting, s.starting);
+    }
+    if (static_cast<std::size_t>(s.live) < cs.pool_size) p.short_slots_ms += d;
+    if (s.live > 0 && s.busy == s.live) p.saturated_ms += d;
+    busy_sum += s.busy * d;
+    live_sum += s.live * d;
+  }
+  // Before the first event, nothing was live: every slot was short.
+  if (!v.steps.empty() && a < v.steps.front().t) {
+    p.short_slots_ms += overlap_ms(a, v.steps.front().t, a, b);
+  }
+  p.busy_share = live_sum > 0 ? busy_sum / live_sum : 0;
+  for (const auto& o : v.outages) {
+    const double down = overlap_ms(o.begin, o.end, a, b);
+    p.outage_ms = std::max(p.outage_ms, down);
+    if (down > 0) p.lost_workers.insert(o.worker);
+  }
+  for (const auto& e : v.fault_exits) {
+    if (e.t < a || e.t > b) continue;
+    ++p.fault_exits;
+    p.lost_workers.insert(e.worker);
+  }
+  for (const auto& s : v.starts) {
+    if (overlap_ms(s.t_spawn, s.t_end, a, b) > 0) p.starts.push_back(&s);
+  }
+  int self_seen = 0;
+  for (const auto& [w0, w1] : v.waits) {
+    if (w0 == a && w1 == b && self_seen++ == 0) continue;
+    if (overlap_ms(w0, w1, a, b) > 0) {
+      p.others_waiting = true;
+      break;
+    }
+  }
+  return p;
+}
+
+struct judgement {
+  judgement(std::string_view v, std::string r, json e = json::object(), std::string s = {})
+      : verdict(v), rule(std::move(r)), evidence(std::move(e)), summary(std::move(s)) {}
+  std::string_view verdict;
+  std::string rule;  // the rule that decided, in words
+  json evidence;     // the figures it decided on
+  std::string summary;
+};
+
+double percentile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const auto i = static_cast<std::size_t>(std::ceil(q * sorted.size())) - 1;
+  return sorted[std::min(i, sorted.size() - 1)];
+}
+
+double round3(double x) { return std::round(x * 1000) / 1000; }
+
+// Service under contention: the host short of CPU, and service slower than asked.
+std::optional<double> contention_stretch_of(const case_view& v, const case_settings& cs) {
+  if (!cs.service.known || cs.service.typical_ms <= 0 || v.ok_service_ms.empty()) return std::nullopt;
+  double sum = 0;
+  for (double x : v.ok_service_ms) sum += x;
+  return sum / v.ok_service_ms.size() / cs.service.typical_ms;
+}
+
+bool host_short_of_cpu(const case_view& v) {
+  return v.psi_available ? v.cpu_pressure_pct >= contention_psi_pct : v.cpu_hogs > 0;
+}
+
+judgement contention(const case_view& v, std::optional<double> stretch, double waited_ms,
+                     double deadline_ms, std::string_view what) {
+  judgement j{verdict::contention,
+              "the host was short of CPU (CPU pressure at or above 10% of the case, or CPU hogs "
+              "without pressure readings) and service ran slower than asked"};
+  j.evidence = {{"cpu_pressure_pct", round3(v.cpu_pressure_pct)},
+                {"cpu_hogs", v.cpu_hogs},
+                {"waited_ms", round3(waited_ms)},
+                {"deadline_ms", deadline_ms}};
+  if (stretch) j.evidence["service_stretch"] = round3(*stretch);
+  j.summary = fmt::format(
+      "{}{}{}{}", what,
+      v.psi_available ? fmt::format(" while some task waited for a CPU {:.0f}% of the time", v.cpu_pressure_pct)
+                      : std::string(),
+      v.cpu_hogs ? fmt::format(", {} CPU hogs", v.cpu_hogs) : "",
+      stretch ? fmt::format(", service {:.1f}x slower than asked", *stretch) : "");
+  return j;
+}
+
+// The verdicts of the requests whose failure cost a worker its life, by worker.
+using loss_verdicts = std::map<std::uint64_t, std::string_view>;
+
+// A wait spent on replacing lost workers is charged to what lost them: the verdict of the
+// failed request that killed the worker (a request timeout under contention is contention),
+// fault.crash when the worker died on its own.
+judgement replacement_wait(const wait_picture& p, const loss_verdicts& losses, json evidence,
+                           std::string rule) {
+  std::map<std::string_view, std::size_t> causes;
+  for (const auto w : p.lost_workers) {
+    const auto it = losses.find(w);
+    ++causes[it == losses.end() ? verdict::crash : it->second];
+  }
+  std::string_view cause = verdict::crash;
+  std::size_t most = 0;
+  for (const auto& [name, n] : causes) {
+    if (n > most) {
+      most = n;
+      cause = name;
+    }
+  }
+  evidence["lost_workers"] = p.lost_workers.size();
+  evidence["lost_to"] = cause;
+  judgement j{cause, std::move(rule), std::move(evidence)};
+  j.summary = fmt::format("waited {:.0f} ms while {} lost {} were replaced ({})", p.wait_ms,
+                          p.lost_workers.size(), p.lost_workers.size() == 1 ? "worker" : "workers",
+                          cause == verdict::crash ? "they died" : fmt::format("lost to {}", cause));
+  return j;
+}
+
+judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const json& t,
+                                 const loss_verdicts& losses) {
+  const std::int64_t a = ns(t, "t_submit"), b = ns(t, "t_reply");
+  const wait_picture p = picture(v, cs, a, b);
+  json base = {{"waited_ms", round3(p.wait_ms)}, {"checkout_timeout_ms", cs.checkout_timeout_ms}};
+
+  const double dispatch_bound = std::max(dispatch_bound_ms, dispatch_bound_share * p.wait_ms);
+  if (p.idle_max_ms >= dispatch_bound) {
+    judgement j{verdict::dispatch,
+                "a ready worker sat idle during the wait for longer than the dispatch bound "
+                "(5 ms, or 10% of the wait)"};
+    j.evidence = base;
+    j.evidence.update({{"idle_worker", p.idle_worker},
+                       {"idle_ms", round3(p.idle_max_ms)},
+                       {"dispatch_bound_ms", round3(dispatch_bound)}});
+    j.summary = fmt::format("waited {:.0f} ms while worker {} sat idle for {:.0f} ms", p.wait_ms,
+                            p.idle_worker, p.idle_max_ms);
+    return j;
+  }
+  if (!p.lost_workers.empty() && p.outage_ms >= dominant_share * p.wait_ms) {
+    json evidence = base;
+    evidence["slot_down_ms"] = round3(p.outage_ms);
+    return replacement_wait(p, losses, std::move(evidence),
+                            "workers were lost during the wait and their slots were down for most "
+                            "of it; the verdict is that of what lost them");
+  }
+  if (p.starting_ms >= dominant_share * p.wait_ms) {
+    base.update({{"starting_ms", round3(p.starting_ms)},
+                 {"max_concurrent_starts", p.max_starting},
+                 {"start_cap", cs.start_cap},
+                 {"starts_during_wait", p.starts.size()},
+                 {"short_slots_ms", round3(p.short_slots_ms)}});
+    const bool room_to_start_more = cs.start_cap >= 2 && cs.pool_size >= 2 &&
+                                    p.short_slots_ms >= dominant_share * p.starting_ms;
+    if (p.max_starting <= 1 && room_to_start_more && p.others_waiting) {
+      judgement j{verdict::startup_serialization,
+                  "starts were in progress for most of the wait but never overlapped, although "
+                  "the start cap allowed more, slots were free and other requests waited too"};
+      j.evidence = base;
+      j.summary = fmt::format(
+          "waited {:.0f} ms while workers started one at a time, although the start cap "
+          "allowed {} and the pool of {} had free slots for {:.0f} ms of the wait",
+          p.wait_ms, cs.start_cap, cs.pool_size, p.short_slots_ms);
+      return j;
+    }
+    // Which phase of the starts kept the request waiting: the starts it saw when they
+    // finished; the case's completed starts otherwise.
+    double startup_ms = 0, init_ms = 0;
+    std::size_t n = 0;
+    for (const auto* s : p.starts) {
+      if (!s->t_main || !s->t_init_done) continue;
+      startup_ms += (s->t_main - s->t_spawn) / ns_per_ms;
+      init_ms += (s->t_init_done - s->t_main) / ns_per_ms;
+      ++n;
+    }
+    if (n) {
+      startup_ms /= n;
+      init_ms /= n;
+    } else {
+      startup_ms = v.mean_startup_ms;
+      init_ms = v.mean_init_ms;
+    }
+    const bool init_slower = init_ms > startup_ms;
+    judgement j{init_slower ? verdict::init : verdict::startup,
+                init_slower ? "starts were in progress for most of the wait, concurrent or at the "
+                              "cap, and their init phase (main to init done) was the longer"
+                            : "starts were in progress for most of the wait, concurrent or at the "
+                              "cap, and their start-up phase (spawn to main) was the longer"};
+    j.evidence = base;
+    j.evidence.update({{"startup_ms", round3(startup_ms)}, {"init_ms", round3(init_ms)}});
+    j.summary = fmt::format(
+        "start-up took {:.0f} ms and init {:.0f} ms against a {:.0f} ms checkout timeout; {}",
+        startup_ms, init_ms, cs.checkout_timeout_ms,
+        p.max_starting > 1 ? fmt::format("starts were concurrent (up to {} at once, cap {})",
+                                         p.max_starting, cs.start_cap)
+                           : fmt::format("one start at a time, as the cap ({}) or the pool's "
+                                         "free slots allowed",
+                                         cs.start_cap));
+    return j;
+  }
+  const auto stretch = contention_stretch_of(v, cs);
+  if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
+    return contention(v, stretch, p.wait_ms, cs.checkout_timeout_ms,
+                      fmt::format("waited {:.0f} ms for workers busy with slowed service", p.wait_ms));
+  }
+  if (!p.lost_workers.empty()) {
+    return replacement_wait(p, losses, base, "workers were lost during the wait");
+  }
+  judgement j{verdict::capacity,
+              "no worker was idle or starting for most of the wait: every live worker was busy "
+              "with requests"};
+  j.evidence = base;
+  j.evidence.update({{"saturated_ms", round3(p.saturated_ms)},
+                     {"utilisation", round3(p.busy_share)},
+                     {"pool_size", cs.pool_size}});
+  j.summary = fmt::format(
+      "waited {:.0f} ms with no worker free: every live worker busy for {:.0f} ms of it, {:.0f}% "
+      "utilisation (pool of {})",
+      p.wait_ms, p.saturated_ms, 100 * p.busy_share, cs.pool_size);
+  return j;
+}
+
+judgement judge_request_timeout(const case_view& v, const case_settings& cs, const json& t) {
+  const double ran_ms = (ns(t, "t_reply") - (ns(t, "t_sent") ? ns(t, "t_sent") : ns(t, "t_checkout"))) / ns_per_ms;
+  const double deadline_ms = cs.request_timeout_ms;
+  json base = {{"ran_ms", round3(ran_ms)}, {"request_timeout_ms", deadline_ms}};
+  const double ok_p99 = percentile(v.ok_service_ms, 0.99);
+  if (!v.ok_service_ms.empty()) base["ok_service_p99_ms"] = round3(ok_p99);
+
+  if (cs.service.known && cs.service.upper_ms >= deadline_ms) {
+    judgement j{verdict::workload,
+                "the task asked for (its service time, about its 99th percentile) reaches the "
+                "deadline"};
+    j.evidence = base;
+    j.evidence.update({{"requested_service_ms", round3(cs.service.upper_ms)}});
+    j.summary = fmt::format("the task runs up to {:.0f} ms against a {:.0f} ms request timeout",
+                            cs.service.upper_ms, deadline_ms);
+    return j;
+  }
+  const auto stretch = contention_stretch_of(v, cs);
+  if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
+    return contention(v, stretch, ran_ms, deadline_ms,
+                      fmt::format("ran {:.0f} ms, reaching its {:.0f} ms request timeout", ran_ms, deadline_ms));
+  }
+  if (!v.ok_service_ms.empty() && ok_p99 >= workload_near_deadline * deadline_ms) {
+    judgement j{verdict::workload,
+                "successful requests of the same case took at least half the deadline (99th "
+                "percentile of their service time)"};
+    j.evidence = base;
+    j.summary = fmt::format("successful requests took up to {:.0f} ms against a {:.0f} ms timeout",
+                            ok_p99, deadline_ms);
+    return j;
+  }
+  judgement j{verdict::hang,
+              "the worker did not answer within the deadline, although the case's successful "
+              "requests finished well inside it and the host had CPU to spare"};
+  j.evidence = base;
+  j.summary = v.ok_service_ms.empty()
+                  ? fmt::format("the worker did not answer within {:.0f} ms", deadline_ms)
+                  : fmt::format("the worker did not answer within {:.0f} ms; successful requests "
+                                "took {:.1f} ms (p99)",
+                                deadline_ms, ok_p99);
+  return j;
+}
+
+judgement judge_start_failed(const case_view& v, const case_settings& cs, const json& t) {
+  // The last start that failed before the request gave up says why.
+  const std::int64_t b = ns(t, "t_reply");
+  std::string cause;
+  for (const auto& s : v.starts) {
+    if (s.t_main || s.t_end > b) continue;
+    if (auto it = v.exit_causes.find(s.worker); it != v.exit_causes.end()) cause = it->second;
+  }
+  json evidence = {{"start_failure", cause}, {"completed_starts", v.completed_starts}};
+  const bool timed_out = cause.find("did not finish start-up") != std::string::npos;
+  if (timed_out) {
+    const double typical_start_ms = v.mean_startup_ms + v.mean_init_ms;
+    const bool environment_slow =
+        v.completed_starts ? typical_start_ms >= dominant_share * cs.start_timeout_ms
+                           : cs.injected_start_ms >= cs.start_timeout_ms;
+    evidence["start_timeout_ms"] = cs.start_timeout_ms;
+    if (environment_slow) {
+      const bool init_slower = v.completed_starts ? v.mean_init_ms > v.mean_startup_ms : false;
+      judgement j{init_slower ? verdict::init : verdict::startup,
+                  "starts ran out of their start timeout, and starts in this environment take "
+                  "that long"};
+      j.evidence = evidence;
+      j.summary = fmt::format("starts take {:.0f} ms against a {:.0f} ms start timeout",
+                              v.completed_starts ? typical_start_ms : cs.injected_start_ms,
+                              cs.start_timeout_ms);
+      return j;
+    }
+    judgement j{verdict::hang,
+                "a worker never finished its start, although starts here take well under the "
+                "start timeout (other starts, or the injected start-up and init when none "
+                "completed)"};
+    j.evidence = evidence;
+    j.summary = v.completed_starts
+                    ? fmt::format("a worker never became ready within {:.0f} ms, while {} other "
+                                  "starts took {:.0f} ms each",
+                                  cs.start_timeout_ms, v.completed_starts, typical_start_ms)
+                    : fmt::format("no worker became ready within {:.0f} ms, with {:.0f} ms of "
+                                  "start-up and init injected",
+                                  cs.start_timeout_ms, cs.injected_start_ms);
+    return j;
+  }
+  judgement j{verdict::crash, "workers died during start-up"};
+  j.evidence = evidence;
+  j.summary = fmt::format("workers died during start-up: {}", cause.empty() ? "no start succeeded" : cause);
+  return j;
+}
+
+std::optional<judgement> judge(const case_view& v, const case_settings& cs, const json& t,
+                               const loss_verdicts& losses) {
+  const std::string outcome = t.value("outcome", "ok");
+  // Past the last kept worker event the pool's state is unknown: no verdict rather than a
+  // wrong one.
+  if (v.t_events_known && ns(t, "t_reply") > v.t_events_known &&
+      (outcome == "checkout_timeout" || outcome == "request_timeout")) {
+    return std::nullopt;
+  }
+  if (outcome == "checkout_timeout") return judge_checkout_timeout(v, cs, t, losses);
+  if (outcome == "request_timeout") return judge_request_timeout(v, cs, t);
+  if (outcome == "start_failed") return judge_start_failed(v, cs, t);
+  if (outcome == "worker_crashed") {
+    const auto it = v.exit_causes.find(t.value("worker", std::uint64_t{0}));
+    const std::string cause = it == v.exit_causes.end() ? "" : it->second;
+    return judgement{verdict::crash, "the worker died during the request", {{"exit", cause}},
+                     fmt::format("the worker died during the request ({})", cause.empty() ? "exit" : cause)};
+  }
+  if (outcome == "protocol_error") {
+    const auto it = v.exit_causes.find(t.value("worker", std::uint64_t{0}));
+    const std::string cause = it == v.exit_causes.end() ? "" : it->second;
+    return judgement{verdict::protocol, "the worker broke the framing or the message format",
+                     {{"error", cause}}, fmt::format("the worker broke the protocol ({})", cause)};
+  }
+  if (outcome == "worker_error") {
+    return judgement{verdict::workload, "the worker reported that the task failed", json::object(),
+                     "the task failed in the worker"};
+  }
+  if (outcome == "queue_full") {
+    return judgement{verdict::capacity, "the bounded queue was full", json::object(),
+                     "the queue was full"};
+  }
+  return std::nullopt;  // pool_stopped: the harness stopped the pool, nothing to judge
+}
+
+}  // namespace
+
+std::string_view verdict_family(std::string_view name) noexcept {
+  const auto dot = name.find('.');
+  return dot == std::string_view::npos ? name : name.substr(0, dot);
+}
+
+void diagnose_case(json& c, const scenario& s) {
+  json verdicts = json::object();
+  json findings = json::array();
+  if (!c.contains("timelines")) {
+    c["verdicts"] = verdicts;
+    c["findings"] = findings;
+    return;
+  }
+  const case_view v = view_of(c);
+  const case_settings cs = settings_of(s);
+  struct finding {
+    std::uint64_t count = 0;
+    std::string rule;
+    json evidence;
+    std::string summary;
+    double waited = -1;
+  };
+  std::map<std::string, finding> by_verdict;
+  // Requests that lost their worker first, so that waits for its replacement can be charged
+  // to the same cause.
+  json& failed = c["timelines"]["requests_failed"];
+  loss_verdicts losses;
+  std::vector<std::optional<judgement>> judged(failed.size());
+  for (std::size_t i = 0; i < failed.size(); ++i) {
+    const json& t = failed[i];
+    if (t.value("outcome", "") == "checkout_timeout") continue;
+    judged[i] = judge(v, cs, t, losses);
+    if (judged[i] && t.value("worker", std::uint64_t{0}) != 0) {
+      losses.emplace(t["worker"].get<std::uint64_t>(), judged[i]->verdict);
+    }
+  }
+  for (std::size_t i = 0; i < failed.size(); ++i) {
+    if (failed[i].value("outcome", "") == "checkout_timeout") judged[i] = judge(v, cs, failed[i], losses);
+  }
+  for (std::size_t i = 0; i < failed.size(); ++i) {
+    json& t = failed[i];
+    auto& j = judged[i];
+    if (!j) continue;
+    t["verdict"] = j->verdict;
+    t["evidence"] = j->evidence;
+    finding& f = by_verdict[std::string(j->verdict)];
+    ++f.count;
+    // The representative request is the one that waited longest: the clearest evidence.
+    const double waited = (ns(t, "t_reply") - ns(t, "t_submit")) / ns_per_ms;
+    if (waited > f.waited) {
+      f.waited = waited;
+      f.rule = j->rule;
+      f.evidence = j->evidence;
+      f.evidence["request_id"] = t.value("request_id", std::uint64_t{0});
+      f.summary = j->summary;
+    }
+  }
+  // Requests beyond the kept timelines are counted under the verdicts of the kept ones, in
+  // proportion.
+  const auto dropped = c["timelines"].value("requests_failed_dropped", std::uint64_t{0});
+  std::uint64_t judged_count = 0;
+  for (const auto& [name, f] : by_verdict) judged_count += f.count;
+  std::vector<std::pair<std::string, finding>> ordered(by_verdict.begin(), by_verdict.end());
+  for (auto& [name, f] : ordered) {
+    if (dropped && judged_count) f.count += dropped * f.count / judged_count;
+    verdicts[name] = f.count;
+  }
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const auto& a, const auto& b) { return a.second.count > b.second.count; });
+  for (const auto& [name, f] : ordered) {
+    findings.push_back({{"verdict", name},
+                        {"count", f.count},
+                        {"rule", f.rule},
+                        {"summary", f.summary},
+                        {"evidence", f.evidence}});
+  }
+  c["verdicts"] = verdicts;
+  c["findings"] = findings;
+}
+
+}  // namespace procpool::harness

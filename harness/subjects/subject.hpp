@@ -1,0 +1,49 @@
+// The pool under test, behind one interface: procpool::pool itself, or a reference subject
+// that reproduces a known flawed architecture (reference_pools.hpp).
+//
+//   auto subject = procpool::harness::make_subject({.kind = subject_type::sequential_init}, options);
+//   if (!subject) fail(subject.error().message);
+//   auto reply = (*subject)->call("echo", args, {});
+//
+// Every implementation is thread-safe, returns the typed errors of procpool::errc, reports
+// through pool_options::observer, and stops (killing and reaping every worker) when
+// destroyed.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "procpool/clock.hpp"
+#include "procpool/wire/message.hpp"
+#include "procpool/pool.hpp"
+#include "procpool/pool_options.hpp"
+#include "procpool/pool_stats.hpp"
+#include "procpool/result.hpp"
+#include "scenario/scenario.hpp"
+
+namespace procpool::harness {
+
+class subject {
+ public:
+  virtual ~subject() = default;
+
+  // An ok:false reply is errc::worker_error with the worker's type and message.
+  virtual result<response> call(std::string_view command, nlohmann::json args,
+                                const call_options& options) = 0;
+  result<response> call(std::string_view command, nlohmann::json args = nullptr) {
+    return call(command, std::move(args), call_options{});
+  }
+  virtual bool wait_ready(deadline until) = 0;
+  virtual pool_stats stats() const = 0;
+  // Idempotent.
+  virtual void stop(const stop_options& options) = 0;
+  void stop() { stop(stop_options{}); }
+};
+
+// `config.command` is the driver's command line for subject_type::external.
+result<std::unique_ptr<subject>> make_subject(const subject_config& config, pool_options options);
+
+}  // namespace procpool::harness

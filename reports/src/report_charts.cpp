@@ -1,0 +1,464 @@
+// The sweep charts (throughput, latency, timeout heatmap) and the verdict counts of report.html.
+#include "report_charts.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "report_svg.hpp"
+#include "report_text.hpp"
+#include "statistics/statistics.hpp"
+
+namespace procpool::harness::report_charts {
+namespace {
+
+using json = nlohmann::json;
+using report_model::find;
+using report_model::number;
+using report_model::text;
+using report_svg::legend_entry;
+using report_svg::plot_area;
+using report_svg::scale;
+
+constexpr double chart_width = 760;
+constexpr std::size_t max_series = 8;
+constexpr std::size_t max_latency_series = 6;
+
+std::string axis_title(const std::string& key) {
+  if (key == "load.concurrency") return "concurrency (callers)";
+  if (key == "pool.size") return "pool size (workers)";
+  if (key == "worker.startup_ms") return "worker start-up latency (ms)";
+  if (key == "worker.init_ms") return "worker init latency (ms)";
+  if (key == "environment.cpu_hogs") return "CPU hogs (processes)";
+  if (key.size() > 3 && key.compare(key.size() - 3, 3, "_ms") == 0) return key + " (ms)";
+  return key;
+}
+
+double mean_of(const report_model::series_point& p, double report_model::case_row::*field) {
+  double total = 0;
+  for (const auto* c : p.cases) total += c->*field;
+  return p.cases.empty() ? 0 : total / static_cast<double>(p.cases.size());
+}
+
+double mean_latency(const report_model::series_point& p, double report_model::latency::*field) {
+  double total = 0;
+  for (const auto* c : p.cases) total += c->latency.*field;
+  return p.cases.empty() ? 0 : total / static_cast<double>(p.cases.size());
+}
+
+std::string capped(std::size_t shown, std::size_t total, std::string_view what) {
+  return shown < total ? fmt::format(" Showing the first {} of {} {}.", shown, total, what) : "";
+}
+
+// ---- Throughput ----
+
+struct throughput_series {
+  std::string label;
+  std::vector<std::pair<double, double>> points;  // (n, requests/s)
+  std::optional<usl_fit> fit;
+};
+
+std::string usl_label(const json& entry, const std::vector<std::string>& order) {
+  std::string label = report_model::group_label(report_model::object_at(entry, "group"), order);
+  label += fmt::format(": σ {}, κ {}, R² {}", report_text::significant(number(entry, "sigma")),
+                       report_text::significant(number(entry, "kappa")),
+                       report_text::significant(number(entry, "r_squared")));
+  if (const json* peak = find(entry, "peak_n"); peak && peak->is_number()) {
+    label += fmt::format(", peak at {}", report_text::significant(peak->get<double>()));
+  }
+  if (const std::string verdict = text(entry, "verdict"); !verdict.empty()) label += ", " + verdict;
+  return label;
+}
+
+}  // namespace
+
+std::string figure(std::string_view name, const std::string& svg, std::string_view caption) {
+  return fmt::format("<figure class=\"chart-figure\" id=\"chart-{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
+                     report_text::xml_escape(name), svg, report_text::xml_escape(caption));
+}
+
+std::string note(std::string_view name, std::string_view text) {
+  return fmt::format("<p class=\"note\" data-chart-note=\"{}\">{}</p>\n", report_text::xml_escape(name),
+                     report_text::xml_escape(text));
+}
+
+std::string throughput(const json& results, const report_model::document& doc) {
+  std::string axis;
+  std::vector<throughput_series> all;
+  const json* usl = find(report_model::object_at(results, "analyses"), "usl");
+  if (usl && usl->is_array() && !usl->empty()) {
+    for (const auto& entry : *usl) {
+      if (text(entry, "axis") == "load.concurrency") axis = "load.concurrency";
+    }
+    if (axis.empty()) axis = text(usl->front(), "axis");
+    for (const auto& entry : *usl) {
+      if (text(entry, "axis") != axis) continue;
+      throughput_series s;
+      s.label = usl_label(entry, doc.swept_keys);
+      if (const json* points = find(entry, "points"); points && points->is_array()) {
+        for (const auto& p : *points) s.points.emplace_back(number(p, "n"), number(p, "throughput"));
+      }
+      usl_fit fit;
+      fit.lambda = number(entry, "lambda");
+      fit.sigma = number(entry, "sigma");
+      fit.kappa = number(entry, "kappa");
+      if (fit.lambda > 0) s.fit = fit;
+      all.push_back(std::move(s));
+    }
+  } else {
+    const auto found = report_model::scaling_axis(doc);
+    if (!found) {
+      return note("throughput", "No throughput chart: the scenario sweeps no numeric key such as "
+                                "load.concurrency or pool.size, so there is nothing to draw it against.");
+    }
+    axis = *found;
+    for (const auto& s : report_model::series_along(doc, axis)) {
+      throughput_series t;
+      t.label = report_model::group_label(s.group, doc.swept_keys);
+      for (const auto& p : s.points) t.points.emplace_back(p.x, mean_of(p, &report_model::case_row::throughput_rps));
+      all.push_back(std::move(t));
+    }
+  }
+  const std::size_t total = all.size();
+  if (all.size() > max_series) all.resize(max_series);
+  double max_x = 0, max_y = 0, min_x = std::numeric_limits<double>::infinity();
+  for (const auto& s : all) {
+    for (const auto& [n, x] : s.points) {
+      max_x = std::max(max_x, n);
+      min_x = std::min(min_x, n);
+      max_y = std::max(max_y, x);
+    }
+  }
+  if (max_x <= 0) return note("throughput", "No throughput chart: no case has a throughput to draw.");
+  const double x_hi = report_svg::nice_ceiling(max_x * 1.05);
+  for (const auto& s : all) {
+    if (!s.fit) continue;
+    for (int i = 0; i <= 40; ++i) max_y = std::max(max_y, usl_throughput(*s.fit, min_x + (x_hi - min_x) * i / 40.0));
+  }
+
+  report_svg::canvas c("throughput", fmt::format("Throughput against {}", axis_title(axis)), chart_width);
+  const plot_area area{72, 14, chart_width - 72 - 20, 290};
+  const auto x = scale::linear(0, x_hi, area.left, area.right());
+  const auto y = scale::linear(0, report_svg::nice_ceiling(max_y * 1.05), area.bottom(), area.top);
+  report_svg::x_axis(c, area, x, axis_title(axis));
+  report_svg::y_axis(c, area, y, "throughput (requests/s)");
+  std::vector<legend_entry> entries;
+  bool fitted = false;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const auto& s = all[i];
+    const std::string colour = report_svg::series_colour(i);
+    if (s.fit) {
+      fitted = true;
+      std::vector<std::pair<double, double>> curve;
+      for (int k = 0; k <= 60; ++k) {
+        const double n = min_x + (x_hi - min_x) * k / 60.0;
+        curve.emplace_back(x(n), y(usl_throughput(*s.fit, n)));
+      }
+      c.path(curve, colour, 1.5, "6 4");
+    } else {
+      std::vector<std::pair<double, double>> joined;
+      for (const auto& [n, v] : s.points) joined.emplace_back(x(n), y(v));
+      c.path(joined, colour, 1, "2 3");
+    }
+    for (const auto& [n, v] : s.points) {
+      c.circle(x(n), y(v), 3.5, colour,
+               fmt::format("{}={}: {} requests/s ({})", axis, report_text::significant(n),
+                           report_text::significant(v), s.label));
+    }
+    entries.push_back({s.label, colour, legend_entry::mark::dot});
+  }
+  if (fitted) entries.push_back({"fitted USL curve", "#555", legend_entry::mark::dashed});
+  const double bottom = report_svg::legend(c, area.left, area.bottom() + 46, area.width, entries);
+  return figure("throughput", c.finish(bottom),
+                fmt::format("Throughput against {}: dots are measured (the mean over repetitions){}.{}",
+                            axis, fitted ? ", dashed lines the fitted Universal Scalability Law curves"
+                                         : "; no USL fit is recorded in these results, dotted lines join the points",
+                            capped(all.size(), total, "groups")));
+}
+
+std::string latency(const report_model::document& doc) {
+  const auto axis = report_model::scaling_axis(doc);
+  if (!axis) {
+    return note("latency", "No latency chart: the scenario sweeps no numeric key such as load.concurrency "
+                           "or pool.size; the cases table lists each case's percentiles.");
+  }
+  auto all = report_model::series_along(doc, *axis);
+  const std::size_t total = all.size();
+  if (all.size() > max_latency_series) all.resize(max_latency_series);
+  struct percentile {
+    const char* name;
+    double report_model::latency::*field;
+    legend_entry::mark mark;
+    const char* dash;
+  };
+  const percentile percentiles[] = {{"p50", &report_model::latency::p50, legend_entry::mark::dotted, "1.5 2.5"},
+                                    {"p90", &report_model::latency::p90, legend_entry::mark::dashed, "5 3"},
+                                    {"p99", &report_model::latency::p99, legend_entry::mark::line, ""}};
+  double lo = std::numeric_limits<double>::infinity(), hi = 0, max_x = 0;
+  for (const auto& s : all) {
+    for (const auto& p : s.points) {
+      max_x = std::max(max_x, p.x);
+      for (const auto& pc : percentiles) {
+        const double ms = mean_latency(p, pc.field) / 1000.0;
+        if (ms > 0) lo = std::min(lo, ms);
+        hi = std::max(hi, ms);
+      }
+    }
+  }
+  if (hi <= 0) return note("latency", "No latency chart: no case recorded a latency.");
+  // A log scale when the tail is far above the median, so both stay readable.
+  const bool log = hi / lo > 20;
+  report_svg::canvas c("latency", fmt::format("Latency percentiles against {}", axis_title(*axis)), chart_width);
+  const plot_area area{72, 14, chart_width - 72 - 20, 290};
+  const auto x = scale::linear(0, report_svg::nice_ceiling(max_x * 1.05), area.left, area.right());
+  const auto y = log ? scale::log10(std::pow(10.0, std::floor(std::log10(lo))), report_svg::nice_ceiling(hi),
+                                    area.bottom(), area.top)
+                     : scale::linear(0, report_svg::nice_ceiling(hi * 1.05), area.bottom(), area.top);
+  report_svg::x_axis(c, area, x, axis_title(*axis));
+  report_svg::y_axis(c, area, y, log ? "latency (ms, log scale)" : "latency (ms)");
+  std::vector<legend_entry> entries;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const std::string colour = report_svg::series_colour(i);
+    const std::string label = report_model::group_label(all[i].group, doc.swept_keys);
+    for (const auto& pc : percentiles) {
+      std::vector<std::pair<double, double>> points;
+      for (const auto& p : all[i].points) {
+        const double ms = std::max(mean_latency(p, pc.field) / 1000.0, log ? y.lo() : 0.0);
+        points.emplace_back(x(p.x), y(ms));
+      }
+      c.path(points, colour, 1.5, pc.dash);
+      for (const auto& p : all[i].points) {
+        const double ms = mean_latency(p, pc.field) / 1000.0;
+        c.circle(x(p.x), y(std::max(ms, log ? y.lo() : 0.0)), 2.5, colour,
+                 fmt::format("{}={}: {} {} ms ({})", *axis, report_text::significant(p.x), pc.name,
+                             report_text::significant(ms), label));
+      }
+    }
+    entries.push_back({label, colour, legend_entry::mark::swatch});
+  }
+  for (const auto& pc : percentiles) entries.push_back({pc.name, "#555", pc.mark});
+  const double bottom = report_svg::legend(c, area.left, area.bottom() + 46, area.width, entries);
+  return figure("latency", c.finish(bottom),
+                fmt::format("Latency percentiles against {} (the mean over repetitions), one colour per "
+                            "combination of the other swept keys.{}",
+                            *axis, capped(all.size(), total, "groups")));
+}
+
+// ---- Timeout heatmap ----
+
+namespace {
+
+// The distinct values of a swept key over the cases, numbers ascending, else in case order.
+std::vector<json> values_of(const report_model::document& doc, const std::string& key) {
+  std::vector<json> values;
+  for (const auto& c : doc.cases) {
+    const json* v = find(c.params, key);
+    if (v && std::find(values.begin(), values.end(), *v) == values.end()) values.push_back(*v);
+  }
+  if (std::all_of(values.begin(), values.end(), [](const json& v) { return v.is_number(); })) {
+    std::sort(values.begin(), values.end(), [](const json& a, const json& b) { return a.get<double>() < b.get<double>(); });
+  }
+  return values;
+}
+
+}  // namespace
+
+std::string timeout_heatmap(const report_model::document& doc) {
+  std::vector<std::string> keys;
+  for (const auto& key : doc.swept_keys) {
+    if (values_of(doc, key).size() >= 2) keys.push_back(key);
+  }
+  if (keys.size() < 2) {
+    return note("timeouts", keys.empty()
+                                ? "No timeout heatmap: the scenario sweeps no key, so there is no grid to draw."
+                                : fmt::format("No timeout heatmap: only one key ({}) is swept; the heatmap needs two. "
+                                              "The cases table shows the timeout rate per value.",
+                                              keys.front()));
+  }
+  const auto scaling = report_model::scaling_axis(doc);
+  std::string x_key = scaling && std::find(keys.begin(), keys.end(), *scaling) != keys.end() ? *scaling : keys[0];
+  std::string y_key;
+  for (const char* preferred : {"worker.startup_ms", "worker.init_ms", "environment.cpu_hogs",
+                                "pool.max_concurrent_starts", "pool.size"}) {
+    if (preferred != x_key && std::find(keys.begin(), keys.end(), preferred) != keys.end()) {
+      y_key = preferred;
+      break;
+    }
+  }
+  if (y_key.empty()) y_key = keys[0] == x_key ? keys[1] : keys[0];
+  const auto xs = values_of(doc, x_key);
+  auto ys = values_of(doc, y_key);
+  std::reverse(ys.begin(), ys.end());  // the largest value on top
+
+  struct cell {
+    std::uint64_t requests = 0, timeouts = 0;
+    report_model::counts verdicts;
+  };
+  std::vector<std::vector<cell>> grid(ys.size(), std::vector<cell>(xs.size()));
+  for (const auto& c : doc.cases) {
+    const json* xv = find(c.params, x_key);
+    const json* yv = find(c.params, y_key);
+    if (c.error || !xv || !yv) continue;
+    const auto xi = static_cast<std::size_t>(std::find(xs.begin(), xs.end(), *xv) - xs.begin());
+    const auto yi = static_cast<std::size_t>(std::find(ys.begin(), ys.end(), *yv) - ys.begin());
+    cell& into = grid[yi][xi];
+    into.requests += c.requests;
+    into.timeouts += c.timeouts;
+    for (const auto& [v, n] : c.verdicts) into.verdicts[v] += n;
+  }
+  double max_rate = 0;
+  for (const auto& row : grid) {
+    for (const auto& k : row) {
+      if (k.requests) max_rate = std::max(max_rate, static_cast<double>(k.timeouts) / static_cast<double>(k.requests));
+    }
+  }
+
+  report_svg::canvas c("timeouts", fmt::format("Timeout rate over {} and {}", x_key, y_key), chart_width);
+  const double cell_h = std::clamp(300.0 / static_cast<double>(ys.size()), 18.0, 44.0);
+  const plot_area area{150, 30, chart_width - 150 - 20, cell_h * static_cast<double>(ys.size())};
+  const double cell_w = area.width / static_cast<double>(xs.size());
+  std::set<std::string> shown_verdicts;
+  bool unexplained = false, clean = false, empty = false;
+  for (std::size_t yi = 0; yi < ys.size(); ++yi) {
+    for (std::size_t xi = 0; xi < xs.size(); ++xi) {
+      const cell& k = grid[yi][xi];
+      const double left = area.left + cell_w * static_cast<double>(xi);
+      const double top = area.top + cell_h * static_cast<double>(yi);
+      const std::string where = fmt::format("{}={}, {}={}", x_key, report_text::plain(xs[xi]), y_key,
+                                            report_text::plain(ys[yi]));
+      if (k.requests == 0) {
+        empty = true;
+        c.rect(left + 1, top + 1, cell_w - 2, cell_h - 2, "#e5e7eb", where + ": no requests");
+        c.text(left + cell_w / 2, top + cell_h / 2 + 4, "no data", "middle", 10, 0, "#6b7280");
+        continue;
+      }
+      const double rate = static_cast<double>(k.timeouts) / static_cast<double>(k.requests);
+      const std::string top_verdict = report_model::top_of(k.verdicts);
+      std::string tooltip = fmt::format("{}: {} timeouts in {} requests ({})", where, k.timeouts, k.requests,
+                                        report_text::percent(rate));
+      if (k.timeouts == 0) {
+        clean = true;
+        c.rect(left + 1, top + 1, cell_w - 2, cell_h - 2, "#f3f4f6", tooltip);
+        c.text(left + cell_w / 2, top + cell_h / 2 + 4, "0%", "middle", 10, 0, "#6b7280");
+        continue;
+      }
+      std::string colour;
+      if (top_verdict.empty()) {
+        unexplained = true;
+        colour = report_model::family_colour("");
+      } else {
+        shown_verdicts.insert(top_verdict);
+        colour = report_model::verdict_colour(top_verdict);
+        tooltip += fmt::format("; dominant verdict {}", top_verdict);
+      }
+      const double opacity = 0.25 + 0.75 * std::sqrt(rate / max_rate);
+      c.rect(left + 1, top + 1, cell_w - 2, cell_h - 2, colour, tooltip, opacity);
+      c.text(left + cell_w / 2, top + cell_h / 2 + 4, report_text::percent(rate), "middle", 10, 0,
+             opacity > 0.6 ? "#ffffff" : "#111111");
+    }
+  }
+  std::vector<std::string> x_labels, y_labels;
+  for (const auto& v : xs) x_labels.push_back(report_text::plain(v));
+  for (const auto& v : ys) y_labels.push_back(report_text::plain(v));
+  report_svg::x_categories(c, area, x_labels, axis_title(x_key));
+  report_svg::y_categories(c, area, y_labels, axis_title(y_key));
+  std::vector<legend_entry> entries;
+  for (const auto& v : shown_verdicts) entries.push_back({v, report_model::verdict_colour(v), legend_entry::mark::swatch});
+  if (unexplained) entries.push_back({"timeouts without a verdict", report_model::family_colour(""), legend_entry::mark::swatch});
+  if (clean) entries.push_back({"no timeouts", "#f3f4f6", legend_entry::mark::swatch});
+  if (empty) entries.push_back({"no requests", "#e5e7eb", legend_entry::mark::swatch});
+  const double bottom = report_svg::legend(c, area.left, area.bottom() + 46, area.width, entries, "dominant verdict:");
+
+  std::vector<std::string> others;
+  for (const auto& key : doc.swept_keys) {
+    if (key != x_key && key != y_key) others.push_back(key);
+  }
+  const bool repeated = std::any_of(doc.cases.begin(), doc.cases.end(), [](const auto& k) { return k.repetition > 0; });
+  if (repeated) others.push_back("repetitions");
+  return figure("timeouts", c.finish(bottom),
+                fmt::format("Timeout rate (checkout and request timeouts over requests) for each {} and {}{}. "
+                            "The colour is the cell's dominant verdict, its depth the rate relative to the "
+                            "highest cell ({}).",
+                            x_key, y_key,
+                            others.empty() ? "" : fmt::format(", summed over {}", fmt::join(others, ", ")),
+                            report_text::percent(max_rate)));
+}
+
+// ---- Verdict counts ----
+
+std::string verdicts(const report_model::document& doc) {
+  struct bar {
+    std::string label;
+    std::uint64_t count;
+    std::string colour;
+    std::string family;
+  };
+  static const std::vector<std::string> family_order = {"environmental", "capacity", "workload", "architectural", "fault"};
+  const auto rank = [&](std::string_view family) {
+    const auto it = std::find(family_order.begin(), family_order.end(), family);
+    return static_cast<std::size_t>(it - family_order.begin());
+  };
+  std::vector<bar> bars;
+  for (const auto& [verdict, n] : doc.verdicts) {
+    if (n == 0) continue;
+    const bool sweep_level = std::any_of(doc.sweep_verdicts.begin(), doc.sweep_verdicts.end(),
+                                         [&](const auto& v) { return v.verdict == verdict; });
+    bars.push_back({sweep_level ? verdict + " (sweep)" : verdict, n, report_model::verdict_colour(verdict),
+                    std::string(report_model::family_of(verdict))});
+  }
+  std::stable_sort(bars.begin(), bars.end(), [&](const bar& a, const bar& b) {
+    return rank(a.family) != rank(b.family) ? rank(a.family) < rank(b.family) : a.count > b.count;
+  });
+  if (doc.unexplained > 0) bars.push_back({"no verdict", doc.unexplained, report_model::family_colour(""), ""});
+  if (bars.empty()) {
+    return note("verdicts", doc.failed == 0 ? "No verdict chart: no request failed or timed out."
+                                            : "No verdict chart: the results carry no verdicts.");
+  }
+  std::uint64_t most = 0;
+  for (const auto& b : bars) most = std::max(most, b.count);
+  constexpr double bar_h = 20, gap = 6;
+  report_svg::canvas c("verdicts", "Verdict counts", chart_width);
+  const plot_area area{250, 10, chart_width - 250 - 50, (bar_h + gap) * static_cast<double>(bars.size())};
+  // At least 0 to 5, so that small counts get whole-number ticks.
+  const auto x = scale::linear(0, report_svg::nice_ceiling(static_cast<double>(std::max<std::uint64_t>(most, 5))),
+                               area.left, area.right());
+  report_svg::x_axis(c, area, x, doc.sweep_verdicts.empty() ? "failed requests (count)"
+                                                             : "failed requests, or sweep findings (count)");
+  std::set<std::string> families;
+  for (std::size_t i = 0; i < bars.size(); ++i) {
+    const auto& b = bars[i];
+    const double top = area.top + (bar_h + gap) * static_cast<double>(i) + gap / 2;
+    c.rect(area.left, top, x(static_cast<double>(b.count)) - area.left, bar_h, b.colour,
+           fmt::format("{}: {}", b.label, b.count));
+    c.text(area.left - 8, top + 14, b.label, "end", 11);
+    c.text(x(static_cast<double>(b.count)) + 4, top + 14, fmt::format("{}", b.count), "start", 11);
+    families.insert(b.family);
+  }
+  std::vector<legend_entry> entries;
+  for (const auto& f : family_order) {
+    if (families.count(f)) entries.push_back({f, report_model::family_colour(f), legend_entry::mark::swatch});
+  }
+  if (families.count("")) entries.push_back({"no verdict", report_model::family_colour(""), legend_entry::mark::swatch});
+  const double bottom = report_svg::legend(c, area.left, area.bottom() + 44, area.width, entries, "family:");
+  return figure("verdicts", c.finish(bottom),
+                "Failed and timed-out requests by verdict over the run, grouped by family (one colour each, "
+                "a shade per verdict). Sweep verdicts count the sweep analyses that found them.");
+}
+
+const report_model::case_row* timeline_case(const report_model::document& doc, std::string_view requested) {
+  if (!requested.empty()) {
+    const auto it = std::find_if(doc.cases.begin(), doc.cases.end(), [&](const auto& c) { return c.id == requested; });
+    return it == doc.cases.end() ? nullptr : &*it;
+  }
+  const report_model::case_row* best = nullptr;
+  for (const auto& c : doc.cases) {
+    if (!best || c.timeouts > best->timeouts) best = &c;
+  }
+  return best;
+}
+
+}  // namespace procpool::harness::report_charts

@@ -1,0 +1,376 @@
+#include "report_model.hpp"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "diagnosis/diagnosis.hpp"
+#include "report_text.hpp"
+#include "run/runner.hpp"
+#include "scenario/scenario.hpp"
+
+namespace procpool::harness::report_model {
+namespace {
+
+using json = nlohmann::json;
+
+std::uint64_t sum(const counts& c) {
+  std::uint64_t n = 0;
+  for (const auto& [name, count] : c) n += count;
+  return n;
+}
+
+case_row row_of(const json& c) {
+  case_row row;
+  row.doc = &c;
+  row.id = text(c, "id", "(no id)");
+  row.repetition = whole(c, "repetition");
+  if (const json* p = find(c, "params"); p && p->is_object()) row.params = *p;
+  row.throughput_rps = number(c, "throughput_rps");
+  row.wall_ms = number(c, "wall_ms");
+  if (const json* l = find(c, "latency_us")) {
+    row.latency = {number(*l, "p50"), number(*l, "p90"), number(*l, "p99"),
+                   number(*l, "p999"), number(*l, "max"), number(*l, "mean")};
+  }
+  row.outcomes = counts_of(find(c, "outcomes"));
+  for (const auto& [outcome, n] : row.outcomes) {
+    row.requests += n;
+    if (outcome != "ok") row.failed += n;
+    if (is_timeout_outcome(outcome)) row.timeouts += n;
+  }
+  row.timeout_rate = row.requests ? static_cast<double>(row.timeouts) / static_cast<double>(row.requests) : 0.0;
+  row.verdicts = counts_of(find(c, "verdicts"));
+  std::erase_if(row.verdicts, [](const auto& entry) { return entry.second == 0; });
+  row.top_verdict = top_of(row.verdicts);
+  if (const json* e = find(c, "error"); e && e->is_object()) {
+    row.error = fmt::format("{}: {}", text(*e, "type", "error"), text(*e, "message"));
+  }
+  if (const json* i = find(c, "interrupted"); i && i->is_boolean()) row.interrupted = i->get<bool>();
+  return row;
+}
+
+std::string composed_conclusion(const document& doc) {
+  if (doc.cases.empty()) return "The run has no cases.";
+  const std::string cases = doc.cases.size() == 1 ? "1 case" : fmt::format("{} cases", doc.cases.size());
+  std::string out;
+  if (doc.failed == 0) {
+    out = fmt::format("No request failed or timed out: {} requests in {}.", doc.requests, cases);
+  } else {
+    out = fmt::format("{} of {} requests timed out and {} failed otherwise, in {}.", doc.timeouts,
+                      doc.requests, doc.failed - doc.timeouts, cases);
+    const std::string top = top_of(doc.verdicts);
+    if (top.empty()) {
+      out += " No verdicts were recorded, so the causes are not known.";
+    } else {
+      const std::string_view meaning = verdict_meaning(top);
+      out += fmt::format(" The most frequent verdict is {} ({} of them){}.", top,
+                         doc.verdicts.find(top)->second,
+                         meaning.empty() ? "" : fmt::format(": {}", meaning));
+    }
+  }
+  const auto errors = std::count_if(doc.cases.begin(), doc.cases.end(),
+                                    [](const case_row& c) { return c.error.has_value(); });
+  if (errors > 0) out += fmt::format(" {} cases could not create their subject.", errors);
+  return out;
+}
+
+}  // namespace
+
+const json* find(const json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  const auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+double number(const json& object, std::string_view key, double fallback) {
+  const json* v = find(object, key);
+  return v && v->is_number() ? v->get<double>() : fallback;
+}
+
+std::string text(const json& object, std::string_view key, std::string fallback) {
+  const json* v = find(object, key);
+  return v && v->is_string() ? v->get<std::string>() : fallback;
+}
+
+std::uint64_t whole(const json& object, std::string_view key) {
+  const double v = number(object, key);
+  // 2^64 and above do not fit; such a figure is nonsense anyway.
+  return v >= 1 && v < 18446744073709551616.0 ? static_cast<std::uint64_t>(v) : 0;
+}
+
+const json& object_at(const json& object, std::string_view key) {
+  static const json empty = json::object();
+  const json* v = find(object, key);
+  return v && v->is_object() ? *v : empty;
+}
+
+counts counts_of(const json* object) {
+  counts out;
+  if (!object || !object->is_object()) return out;
+  for (const auto& [name, n] : object->items()) {
+    if (n.is_number()) out[name] = whole(*object, name);
+  }
+  return out;
+}
+
+std::string top_of(const counts& verdicts) {
+  std::string best;
+  std::uint64_t most = 0;
+  for (const auto& [name, n] : verdicts) {
+    if (n > most) {
+      most = n;
+      best = name;
+    }
+  }
+  return best;
+}
+
+document view_of(const json& results) {
+  document doc;
+  const json* scenario = find(results, "scenario");
+  if (scenario) {
+    doc.name = text(*scenario, "name", "scenario");
+    doc.description = text(*scenario, "description");
+    if (const json* sweep = find(*scenario, "sweep"); sweep && sweep->is_array()) {
+      for (const auto& axis : *sweep) {
+        if (const std::string key = text(axis, "key"); !key.empty()) doc.swept_keys.push_back(key);
+      }
+    }
+  }
+  if (const json* cases = find(results, "cases"); cases && cases->is_array()) {
+    for (const auto& c : *cases) {
+      if (c.is_object()) doc.cases.push_back(row_of(c));
+    }
+  }
+  // Without a sweep table (a hand-written document), the params say what varied.
+  if (doc.swept_keys.empty()) {
+    for (const auto& c : doc.cases) {
+      for (const auto& [key, value] : c.params.items()) {
+        if (std::find(doc.swept_keys.begin(), doc.swept_keys.end(), key) == doc.swept_keys.end()) {
+          doc.swept_keys.push_back(key);
+        }
+      }
+    }
+  }
+
+  counts case_sums;
+  std::uint64_t explained = 0;
+  for (const auto& c : doc.cases) {
+    doc.requests += c.requests;
+    doc.timeouts += c.timeouts;
+    doc.failed += c.failed;
+    for (const auto& [name, n] : c.verdicts) case_sums[name] += n;
+    explained += std::min(sum(c.verdicts), c.failed);
+  }
+  doc.unexplained = doc.failed - explained;
+
+  // Sweep-level verdicts: named by the analyses, or whatever the top level counts beyond the
+  // cases' sums.
+  std::map<std::string, run_verdict, std::less<>> sweep;
+  if (const json* analyses = find(results, "analyses")) {
+    if (const json* usl = find(*analyses, "usl"); usl && usl->is_array()) {
+      for (const auto& fit : *usl) {
+        const std::string verdict = text(fit, "verdict");
+        if (verdict.empty()) continue;
+        auto& entry = sweep[verdict];
+        entry.verdict = verdict;
+        ++entry.count;
+        std::string evidence = text(fit, "evidence");
+        if (evidence.empty()) continue;
+        // Several fits may find the same verdict: each says which group it fitted.
+        if (const json& group = object_at(fit, "group"); !group.empty()) {
+          evidence = fmt::format("{}: {}", group_label(group, doc.swept_keys), evidence);
+        }
+        entry.evidence += (entry.evidence.empty() ? "" : "; ") + evidence;
+      }
+    }
+  }
+  const counts top = counts_of(find(results, "verdicts"));
+  for (const auto& [name, n] : top) {
+    const auto in_cases = case_sums.count(name) ? case_sums[name] : 0;
+    if (n > in_cases) {
+      auto& entry = sweep[name];
+      entry.verdict = name;
+      entry.count = std::max(entry.count, n - in_cases);
+    }
+  }
+  doc.verdicts = case_sums;
+  for (auto& [name, entry] : sweep) {
+    doc.verdicts[name] += entry.count;
+    doc.sweep_verdicts.push_back(std::move(entry));
+  }
+
+  if (const json* partial = find(results, "partial"); partial && partial->is_boolean()) {
+    doc.partial = partial->get<bool>();
+  }
+  doc.conclusion = text(results, "conclusion");
+  if (doc.conclusion.empty()) doc.conclusion = composed_conclusion(doc);
+  return doc;
+}
+
+std::string_view family_of(std::string_view verdict) noexcept { return verdict_family(verdict); }
+
+std::string family_colour(std::string_view family) {
+  if (family == "environmental") return "#2563eb";
+  if (family == "architectural") return "#dc2626";
+  if (family == "capacity") return "#d97706";
+  if (family == "workload") return "#7c3aed";
+  if (family == "fault") return "#4b5563";
+  return "#db2777";  // failures without a (known) verdict
+}
+
+std::string verdict_colour(std::string_view verdict) {
+  static const std::map<std::string, std::string, std::less<>> shades = {
+      {"environmental.startup", "#1e40af"},
+      {"environmental.init", "#3b82f6"},
+      {"environmental.contention", "#93c5fd"},
+      {"architectural.dispatch", "#991b1b"},
+      {"architectural.startup_serialization", "#dc2626"},
+      {"architectural.scaling", "#f87171"},
+      {"fault.crash", "#1f2937"},
+      {"fault.hang", "#6b7280"},
+      {"fault.protocol", "#9ca3af"},
+  };
+  const auto it = shades.find(verdict);
+  return it != shades.end() ? it->second : family_colour(family_of(verdict));
+}
+
+std::string_view verdict_meaning(std::string_view verdict) noexcept {
+  if (verdict == "environmental.startup") return "a worker's process start was slow";
+  if (verdict == "environmental.init") return "the init handshake was slow";
+  if (verdict == "environmental.contention") return "the host was short of CPU";
+  if (verdict == "capacity") return "all workers were busy with real work";
+  if (verdict == "workload") return "the task itself outlived the deadline";
+  if (verdict == "architectural.dispatch") return "a request waited while a ready worker sat idle";
+  if (verdict == "architectural.startup_serialization") {
+    return "workers started one at a time with slots and CPU free";
+  }
+  if (verdict == "architectural.scaling") return "throughput does not grow with workers";
+  if (verdict == "fault.crash") return "a worker died";
+  if (verdict == "fault.hang") return "a worker stopped answering";
+  if (verdict == "fault.protocol") return "a worker broke the framing";
+  return {};
+}
+
+std::vector<case_check> check_case(const json& assert_section, const case_row& c) {
+  std::vector<case_check> checks;
+  if (const json* limit = find(assert_section, "max_timeout_rate"); limit && limit->is_number()) {
+    const double max_rate = limit->get<double>();
+    checks.push_back({"max_timeout_rate", c.timeout_rate <= max_rate,
+                      fmt::format("{} timeouts in {} requests ({}), limit {}", c.timeouts,
+                                  c.requests, report_text::percent(c.timeout_rate),
+                                  report_text::percent(max_rate)),
+                      {}});
+  }
+  if (const json* limit = find(assert_section, "p99_ms"); limit && limit->is_number()) {
+    const double p99_ms = c.latency.p99 / 1000.0;
+    checks.push_back({"p99_ms", p99_ms <= limit->get<double>(),
+                      fmt::format("p99 {} ms, limit {} ms", report_text::significant(p99_ms),
+                                  report_text::significant(limit->get<double>())),
+                      {}});
+  }
+  if (const json* patterns = find(assert_section, "forbid_verdicts");
+      patterns && patterns->is_array() && !patterns->empty()) {
+    case_check check{"forbid_verdicts", true, {}, {}};
+    std::vector<std::string> found;
+    for (const auto& [verdict, n] : c.verdicts) {
+      const auto matching = forbidding_patterns(assert_section, verdict);
+      if (n == 0 || matching.empty()) continue;
+      check.verdicts.push_back(verdict);
+      found.push_back(fmt::format("{} x{} (forbidden by {})", verdict, n, fmt::join(matching, ", ")));
+    }
+    check.held = found.empty();
+    check.detail = found.empty() ? "no forbidden verdict" : fmt::format("{}", fmt::join(found, "; "));
+    checks.push_back(std::move(check));
+  }
+  return checks;
+}
+
+std::vector<std::string> forbidding_patterns(const json& assert_section, std::string_view verdict) {
+  std::vector<std::string> out;
+  const json* patterns = find(assert_section, "forbid_verdicts");
+  if (!patterns || !patterns->is_array()) return out;
+  for (const auto& p : *patterns) {
+    if (p.is_string() && verdict_matches(p.get<std::string>(), verdict)) out.push_back(p.get<std::string>());
+  }
+  return out;
+}
+
+std::string failure_family(const case_row& c) {
+  std::set<std::string, std::less<>> families;
+  for (const auto& [verdict, n] : c.verdicts) {
+    if (n > 0) families.emplace(family_of(verdict));
+  }
+  if (families.empty()) return "unknown";
+  if (families.size() > 1) return "mixed";
+  return *families.begin();
+}
+
+std::optional<std::string> scaling_axis(const document& doc) {
+  const auto numeric = [&](const std::string& key) {
+    std::set<double> values;
+    for (const auto& c : doc.cases) {
+      const json* v = find(c.params, key);
+      if (!v) continue;
+      if (!v->is_number()) return false;
+      values.insert(v->get<double>());
+    }
+    return values.size() >= 2;
+  };
+  for (const char* preferred : {"load.concurrency", "pool.size"}) {
+    const auto it = std::find(doc.swept_keys.begin(), doc.swept_keys.end(), preferred);
+    if (it != doc.swept_keys.end() && numeric(*it)) return *it;
+  }
+  for (const auto& key : doc.swept_keys) {
+    if (numeric(key)) return key;
+  }
+  return std::nullopt;
+}
+
+std::string group_label(const json& group, const std::vector<std::string>& order) {
+  if (!group.is_object() || group.empty()) return "all cases";
+  std::vector<std::string> parts;
+  for (const auto& key : order) {
+    if (const json* value = find(group, key)) parts.push_back(fmt::format("{}={}", key, report_text::plain(*value)));
+  }
+  for (const auto& [key, value] : group.items()) {
+    if (std::find(order.begin(), order.end(), key) == order.end()) {
+      parts.push_back(fmt::format("{}={}", key, report_text::plain(value)));
+    }
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+std::vector<series> series_along(const document& doc, const std::string& axis) {
+  std::vector<series> out;
+  for (const auto& c : doc.cases) {
+    const json* x = find(c.params, axis);
+    if (c.error || !x || !x->is_number()) continue;
+    json group = json::object();
+    for (const auto& key : doc.swept_keys) {
+      if (key == axis) continue;
+      if (const json* v = find(c.params, key)) group[key] = *v;
+    }
+    auto s = std::find_if(out.begin(), out.end(), [&](const series& e) { return e.group == group; });
+    if (s == out.end()) {
+      out.push_back({group, {}});
+      s = std::prev(out.end());
+    }
+    const double value = x->get<double>();
+    auto p = std::find_if(s->points.begin(), s->points.end(),
+                          [&](const series_point& e) { return e.x == value; });
+    if (p == s->points.end()) {
+      s->points.push_back({value, {}});
+      p = std::prev(s->points.end());
+    }
+    p->cases.push_back(&c);
+  }
+  for (auto& s : out) {
+    std::sort(s.points.begin(), s.points.end(),
+              [](const series_point& a, const series_point& b) { return a.x < b.x; });
+  }
+  return out;
+}
+
+}  // namespace procpool::harness::report_model

@@ -1,0 +1,73 @@
+// Writing the four report files, and `procpool report`. The renderers live in report_*.cpp.
+#include "reports.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <fstream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "report_model.hpp"
+#include "results/results.hpp"
+
+namespace procpool::harness {
+namespace {
+
+error report_error(std::string message) { return error{errc::invalid_options, std::move(message)}; }
+
+// Written beside and renamed into place, so a reader never sees half a report.
+result<std::filesystem::path> write_file(const std::filesystem::path& path, const std::string& content) {
+  auto temporary = path;
+  temporary += ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary);
+    out << content;
+    if (!out) return report_error(fmt::format("cannot write {}", temporary.string()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) return report_error(fmt::format("cannot write {}: {}", path.string(), ec.message()));
+  return path;
+}
+
+
+}  // namespace
+
+result<std::vector<std::filesystem::path>> write_reports(const std::filesystem::path& dir,
+                                                         const nlohmann::json& results,
+                                                         const report_options& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return report_error(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  std::vector<std::pair<const char*, std::string>> files;
+  // The renderers read the document defensively; a throw here means a bug in them, reported
+  // as an error value rather than taking the run's results down with it.
+  try {
+    files = {{"report.md", render_markdown(results)},
+             {"report.html", render_html(results, options)},
+             {"junit.xml", render_junit(results, options)},
+             {"cases.csv", render_csv(results)}};
+  } catch (const std::exception& e) {
+    return report_error(fmt::format("cannot render the reports: {}", e.what()));
+  }
+  std::vector<std::filesystem::path> paths;
+  for (const auto& [name, content] : files) {
+    auto path = write_file(dir / name, content);
+    if (!path) return path.error();
+    paths.push_back(std::move(*path));
+  }
+  return paths;
+}
+
+result<std::filesystem::path> write_results_and_reports(const std::filesystem::path& dir,
+                                                        const nlohmann::json& results,
+                                                        const report_options& options) {
+  auto written = write_results(dir, results);
+  if (!written) return written;
+  if (auto reports = write_reports(dir, results, options); !reports) return std::move(reports).error();
+  return written;
+}
+
+
+}  // namespace procpool::harness

@@ -1,0 +1,345 @@
+// The diagnosis rules on cases built by hand, so that each rule is exercised exactly, with
+// no timing involved: the planted scenarios (tests/harness/planted) check the same rules end to end.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "diagnosis/diagnosis.hpp"
+#include "results/results.hpp"
+#include "scenario/scenario.hpp"
+
+namespace procpool::harness {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::int64_t ms = 1'000'000;  // in the timelines' nanoseconds
+
+// A case record with worker events and request timelines added one by one.
+class case_builder {
+ public:
+  case_builder() {
+    c_ = {{"id", "test#r0"},
+          {"params", json::object()},
+          {"outcomes", {{"ok", 0}}},
+          {"environment", {{"psi_available", true}, {"psi", {{"cpu_some_pct", 0.5}}}, {"cpu_hogs", 0}}},
+          {"timelines",
+           {{"requests_failed", json::array()}, {"requests_sampled", json::array()}, {"workers", json::array()}}}};
+  }
+
+  case_builder& event(std::int64_t t, std::uint64_t worker, std::string from, std::string to,
+                      std::string cause = "", json stamps = json::object()) {
+    json e = {{"t_ns", t}, {"worker", worker}, {"slot", worker - 1}, {"from", from}, {"to", to},
+              {"cause", cause}, {"pid", 100 + worker}};
+    e.update(stamps);
+    c_["timelines"]["workers"].push_back(e);
+    return *this;
+  }
+
+  // A start from `spawn` to `ready` whose main came at `main`: the worker goes idle at ready.
+  case_builder& start(std::uint64_t worker, std::int64_t spawn, std::int64_t main, std::int64_t ready) {
+    event(spawn, worker, "pending", "starting", "spawned", {{"t_spawn_ns", spawn}});
+    return event(ready, worker, "starting", "idle", "init done",
+                 {{"t_spawn_ns", spawn}, {"t_main_ns", main}, {"t_init_done_ns", ready}});
+  }
+
+  case_builder& failed(std::string outcome, std::int64_t submit, std::int64_t reply, std::uint64_t worker = 0,
+                       std::int64_t sent = 0) {
+    c_["timelines"]["requests_failed"].push_back({{"request_id", ++request_id_},
+                                                  {"worker", worker},
+                                                  {"t_submit", submit},
+                                                  {"t_checkout", sent},
+                                                  {"t_sent", sent},
+                                                  {"t_worker_recv", 0},
+                                                  {"t_worker_done", 0},
+                                                  {"t_reply", reply},
+                                                  {"outcome", outcome}});
+    c_["outcomes"][outcome] = c_["outcomes"].value(outcome, 0) + 1;
+    return *this;
+  }
+
+  case_builder& ok(std::uint64_t worker, std::int64_t submit, std::int64_t recv, std::int64_t done) {
+    c_["timelines"]["requests_sampled"].push_back({{"request_id", ++request_id_},
+                                                   {"worker", worker},
+                                                   {"t_submit", submit},
+                                                   {"t_checkout", submit},
+                                                   {"t_sent", submit},
+                                                   {"t_worker_recv", recv},
+                                                   {"t_worker_done", done},
+                                                   {"t_reply", done},
+                                                   {"outcome", "ok"}});
+    c_["outcomes"]["ok"] = c_["outcomes"]["ok"].get<int>() + 1;
+    return *this;
+  }
+
+  case_builder& cpu_pressure(double pct, std::size_t hogs) {
+    c_["environment"]["psi"]["cpu_some_pct"] = pct;
+    c_["environment"]["cpu_hogs"] = hogs;
+    return *this;
+  }
+
+  json diagnosed(const scenario& s) {
+    json c = c_;
+    diagnose_case(c, s);
+    return c;
+  }
+
+ private:
+  json c_;
+  std::uint64_t request_id_ = 0;
+};
+
+scenario settings(std::size_t size, std::size_t cap, std::int64_t checkout_ms, std::int64_t request_ms) {
+  scenario s;
+  s.pool.size = size;
+  s.pool.max_concurrent_starts = cap;
+  s.pool.checkout_timeout_ms = checkout_ms;
+  s.pool.request_timeout_ms = request_ms;
+  s.worker.service.ms = 1;
+  return s;
+}
+
+std::string only_verdict(const json& c) {
+  EXPECT_EQ(c["verdicts"].size(), 1u) << c["verdicts"].dump();
+  return c["verdicts"].empty() ? "" : c["verdicts"].begin().key();
+}
+
+TEST(Diagnosis, AWaitBesideAnIdleWorkerIsDispatch) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "checkout").event(400 * ms, 1, "busy", "idle", "free");
+  b.failed("checkout_timeout", 5 * ms, 105 * ms);  // worker 2 idle all along
+  const json c = b.diagnosed(settings(2, 2, 100, 1000));
+  EXPECT_EQ(only_verdict(c), verdict::dispatch);
+  const json& t = c["timelines"]["requests_failed"][0];
+  EXPECT_EQ(t["verdict"], verdict::dispatch);
+  EXPECT_EQ(t["evidence"]["idle_worker"], 2);
+  EXPECT_NEAR(t["evidence"]["idle_ms"].get<double>(), 100, 0.01);
+  ASSERT_EQ(c["findings"].size(), 1u);
+  EXPECT_EQ(c["findings"][0]["count"], 1);
+  EXPECT_FALSE(c["findings"][0]["rule"].get<std::string>().empty());
+}
+
+TEST(Diagnosis, StartsOneAtATimeWithRoomForMoreAreStartupSerialization) {
+  case_builder b;
+  b.start(1, 0, 290 * ms, 300 * ms);
+  b.event(300 * ms, 1, "idle", "busy", "checkout");
+  b.start(2, 300 * ms, 590 * ms, 600 * ms);
+  b.failed("checkout_timeout", 1 * ms, 401 * ms).failed("checkout_timeout", 2 * ms, 402 * ms);
+  const json c = b.diagnosed(settings(4, 4, 400, 1000));
+  EXPECT_EQ(only_verdict(c), verdict::startup_serialization);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::startup_serialization)], 2);
+  EXPECT_EQ(c["findings"][0]["evidence"]["max_concurrent_starts"], 1);
+}
+
+TEST(Diagnosis, OneStartAtATimeIsNotSerializationWhenTheCapIsOne) {
+  case_builder b;
+  b.start(1, 0, 290 * ms, 300 * ms);
+  b.event(300 * ms, 1, "idle", "busy", "checkout");
+  b.start(2, 300 * ms, 590 * ms, 600 * ms);
+  b.failed("checkout_timeout", 1 * ms, 401 * ms).failed("checkout_timeout", 2 * ms, 402 * ms);
+  EXPECT_EQ(only_verdict(b.diagnosed(settings(4, 1, 400, 1000))), verdict::startup);
+}
+
+TEST(Diagnosis, ConcurrentSlowStartsAreEnvironmentalByTheSlowerPhase) {
+  for (const bool slow_init : {false, true}) {
+    case_builder b;
+    const std::int64_t main = slow_init ? 10 * ms : 390 * ms;
+    for (std::uint64_t w = 1; w <= 4; ++w) b.start(w, 0, main, 400 * ms);
+    for (int r = 0; r < 4; ++r) b.failed("checkout_timeout", 1 * ms, 251 * ms);
+    const json c = b.diagnosed(settings(4, 4, 250, 1000));
+    EXPECT_EQ(only_verdict(c), slow_init ? verdict::init : verdict::startup);
+    EXPECT_EQ(c["findings"][0]["evidence"]["max_concurrent_starts"], 4);
+  }
+}
+
+TEST(Diagnosis, EveryWorkerBusyIsCapacity) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "checkout").event(3 * ms, 2, "idle", "busy", "checkout");
+  b.event(200 * ms, 1, "busy", "idle", "free").event(200 * ms, 2, "busy", "idle", "free");
+  b.ok(1, 3 * ms, 3 * ms, 4 * ms);
+  b.failed("checkout_timeout", 10 * ms, 60 * ms);
+  const json c = b.diagnosed(settings(2, 2, 50, 1000));
+  EXPECT_EQ(only_verdict(c), verdict::capacity);
+  EXPECT_NEAR(c["findings"][0]["evidence"]["utilisation"].get<double>(), 1.0, 1e-9);
+}
+
+TEST(Diagnosis, ATimeoutWhileOtherRequestsAreQuickIsAHang) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  for (int i = 0; i < 20; ++i) b.ok(1, (10 + i) * ms, (10 + i) * ms, (11 + i) * ms);
+  b.failed("request_timeout", 100 * ms, 300 * ms, 1, 100 * ms);
+  EXPECT_EQ(only_verdict(b.diagnosed(settings(1, 1, 1000, 200))), verdict::hang);
+}
+
+TEST(Diagnosis, ATaskLongerThanTheDeadlineIsWorkload) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.failed("request_timeout", 10 * ms, 110 * ms, 1, 10 * ms);
+  scenario s = settings(1, 1, 1000, 100);
+  s.worker.service.ms = 300;
+  EXPECT_EQ(only_verdict(b.diagnosed(s)), verdict::workload);
+}
+
+TEST(Diagnosis, ATimeoutOnAHostShortOfCpuIsContention) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.failed("request_timeout", 10 * ms, 40 * ms, 1, 10 * ms).cpu_pressure(80, 4);
+  scenario s = settings(1, 1, 1000, 30);
+  s.worker.service.ms = 20;
+  s.worker.service.cpu = true;
+  EXPECT_EQ(only_verdict(b.diagnosed(s)), verdict::contention);
+}
+
+TEST(Diagnosis, FaultsAreNamedByTheirOutcome) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+  b.event(5 * ms, 1, "busy", "exited", "worker_crashed: killed by SIGSEGV");
+  b.event(6 * ms, 2, "busy", "exited", "protocol_error: bad frame");
+  b.failed("worker_crashed", 3 * ms, 5 * ms, 1, 3 * ms).failed("protocol_error", 3 * ms, 6 * ms, 2, 3 * ms);
+  const json c = b.diagnosed(settings(2, 2, 1000, 1000));
+  EXPECT_EQ(c["verdicts"][std::string(verdict::crash)], 1);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::protocol)], 1);
+}
+
+TEST(Diagnosis, AWaitForAReplacementTakesTheVerdictOfWhatLostTheWorker) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "checkout");
+  b.event(33 * ms, 1, "busy", "exited", "request_timeout: no reply within 30 ms");
+  b.start(2, 500 * ms, 501 * ms, 502 * ms);
+  b.failed("request_timeout", 3 * ms, 33 * ms, 1, 3 * ms).cpu_pressure(80, 4);
+  b.failed("checkout_timeout", 34 * ms, 134 * ms);
+  scenario s = settings(1, 1, 100, 30);
+  s.worker.service.ms = 20;
+  const json c = b.diagnosed(s);
+  EXPECT_EQ(only_verdict(c), verdict::contention);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::contention)], 2);
+}
+
+TEST(Diagnosis, AHealthyCaseHasNoVerdicts) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.ok(1, 3 * ms, 3 * ms, 4 * ms);
+  const json c = b.diagnosed(settings(1, 1, 1000, 1000));
+  EXPECT_TRUE(c["verdicts"].empty());
+  EXPECT_TRUE(c["findings"].empty());
+}
+
+// ---- The run ----
+
+json sweep_results(const std::vector<double>& throughputs, double cpu_share) {
+  json results = {{"scenario", {{"pool", {{"size", 8}}}, {"load", {{"start", "warm"}}},
+                                {"worker", {{"startup_ms", 0}, {"init_ms", 0}}},
+                                {"sweep", {{{"key", "load.concurrency"}, {"values", {1, 2, 4, 8}}}}}}},
+                  {"cases", json::array()}};
+  const int n[] = {1, 2, 4, 8};
+  for (std::size_t i = 0; i < throughputs.size(); ++i) {
+    results["cases"].push_back({{"id", "c" + std::to_string(i)},
+                                {"params", {{"load.concurrency", n[i]}}},
+                                {"outcomes", {{"ok", 100}, {"checkout_timeout", i == 3 ? 20 : 0}}},
+                                {"throughput_rps", throughputs[i]},
+                                {"load_wall_ms", 1000},
+                                {"environment", {{"case_cpu_share", cpu_share}}},
+                                {"verdicts", json::object()}});
+  }
+  return results;
+}
+
+TEST(DiagnosisRun, AFlatThroughputCurveIsArchitecturalScaling) {
+  json results = sweep_results({190, 191, 189, 190}, 0.1);
+  diagnose_run(results);
+  ASSERT_EQ(results["analyses"]["usl"].size(), 1u);
+  const json& fit = results["analyses"]["usl"][0];
+  EXPECT_GT(fit["sigma"].get<double>(), 0.9);
+  EXPECT_EQ(fit["verdict"], verdict::scaling);
+  EXPECT_EQ(results["verdicts"][std::string(verdict::scaling)], 1);
+  EXPECT_NE(results["conclusion"].get<std::string>().find("architectural.scaling"), std::string::npos);
+}
+
+TEST(DiagnosisRun, ALinearCurveIsNotScaling) {
+  json results = sweep_results({200, 400, 800, 1580}, 0.1);
+  diagnose_run(results);
+  ASSERT_EQ(results["analyses"]["usl"].size(), 1u);
+  EXPECT_TRUE(results["analyses"]["usl"][0]["verdict"].is_null());
+  EXPECT_FALSE(results["verdicts"].contains(std::string(verdict::scaling)));
+}
+
+TEST(DiagnosisRun, AFlatCurveOnBusyCpusMeasuresTheHostNotTheSubject) {
+  json results = sweep_results({190, 191, 189, 190}, 0.95);
+  diagnose_run(results);
+  EXPECT_TRUE(results["analyses"]["usl"][0]["verdict"].is_null());
+  EXPECT_NE(results["analyses"]["usl"][0]["evidence"].get<std::string>().find("CPUs busy"), std::string::npos);
+}
+
+TEST(DiagnosisRun, SumsCaseVerdictsAndTestsEachAxis) {
+  json results = sweep_results({200, 400, 800, 1580}, 0.1);
+  results["cases"][3]["verdicts"] = {{"capacity", 20}};
+  results["cases"][3]["findings"] = {{{"verdict", "capacity"}, {"count", 20}, {"summary", "all busy"}}};
+  diagnose_run(results);
+  EXPECT_EQ(results["verdicts"]["capacity"], 20);
+  EXPECT_EQ(results["summary"]["timeouts"], 20);
+  EXPECT_EQ(results["summary"]["families"]["capacity"], 20);
+  ASSERT_EQ(results["analyses"]["axes"].size(), 1u);
+  const json& axis = results["analyses"]["axes"][0];
+  EXPECT_EQ(axis["key"], "load.concurrency");
+  EXPECT_EQ(axis["kind"], "load");
+  EXPECT_EQ(axis["depends"], true);
+  EXPECT_LT(axis["p_value"].get<double>(), 0.01);
+  const std::string conclusion = results["conclusion"];
+  EXPECT_EQ(conclusion.rfind("20 of 420 requests failed across 4 cases: 20 timeouts.", 0), 0u) << conclusion;
+  EXPECT_NE(conclusion.find("20 capacity (all busy)"), std::string::npos) << conclusion;
+}
+
+TEST(DiagnosisRun, NoFailuresSaysSo) {
+  json results = sweep_results({200, 400, 800, 1580}, 0.1);
+  results["cases"][3]["outcomes"]["checkout_timeout"] = 0;
+  diagnose_run(results);
+  EXPECT_EQ(results["conclusion"].get<std::string>().rfind("No request failed", 0), 0u);
+  EXPECT_TRUE(results["verdicts"].empty());
+}
+
+// ---- The assertions that read the diagnosis ----
+
+json asserted(json assertions, std::vector<json> cases) {
+  json results = {{"scenario", {{"assert", assertions}}}, {"cases", cases}};
+  return results;
+}
+
+TEST(Assertions, MaxTimeoutRateHoldsForEveryCaseNotOnAverage) {
+  const json results = asserted({{"max_timeout_rate", 0.1}},
+                                {{{"id", "bad"}, {"outcomes", {{"ok", 5}, {"checkout_timeout", 5}}}},
+                                 {{"id", "clean"}, {"outcomes", {{"ok", 1000}}}}});
+  const json checks = check_assertions(results);
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0]["held"], false);
+  EXPECT_DOUBLE_EQ(checks[0]["value"].get<double>(), 0.5);
+  EXPECT_NE(checks[0]["detail"].get<std::string>().find("bad"), std::string::npos);
+}
+
+TEST(Assertions, ForbiddenVerdictsIncludeSweepLevelOnes) {
+  json results = asserted({{"forbid_verdicts", {"architectural.*"}}},
+                          {{{"id", "c"}, {"outcomes", {{"ok", 10}}}, {"verdicts", json::object()}}});
+  EXPECT_EQ(check_assertions(results)[0]["held"], true);
+  results["analyses"] = {{"usl", {{{"axis", "load.concurrency"}, {"verdict", "architectural.scaling"}}}}};
+  const json checks = check_assertions(results);
+  EXPECT_EQ(checks[0]["held"], false);
+  EXPECT_NE(checks[0]["detail"].get<std::string>().find("architectural.scaling"), std::string::npos);
+}
+
+TEST(Diagnosis, RecycledAndStoppedWorkersAreNotLost) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "checkout").event(3 * ms, 2, "idle", "busy", "checkout");
+  b.event(10 * ms, 1, "busy", "stopping", "recycled after 100 requests");
+  b.event(12 * ms, 1, "stopping", "exited", "killed by SIGTERM");
+  b.start(3, 12 * ms, 300 * ms, 301 * ms);
+  b.event(400 * ms, 2, "busy", "idle", "free");
+  b.failed("checkout_timeout", 20 * ms, 70 * ms);
+  const json c = b.diagnosed(settings(2, 2, 50, 1000));
+  EXPECT_NE(only_verdict(c), verdict::crash);
+}
+
+}  // namespace
+}  // namespace procpool::harness

@@ -1,0 +1,400 @@
+// The external subject, driving the shipped Python drivers (ProcessPoolExecutor and
+// multiprocessing.Pool) through the JSON-lines driver protocol: results, parallelism proven
+// by the workers' own stamps, typed errors, deadlines, a killed driver, and a stop that
+// leaves no process. Small inline Python programs stand in for broken drivers.
+#include <sys/types.h>
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "subjects/external_subject.hpp"
+#include "support/pool_recorder.hpp"
+#include "support/process_audit.hpp"
+
+namespace procpool {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using harness::subject;
+
+std::vector<std::string> driver_command(const std::string& script) {
+  return {PROCPOOL_PYTHON, std::string(PROCPOOL_DRIVERS_DIR) + "/" + script};
+}
+
+// A stand-in driver written inline: `body` runs after `emit`, `lines` and `args` exist.
+std::vector<std::string> inline_driver(const std::string& body) {
+  return {PROCPOOL_PYTHON, "-c",
+          "import json, sys, time\n"
+          "def emit(o):\n"
+          "    sys.stdout.write(json.dumps(o) + '\\n'); sys.stdout.flush()\n"
+          "lines = iter(sys.stdin)\n" +
+              body};
+}
+
+// Answers start, then does `on_submit` with each submit line `m`.
+std::vector<std::string> started_inline_driver(const std::string& on_submit) {
+  return inline_driver(
+      "next(lines)\n"
+      "emit({'event': 'started', 't_ns': time.clock_gettime_ns(time.CLOCK_MONOTONIC)})\n"
+      "for line in lines:\n"
+      "    m = json.loads(line)\n"
+      "    if m['op'] != 'submit': break\n" +
+      on_submit);
+}
+
+void expect_error(const result<response>& r, errc code) {
+  ASSERT_FALSE(r) << "expected " << to_string(code) << ", got a reply";
+  EXPECT_EQ(r.error().code, code) << to_string(r.error().code) << ": " << r.error().message;
+}
+
+// The driver: the live child of this test process that leads its own process group. (When a
+// previous test SIGKILLed its driver, that pool's processes may linger here as zombies: the
+// test process is a subreaper, and they are re-parented to it as their parents die.)
+pid_t driver_pid() {
+  std::vector<pid_t> leaders;
+  std::string described;
+  for (pid_t pid : testing::child_pids()) {
+    std::ifstream stat_file("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(stat_file, stat);
+    described += stat + "\n";
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string state;
+    pid_t ppid = 0, pgid = 0;
+    fields >> state >> ppid >> pgid;
+    if (state != "Z" && pgid == pid) leaders.push_back(pid);
+  }
+  EXPECT_EQ(leaders.size(), 1u) << described;
+  return leaders.size() == 1 ? leaders.front() : -1;
+}
+
+class ExternalSubjectBase : public testing::leak_checked_test {
+ protected:
+  pool_options options(std::size_t size) {
+    pool_options o;
+    o.size = size;
+    o.observer = recorder_.observer();
+    return o;
+  }
+
+  std::unique_ptr<subject> make(std::vector<std::string> command, pool_options o) {
+    auto s = harness::make_external_subject(std::move(command), std::move(o));
+    EXPECT_TRUE(s) << s.error().message;
+    return s ? std::move(*s) : nullptr;
+  }
+
+  testing::pool_recorder recorder_;  // declared before any subject, so it outlives them
+};
+
+class ExternalDriver : public ExternalSubjectBase,
+                       public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::unique_ptr<subject> make(std::size_t size) {
+    return ExternalSubjectBase::make(driver_command(GetParam()), options(size));
+  }
+};
+
+TEST_P(ExternalDriver, EchoRoundTripsWithOrderedTimelines) {
+  auto pool = make(2);
+  ASSERT_TRUE(pool);
+  EXPECT_TRUE(pool->wait_ready(deadline_after(1s)));
+  for (int i = 0; i < 200; ++i) {
+    const json args = {{"n", i}, {"text", std::string(i % 17, 'x')}, {"list", {i, "é", nullptr}}};
+    auto reply = pool->call("echo", args);
+    ASSERT_TRUE(reply) << reply.error().message;
+    EXPECT_EQ(reply->result, args);
+    EXPECT_TRUE(reply->ok);
+  }
+  const auto timelines = recorder_.timelines();
+  ASSERT_EQ(timelines.size(), 200u);
+  for (const auto& t : timelines) testing::expect_ordered_success(t);
+  const auto stats = pool->stats();
+  EXPECT_EQ(stats.size, 2u);
+  EXPECT_EQ(stats.calls, 200u);
+  EXPECT_EQ(stats.calls_ok, 200u);
+  EXPECT_EQ(stats.failures, 0u);
+  EXPECT_EQ(stats.busy, 0u);
+}
+
+TEST_P(ExternalDriver, SleepsFromTwoThreadsOverlapInTheWorkers) {
+  auto pool = make(2);
+  ASSERT_TRUE(pool);
+  result<response> replies[2] = {error{errc::pool_stopped, "not run"},
+                                 error{errc::pool_stopped, "not run"}};
+  std::vector<std::thread> callers;
+  for (auto& reply : replies) {
+    callers.emplace_back([&] { reply = pool->call("sleep", {{"ms", 400}}); });
+  }
+  for (auto& t : callers) t.join();
+  for (const auto& reply : replies) {
+    ASSERT_TRUE(reply) << reply.error().message;
+    EXPECT_GE(reply->result.at("slept_ms").get<double>(), 400.0);
+  }
+  // Read from the workers' own stamps: each sleep started before the other ended.
+  EXPECT_LT(replies[0]->t_recv_ns, replies[1]->t_done_ns);
+  EXPECT_LT(replies[1]->t_recv_ns, replies[0]->t_done_ns);
+  const auto timelines = recorder_.timelines();
+  ASSERT_EQ(timelines.size(), 2u);
+  EXPECT_NE(timelines[0].worker, timelines[1].worker);
+}
+
+TEST_P(ExternalDriver, BurnUsesWorkerCpu) {
+  auto pool = make(1);
+  ASSERT_TRUE(pool);
+  auto reply = pool->call("burn", {{"ms", 20}});
+  ASSERT_TRUE(reply) << reply.error().message;
+  EXPECT_GE(reply->result.at("burned_ms").get<double>(), 20.0);
+  EXPECT_GE(reply->t_done_ns - reply->t_recv_ns, 20'000'000);
+}
+
+TEST_P(ExternalDriver, UnknownCommandIsWorkerErrorAndThePoolServesOn) {
+  auto pool = make(1);
+  ASSERT_TRUE(pool);
+  auto reply = pool->call("no-such-command", json::object());
+  expect_error(reply, errc::worker_error);
+  EXPECT_EQ(reply.error().worker_type, "unknown_command");
+  auto bad_args = pool->call("sleep", "soon");
+  expect_error(bad_args, errc::worker_error);
+  EXPECT_EQ(bad_args.error().worker_type, "ValueError");
+  ASSERT_TRUE(pool->call("echo", 1));
+  const auto stats = pool->stats();
+  EXPECT_EQ(stats.worker_errors, 2u);
+  EXPECT_EQ(stats.calls_ok, 1u);
+  const auto timelines = recorder_.timelines();
+  ASSERT_EQ(timelines.size(), 3u);
+  EXPECT_EQ(timelines[0].outcome, errc::worker_error);
+  EXPECT_NE(timelines[0].t_worker_recv, 0);
+}
+
+TEST_P(ExternalDriver, MissedReplyDeadlineIsRequestTimeoutAndLaterCallsWork) {
+  auto pool = make(2);
+  ASSERT_TRUE(pool);
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error(pool->call("sleep", {{"ms", 1'000}}, {.reply_deadline = deadline_after(100ms)}),
+               errc::request_timeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);
+  // The task still runs in the driver's pool: the other worker serves meanwhile.
+  EXPECT_EQ(pool->stats().busy, 1u);
+  auto reply = pool->call("echo", "meanwhile");
+  ASSERT_TRUE(reply) << reply.error().message;
+  // The late completion arrives and is discarded.
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (pool->stats().busy != 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(pool->stats().busy, 0u);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool->call("echo", i));
+  const auto stats = pool->stats();
+  EXPECT_EQ(stats.failures, 1u);
+  EXPECT_EQ(stats.calls_ok, 4u);
+  EXPECT_EQ(recorder_.timelines().front().outcome, errc::request_timeout);
+}
+
+TEST_P(ExternalDriver, KilledDriverFailsCallsAsWorkerCrashedWithoutHanging) {
+  auto pool = make(2);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->call("echo", 1));
+  const pid_t driver = driver_pid();
+  ASSERT_GT(driver, 0);
+  std::thread sleeper([&] {
+    expect_error(pool->call("sleep", {{"ms", 30'000}}), errc::worker_crashed);
+  });
+  while (pool->stats().busy == 0) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(::kill(driver, SIGKILL), 0);
+  sleeper.join();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto reply = pool->call("echo", 2);
+  expect_error(reply, errc::worker_crashed);
+  ASSERT_FALSE(reply);
+  EXPECT_NE(reply.error().message.find("SIGKILL"), std::string::npos) << reply.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);  // fails fast
+  EXPECT_FALSE(pool->wait_ready(deadline_after(10ms)));
+  EXPECT_TRUE(pool->stats().degraded);
+  pool->stop();
+}
+
+// A pool process (not the driver) dies mid-task. The two pools differ, and the subject must
+// show how: ProcessPoolExecutor breaks for good (BrokenProcessPool, reported as
+// worker_crashed, for that task and every later one); multiprocessing.Pool replaces the
+// process but never completes its task, so only the deadline ends that call.
+TEST_P(ExternalDriver, KilledPoolWorkerShowsThePoolsOwnBehaviour) {
+  auto pool = make(1);
+  ASSERT_TRUE(pool);
+  auto first = pool->call("echo", 1);
+  ASSERT_TRUE(first) << first.error().message;
+  const auto worker = static_cast<pid_t>(recorder_.timelines().back().worker);
+  ASSERT_GT(worker, 0);
+  result<response> sleeper = error{errc::pool_stopped, "not run"};
+  std::thread caller([&] {
+    sleeper = pool->call("sleep", {{"ms", 30'000}}, {.reply_deadline = deadline_after(3s)});
+  });
+  while (pool->stats().busy == 0) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(100ms);  // let the task reach the worker
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  caller.join();
+  if (GetParam() == "process_pool_executor.py") {
+    expect_error(sleeper, errc::worker_crashed);
+    expect_error(pool->call("echo", 2), errc::worker_crashed);
+  } else {
+    expect_error(sleeper, errc::request_timeout);
+    auto reply = pool->call("echo", 2);
+    ASSERT_TRUE(reply) << reply.error().message;
+    EXPECT_NE(recorder_.timelines().back().worker, static_cast<std::uint64_t>(worker));
+  }
+  EXPECT_TRUE(pool->wait_ready(deadline_after(10ms)));  // the driver itself is fine
+}
+
+TEST_P(ExternalDriver, StopLeavesNoProcessAndLaterCallsArePoolStopped) {
+  auto pool = make(3);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->call("echo", 1));
+  const auto t0 = std::chrono::steady_clock::now();
+  pool->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);  // the driver exited on "stop"
+  // The fixture checks that no process is left (the pool's processes included).
+  expect_error(pool->call("echo", 2), errc::pool_stopped);
+  pool->stop();  // idempotent
+  EXPECT_FALSE(pool->stats().degraded);
+}
+
+TEST_P(ExternalDriver, StopDrainsInFlightCalls) {
+  auto pool = make(1);
+  ASSERT_TRUE(pool);
+  std::thread caller([&] { EXPECT_TRUE(pool->call("sleep", {{"ms", 300}})); });
+  while (pool->stats().busy == 0) std::this_thread::sleep_for(1ms);
+  pool->stop({.drain_timeout = 10s});
+  caller.join();
+}
+
+TEST_P(ExternalDriver, DestructionWithACallInFlightIsBounded) {
+  auto pool = make(1);
+  ASSERT_TRUE(pool);
+  std::thread caller([&] {
+    expect_error(pool->call("sleep", {{"ms", 60'000}}), errc::pool_stopped);
+  });
+  while (pool->stats().busy == 0) std::this_thread::sleep_for(1ms);
+  pool->stop({.drain_timeout = 100ms});
+  caller.join();
+  pool.reset();
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, ExternalDriver,
+                         ::testing::Values("process_pool_executor.py", "multiprocessing_pool.py"),
+                         [](const auto& info) {
+                           return info.param == "process_pool_executor.py"
+                                      ? std::string("ProcessPoolExecutor")
+                                      : std::string("MultiprocessingPool");
+                         });
+
+using ExternalSubject = ExternalSubjectBase;
+
+TEST_F(ExternalSubject, DriverThatExitsAtStartIsStartFailedWithItsStderr) {
+  auto s = harness::make_external_subject(
+      inline_driver("sys.stderr.write('no pool today\\n'); sys.exit(3)\n"), options(1));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, errc::start_failed);
+  EXPECT_NE(s.error().message.find("no pool today"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("exited with code 3"), std::string::npos) << s.error().message;
+}
+
+TEST_F(ExternalSubject, DriverRefusingStartIsStartFailedWithItsMessage) {
+  auto s = harness::make_external_subject(
+      inline_driver("next(lines); emit({'event': 'error', 'message': 'size too big'}); "
+                    "sys.exit(1)\n"),
+      options(1));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, errc::start_failed);
+  EXPECT_NE(s.error().message.find("size too big"), std::string::npos) << s.error().message;
+}
+
+TEST_F(ExternalSubject, SilentDriverIsStartFailedAtTheStartDeadline) {
+  auto o = options(1);
+  o.start_timeout = 300ms;
+  o.init_timeout = 0ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto s = harness::make_external_subject(
+      inline_driver("sys.stderr.write('thinking\\n'); sys.stderr.flush(); time.sleep(60)\n"),
+      std::move(o));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, errc::start_failed);
+  EXPECT_NE(s.error().message.find("300 ms"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("thinking"), std::string::npos) << s.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+TEST_F(ExternalSubject, MissingDriverBinaryIsStartFailed) {
+  auto s = harness::make_external_subject({"/nonexistent/driver"}, options(1));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, errc::start_failed);
+}
+
+TEST_F(ExternalSubject, EmptyCommandIsInvalidOptions) {
+  auto s = harness::make_external_subject({}, options(1));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, errc::invalid_options);
+}
+
+TEST_F(ExternalSubject, MalformedLineIsProtocolErrorThenCallsFailFast) {
+  auto pool = make(started_inline_driver("    print('this is not json', flush=True)\n"),
+                   options(1));
+  ASSERT_TRUE(pool);
+  expect_error(pool->call("echo", 1), errc::protocol_error);
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error(pool->call("echo", 2), errc::protocol_error);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+}
+
+TEST_F(ExternalSubject, DoneForAnIdNeverSubmittedIsProtocolError) {
+  auto pool = make(started_inline_driver(
+                       "    emit({'event': 'done', 'id': m['id'] + 1000, 'ok': True, "
+                       "'result': None, 't_start_ns': 1, 't_worker_recv_ns': 2, "
+                       "'t_worker_done_ns': 3, 't_done_ns': 4})\n"),
+                   options(1));
+  ASSERT_TRUE(pool);
+  expect_error(pool->call("echo", 1), errc::protocol_error);
+}
+
+TEST_F(ExternalSubject, DriverReportedWorkerCrashIsWorkerCrashed) {
+  auto pool = make(started_inline_driver(
+                       "    emit({'event': 'done', 'id': m['id'], 'ok': False, 'error': "
+                       "{'type': 'worker_crashed', 'message': 'BrokenProcessPool'}, "
+                       "'t_start_ns': 1, 't_worker_recv_ns': 0, 't_worker_done_ns': 0, "
+                       "'t_done_ns': 4})\n"),
+                   options(1));
+  ASSERT_TRUE(pool);
+  auto reply = pool->call("echo", 1);
+  expect_error(reply, errc::worker_crashed);
+  EXPECT_EQ(reply.error().worker_type, "worker_crashed");
+  // The driver itself is alive: the next call is answered too (again a crash here).
+  expect_error(pool->call("echo", 2), errc::worker_crashed);
+  EXPECT_FALSE(pool->stats().degraded);
+}
+
+TEST_F(ExternalSubject, DriverThatIgnoresStopIsKilled) {
+  auto pool = make(inline_driver(
+                       "import signal\n"
+                       "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                       "next(lines)\n"
+                       "emit({'event': 'started', 't_ns': 1})\n"
+                       "for line in lines: pass\n"
+                       "time.sleep(60)\n"),
+                   options(1));
+  ASSERT_TRUE(pool);
+  const auto t0 = std::chrono::steady_clock::now();
+  pool->stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, 4s);
+  EXPECT_LT(took, 10s);
+}
+
+}  // namespace
+}  // namespace procpool

@@ -1,0 +1,197 @@
+// The scenario runner: the open loop's coordinated-omission correction, a case's record, and
+// the `procpool run` command's sharding, merging and Ctrl-C handling.
+#include <poll.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "run/load.hpp"
+#include "results/results.hpp"
+#include "run/runner.hpp"
+#include "support/process_audit.hpp"
+
+namespace procpool::harness {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+// A subject with no processes: every call takes 1 ms, except one that stalls.
+class stalling_subject final : public subject {
+ public:
+  explicit stalling_subject(std::uint64_t stall_at) : stall_at_(stall_at) {}
+  result<response> call(std::string_view, nlohmann::json, const call_options&) override {
+    std::this_thread::sleep_for(++calls_ == stall_at_ ? 500ms : 1ms);
+    return response{};
+  }
+  bool wait_ready(deadline) override { return true; }
+  pool_stats stats() const override { return {}; }
+  void stop(const stop_options&) override {}
+
+ private:
+  std::atomic<std::uint64_t> calls_{0};
+  std::uint64_t stall_at_;
+};
+
+TEST(OpenLoop, AStallShowsInTheTailMeasuredFromIntendedStarts) {
+  load_config load{.model = load_model::open, .concurrency = 1, .requests = 1000, .rate = 500,
+                   .arrivals = arrival_process::constant};
+  std::atomic<bool> never{false};
+  stalling_subject stalls(100);
+  const auto open = run_load(stalls, load, {"echo", nullptr}, 1, never);
+  // 500 ms of stall at 500 arrivals/s delays some 250 requests: far more than 1% of 1,000.
+  EXPECT_GE(open.latency_us.value_at_percentile(99), 400'000u);
+  EXPECT_GT(open.late_starts, 100u);
+
+  load.model = load_model::closed;
+  stalling_subject stalls_again(100);
+  const auto closed = run_load(stalls_again, load, {"echo", nullptr}, 1, never);
+  // The closed loop waits out the stall and hides it: one slow request of 1,000.
+  EXPECT_LT(closed.latency_us.value_at_percentile(99), 100'000u);
+  EXPECT_EQ(closed.outcomes.at("ok"), 1000u);
+}
+
+class RunCommand : public testing::leak_checked_test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("procpool-runner-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dir_);
+    testing::leak_checked_test::TearDown();
+  }
+
+  // Runs the procpool command to completion; returns its exit code.
+  int procpool(std::vector<std::string> args) {
+    args.insert(args.begin(), PROCPOOL_CLI);
+    auto proc = worker_process::launch({.argv = args, .working_directory = PROCPOOL_SOURCE_DIR});
+    EXPECT_TRUE(proc) << proc.error().message;
+    proc->close_stdin();
+    auto status = proc->wait_for(300s);
+    return status ? status->code : -1;
+  }
+
+  static json results(const std::filesystem::path& dir) {
+    auto doc = read_results(dir / "results.json");
+    EXPECT_TRUE(doc) << doc.error().message;
+    return doc ? *doc : json{};
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(RunCommand, RecordsEveryCaseWithItsFigures) {
+  ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--out", dir_ / "run"}), 0);
+  const json doc = results(dir_ / "run");
+  EXPECT_EQ(doc["schema"], "procpool.results/1");
+  EXPECT_EQ(doc["partial"], false);
+  ASSERT_EQ(doc["cases"].size(), 4u);
+  for (const auto& c : doc["cases"]) {
+    std::uint64_t total = 0;
+    for (const auto& [name, n] : c["outcomes"].items()) total += n.get<std::uint64_t>();
+    EXPECT_EQ(total, 200u) << c["id"];
+    for (const char* p : {"p50", "p90", "p99", "p999", "max"}) EXPECT_TRUE(c["latency_us"].contains(p));
+    EXPECT_GT(c["throughput_rps"].get<double>(), 0);
+    EXPECT_FALSE(c["timelines"]["workers"].empty());
+  }
+  EXPECT_EQ(doc["scenario"]["pool"]["size"], 2);  // defaults filled in as run
+}
+
+TEST_F(RunCommand, ConfigurationErrorsExitTwoNamingFileLineAndKey) {
+  std::ofstream(dir_ / "bad.toml") << "name = \"bad\"\n[pool]\nsize = 0\n";
+  EXPECT_EQ(procpool({"run", (dir_ / "bad.toml").string(), "--out", dir_ / "out"}), 2);
+  EXPECT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--set", "pool.sise=3"}), 2);
+  EXPECT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--shard", "2/2"}), 2);
+}
+
+TEST_F(RunCommand, MergedShardsHaveExactlyTheUnshardedCases) {
+  ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--out", dir_ / "all"}), 0);
+  ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--shard", "0/3", "--out", dir_ / "s0"}), 0);
+  ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--shard", "1/3", "--out", dir_ / "s1"}), 0);
+  ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--shard", "2/3", "--out", dir_ / "s2"}), 0);
+  ASSERT_EQ(procpool({"merge", dir_ / "s2", dir_ / "s0", dir_ / "s1", "--out", dir_ / "merged"}), 0);
+  const json all = results(dir_ / "all");
+  const json merged = results(dir_ / "merged");
+  ASSERT_EQ(merged["cases"].size(), all["cases"].size());
+  for (std::size_t i = 0; i < all["cases"].size(); ++i) {
+    EXPECT_EQ(merged["cases"][i]["id"], all["cases"][i]["id"]);
+    EXPECT_EQ(merged["cases"][i]["params"], all["cases"][i]["params"]);
+  }
+  EXPECT_EQ(merged["partial"], false);
+}
+
+TEST_F(RunCommand, InterruptStopsCleanlyAndWritesPartialResults) {
+  std::ofstream(dir_ / "long.toml") << "name = \"long\"\n[load]\nduration_ms = 60000\n"
+                                       "[sweep]\n\"load.concurrency\" = [1, 2]\n";
+  auto proc = worker_process::launch(
+      {.argv = {PROCPOOL_CLI, "run", (dir_ / "long.toml").string(), "--out", (dir_ / "out").string()},
+       .working_directory = PROCPOOL_SOURCE_DIR});
+  ASSERT_TRUE(proc) << proc.error().message;
+  // Wait for the announcement line, then give the pool's workers a moment to exist.
+  std::string line;
+  char c;
+  pollfd p{.fd = proc->stderr_fd(), .events = POLLIN, .revents = 0};
+  while (line.find("results in") == std::string::npos && ::poll(&p, 1, 20000) == 1 &&
+         ::read(proc->stderr_fd(), &c, 1) == 1) {
+    line += c;
+  }
+  ASSERT_NE(line.find("results in"), std::string::npos) << line;
+  // Interrupt once the case's pool is up: the guard and four workers exist below the run.
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (testing::descendants_of(proc->pid()).size() < 5 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  ASSERT_GE(testing::descendants_of(proc->pid()).size(), 5u);
+  ::kill(proc->pid(), SIGINT);
+  auto status = proc->wait_for(30s);
+  ASSERT_TRUE(status) << "procpool run did not stop after SIGINT";
+  EXPECT_EQ(status->code, 1);
+  const json doc = results(dir_ / "out");
+  EXPECT_EQ(doc["partial"], true);
+  EXPECT_LE(doc["cases"].size(), 1u);
+  // The fixture checks that no worker, grandchild or guard outlived the run.
+}
+
+json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
+TEST_F(RunCommand, TriageCallsFailuresThatPersistWhenIdealisedArchitectural) {
+  ASSERT_EQ(procpool({"triage", "tests/harness/planted/dispatch.toml", "--case", "r0", "--runs", "2", "--quiet",
+                      "--out", dir_ / "triage"}),
+            0);
+  const json doc = results(dir_ / "triage");
+  EXPECT_EQ(doc["triage"]["conclusion"], "architectural");
+  EXPECT_EQ(doc["cases"].size(), 6u);  // 2 runs in each of 3 environments
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "triage" / "triage.md"));
+  EXPECT_TRUE(doc["verdicts"].contains("architectural.dispatch"));
+}
+
+TEST_F(RunCommand, TriageOfACommandClassifiesByExitStatus) {
+  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--out", dir_ / "fails", "--", "/bin/false"}), 0);
+  EXPECT_EQ(read_json(dir_ / "fails" / "triage.json")["conclusion"], "architectural");
+  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--out", dir_ / "passes", "--", "/bin/true"}), 0);
+  EXPECT_EQ(read_json(dir_ / "passes" / "triage.json")["conclusion"], "not reproduced");
+  // Fails exactly when held to one CPU, one of the degraded environments.
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs to hold a command to one";
+  ASSERT_EQ(procpool({"triage", "--runs", "6", "--quiet", "--out", dir_ / "env", "--", "/bin/sh", "-c",
+                      "test \"$(nproc)\" -gt 1"}),
+            0);
+  EXPECT_EQ(read_json(dir_ / "env" / "triage.json")["conclusion"], "environmental");
+}
+
+TEST_F(RunCommand, TriageUsageErrorsExitTwo) {
+  EXPECT_EQ(procpool({"triage"}), 2);
+  EXPECT_EQ(procpool({"triage", "scenarios/ci-smoke.toml", "--case", "no-such-case"}), 2);
+  EXPECT_EQ(procpool({"triage", "no-such-file.toml", "--case", "r0"}), 2);
+}
+
+}  // namespace
+}  // namespace procpool::harness
