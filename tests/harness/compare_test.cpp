@@ -1,4 +1,5 @@
 #include "analysis/compare.hpp"
+#include "cli/compare_command.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
 #include "analysis/plan.hpp"
+#include "cli/plan_command.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

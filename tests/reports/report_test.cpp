@@ -3,6 +3,7 @@
 // newlines, markup, non-ASCII, invalid UTF-8), the charts and their notes, the per-case
 // assertion checks, and the caps that keep a page small.
 #include "reports.hpp"
+#include "cli/report_command.hpp"
 
 #include <unistd.h>
 
