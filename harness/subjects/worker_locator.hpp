@@ -1,5 +1,5 @@
 // Finds the worker programs the harness runs: the fake worker next to the procpool binary
-// (or in the build tree), and the Python worker on the system interpreter.
+// (installed, or in the build tree), and the Python worker on the system interpreter.
 #pragma once
 
 #include <string>
@@ -13,7 +13,8 @@ namespace procpool::harness {
 std::string fake_worker_path();
 
 // `python3 -m procpool_worker` on the real interpreter (PROCPOOL_PYTHON or the one found at
-// configure time), with the project's python/ directory (PROCPOOL_PYTHON_DIR) on PYTHONPATH.
+// configure time), with the SDK's directory on PYTHONPATH: PROCPOOL_PYTHON_DIR, else the one
+// installed with this program (share/procpool/python), else the source tree's python/.
 launch_options python_worker_launch();
 
 launch_options fake_worker_launch();
