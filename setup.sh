@@ -19,9 +19,10 @@ packages=(
   libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-# Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py).
+# Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py);
+# pip and venv install the Python SDK as a package (tests/install/python_package_test.py).
 # It is large, so `run` and `build` go without it.
-test_packages=(chromium)
+test_packages=(chromium python3-pip python3-venv)
 
 say() { printf '==> %s\n' "$*"; }
 
