@@ -21,7 +21,7 @@ packages=(
 )
 # Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py);
 # pip and venv install the Python SDK as a package (tests/install/python_package_test.py).
-# It is large, so `run` and `build` go without it.
+# Chromium is large, so `run` and `build` go without these.
 test_packages=(chromium python3-pip python3-venv)
 
 say() { printf '==> %s\n' "$*"; }
