@@ -145,7 +145,30 @@ double one_minus_exp_over(double x) { return std::abs(x) < 1e-12 ? 1 - x / 2 : -
 
 // ---- USL ----
 
-std::optional<usl_fit> fit_usl(std::span<const usl_point> points) {
+namespace {
+
+// kappa matters once kappa N (N - 1) is comparable to 1, so it is searched as
+// u = kappa N (N - 1) at the largest N: on a log grid over ten decades, plus zero.
+constexpr int sigma_steps = 200;
+constexpr int kappa_steps = 200;
+constexpr double u_low_exp = -7;
+constexpr double u_high_exp = 3;
+
+// The best (sigma, u) found so far and its profile.
+struct usl_search {
+  double sigma = 0;
+  double u = 0;
+  usl_profile profile;
+
+  void consider(std::span<const usl_point> points, double kappa_scale, double s, double u_try) {
+    const auto candidate = profile_at(points, s, u_try / kappa_scale);
+    if (candidate.sse < profile.sse) *this = {s, u_try, candidate};
+  }
+};
+
+// Points with a positive, finite throughput and N >= 1, at four or more distinct N; the
+// largest N, or nothing when the points cannot be fitted.
+std::optional<double> usl_fittable(std::span<const usl_point> points) {
   std::vector<double> distinct;
   double max_n = 0;
   for (const auto& p : points) {
@@ -158,66 +181,49 @@ std::optional<usl_fit> fit_usl(std::span<const usl_point> points) {
   std::sort(distinct.begin(), distinct.end());
   distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
   if (distinct.size() < 4) return std::nullopt;
+  return max_n;
+}
 
-  // kappa matters once kappa N (N - 1) is comparable to 1: search it as u = kappa N (N - 1)
-  // at the largest N, on a log grid over ten decades, plus zero.
-  const double kappa_scale = max_n * (max_n - 1);
-  constexpr int sigma_steps = 200;
-  constexpr int kappa_steps = 200;
-  constexpr double u_low_exp = -7;
-  constexpr double u_high_exp = 3;
-  const auto u_at = [&](int j) {
+usl_search usl_grid_search(std::span<const usl_point> points, double kappa_scale) {
+  const auto u_at = [](int j) {
     return j == 0 ? 0.0 : std::pow(10.0, u_low_exp + (u_high_exp - u_low_exp) * (j - 1) / (kappa_steps - 1));
   };
-  double best_sigma = 0;
-  double best_u = 0;
-  usl_profile best = profile_at(points, 0, 0);
+  usl_search best{.profile = profile_at(points, 0, 0)};
   for (int i = 0; i <= sigma_steps; ++i) {
-    const double sigma = double(i) / sigma_steps;
-    for (int j = 0; j <= kappa_steps; ++j) {
-      const double u = u_at(j);
-      const auto candidate = profile_at(points, sigma, u / kappa_scale);
-      if (candidate.sse < best.sse) {
-        best = candidate;
-        best_sigma = sigma;
-        best_u = u;
-      }
-    }
+    for (int j = 0; j <= kappa_steps; ++j) best.consider(points, kappa_scale, double(i) / sigma_steps, u_at(j));
   }
+  return best;
+}
 
-  // Refine by pattern search (eight directions, steps halved when no move helps), clamped to
-  // sigma in [0, 1] and kappa >= 0: no derivatives, so no trouble at the bounds.
+// Pattern search (eight directions, steps halved when no move helps), clamped to sigma in
+// [0, 1] and kappa >= 0: no derivatives, so no trouble at the bounds.
+void usl_refine(std::span<const usl_point> points, double kappa_scale, usl_search& best) {
   double step_sigma = 1.0 / sigma_steps;
-  double step_u = best_u > 0 ? best_u * 0.15 : std::pow(10.0, u_low_exp);
-  for (int iteration = 0; iteration < 20'000 && (step_sigma > 1e-13 || step_u > 1e-15 * std::max(1.0, best_u));
+  double step_u = best.u > 0 ? best.u * 0.15 : std::pow(10.0, u_low_exp);
+  for (int iteration = 0; iteration < 20'000 && (step_sigma > 1e-13 || step_u > 1e-15 * std::max(1.0, best.u));
        ++iteration) {
-    bool moved = false;
+    const double sse_before = best.profile.sse;
+    // Each direction steps from wherever the previous one moved to.
     for (const auto& [ds, du] : std::array<std::pair<int, int>, 8>{
              {{1, 0}, {-1, 0}, {0, 1}, {0, -1}, {1, 1}, {-1, -1}, {1, -1}, {-1, 1}}}) {
-      const double sigma = std::clamp(best_sigma + ds * step_sigma, 0.0, 1.0);
-      const double u = std::max(0.0, best_u + du * step_u);
-      const auto candidate = profile_at(points, sigma, u / kappa_scale);
-      if (candidate.sse < best.sse) {
-        best = candidate;
-        best_sigma = sigma;
-        best_u = u;
-        moved = true;
-      }
+      best.consider(points, kappa_scale, std::clamp(best.sigma + ds * step_sigma, 0.0, 1.0),
+                    std::max(0.0, best.u + du * step_u));
     }
-    if (!moved) {
+    if (!(best.profile.sse < sse_before)) {
       step_sigma /= 2;
       step_u /= 2;
     }
   }
+}
 
-  usl_fit fit{.lambda = best.lambda, .sigma = best_sigma, .kappa = best_u / kappa_scale,
-              .points = points.size()};
+// R squared, and where the fitted curve peaks.
+void usl_summarise(std::span<const usl_point> points, double sse, usl_fit& fit) {
   double mean = 0;
   for (const auto& p : points) mean += p.throughput;
   mean /= double(points.size());
   double total = 0;
   for (const auto& p : points) total += (p.throughput - mean) * (p.throughput - mean);
-  fit.r_squared = total > 0 ? 1 - best.sse / total : (best.sse == 0 ? 1 : 0);
+  fit.r_squared = total > 0 ? 1 - sse / total : (sse == 0 ? 1 : 0);
   if (fit.kappa > 0) {
     // With sigma near 1 the peak falls below one unit; the model is not used below N = 1.
     fit.peak_n = std::max(1.0, std::sqrt((1 - fit.sigma) / fit.kappa));
@@ -226,6 +232,19 @@ std::optional<usl_fit> fit_usl(std::span<const usl_point> points) {
     fit.peak_n = infinity;
     fit.peak_throughput = fit.sigma > 0 ? fit.lambda / fit.sigma : infinity;
   }
+}
+
+}  // namespace
+
+std::optional<usl_fit> fit_usl(std::span<const usl_point> points) {
+  const auto max_n = usl_fittable(points);
+  if (!max_n) return std::nullopt;
+  const double kappa_scale = *max_n * (*max_n - 1);
+  usl_search best = usl_grid_search(points, kappa_scale);
+  usl_refine(points, kappa_scale, best);
+  usl_fit fit{.lambda = best.profile.lambda, .sigma = best.sigma, .kappa = best.u / kappa_scale,
+              .points = points.size()};
+  usl_summarise(points, best.profile.sse, fit);
   return fit;
 }
 
