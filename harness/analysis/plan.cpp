@@ -277,9 +277,8 @@ json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr
 
 json optional_size(const std::optional<std::size_t>& n) { return n ? json(*n) : json(nullptr); }
 
-}  // namespace
-
-result<capacity_plan> plan_capacity(const json& results, const plan_options& options) {
+// The options' figures must be finite, the rate and target above 0.
+std::optional<error> check_plan_options(const plan_options& options) {
   if (!(options.rate > 0) || !std::isfinite(options.rate)) {
     return usage_error(fmt::format("the rate must be above 0 requests per second (got {})", options.rate));
   }
@@ -289,39 +288,35 @@ result<capacity_plan> plan_capacity(const json& results, const plan_options& opt
   if (!(options.headroom >= 0) || !std::isfinite(options.headroom)) {
     return usage_error(fmt::format("the headroom must be 0 or more (got {})", options.headroom));
   }
-  if (!results.is_object() || results.value("schema", "") != results_schema || !results.contains("scenario") ||
-      !results.contains("cases") || !results.at("cases").is_array()) {
-    return usage_error(fmt::format("not a {} document", results_schema));
-  }
-  const json& scenario = results.at("scenario");
-  const auto sweep = sweep_of(results);
-  auto axis = choose_axis(sweep, options.axis);
-  if (!axis) return axis.error();
-  auto fixed = choose_fixed(sweep, (*axis)->key, options.where);
-  if (!fixed) return fixed.error();
+  return std::nullopt;
+}
 
-  capacity_plan plan{.scenario_name = scenario.value("name", std::string("scenario")),
-                     .options = options,
-                     .axis = (*axis)->key,
-                     .fixed = std::move(*fixed),
-                     .fit = {}};
+bool is_results_document(const json& results) {
+  return results.is_object() && results.value("schema", "") == results_schema && results.contains("scenario") &&
+         results.contains("cases") && results.at("cases").is_array();
+}
+
+// Names the fitted cases in messages: "the cases with load.model=closed, ...".
+std::string selection_of(const capacity_plan& plan) {
   std::vector<std::string> fixed_text;
   for (const auto& [key, value] : plan.fixed) fixed_text.push_back(fmt::format("{}={}", key, value_text(value)));
-  const std::string selection = fixed_text.empty() ? std::string("the sweep's cases")
-                                                   : fmt::format("the cases with {}", fmt::join(fixed_text, ", "));
+  return fixed_text.empty() ? std::string("the sweep's cases")
+                            : fmt::format("the cases with {}", fmt::join(fixed_text, ", "));
+}
 
-  if (const json* model = [&]() -> const json* {
-        for (const auto& [key, value] : plan.fixed) {
-          if (key == "load.model") return &value;
-        }
-        return scenario_value(scenario, "load.model");
-      }();
-      model && *model == "open") {
-    return usage_error(fmt::format("{} ran an open loop, whose throughput is its arrival rate: plan "
-                                   "needs the throughput of a closed-loop sweep",
-                                   selection));
-  }
+bool runs_open_loop(const capacity_plan& plan, const json& scenario) {
+  const json* model = [&]() -> const json* {
+    for (const auto& [key, value] : plan.fixed) {
+      if (key == "load.model") return &value;
+    }
+    return scenario_value(scenario, "load.model");
+  }();
+  return model && *model == "open";
+}
 
+// Adds the selected cases' (N, throughput) points and service-time samples to the plan;
+// returns the samples' sum in seconds.
+double gather_cases(capacity_plan& plan, const json& results, const json& scenario) {
   double service_sum_s = 0;
   for (const auto& c : results.at("cases")) {
     if (!c.is_object() || !c.contains("params") || c.contains("error") || c.value("interrupted", false)) continue;
@@ -343,6 +338,12 @@ result<capacity_plan> plan_capacity(const json& results, const plan_options& opt
       ++plan.service_samples;
     }
   }
+  return service_sum_s;
+}
+
+// Fits the USL to the gathered points and takes the mean service time; fails when the points
+// or the samples cannot support them.
+std::optional<error> fit_measurements(capacity_plan& plan, double service_sum_s, const std::string& selection) {
   std::set<double> distinct;
   for (const auto& p : plan.points) distinct.insert(p.n);
   if (distinct.size() < min_points) {
@@ -361,7 +362,13 @@ result<capacity_plan> plan_capacity(const json& results, const plan_options& opt
                                    selection));
   }
   plan.service_mean_s = service_sum_s / double(plan.service_samples);
+  return std::nullopt;
+}
 
+// The size Erlang C needs for the p99, the size the curve needs for the rate with headroom,
+// and the recommendation that meets both, or the reasons none does.
+void recommend_size(capacity_plan& plan) {
+  const plan_options& options = plan.options;
   const double target_s = options.p99_ms / 1e3;
   const double required = options.rate * (1 + options.headroom);
   plan.queueing_servers =
@@ -383,16 +390,46 @@ result<capacity_plan> plan_capacity(const json& results, const plan_options& opt
           plan.fit.peak_n, format_rate(required)));
     }
   }
+}
 
-  // The table: from the smallest stable size up to two past the decisive one, at most 12 rows.
-  const std::size_t stable_from = std::size_t(std::floor(options.rate * plan.service_mean_s)) + 1;
+// The table: from the smallest stable size up to two past the decisive one, at most 12 rows.
+void tabulate_sizes(capacity_plan& plan) {
+  const std::size_t stable_from = std::size_t(std::floor(plan.options.rate * plan.service_mean_s)) + 1;
   std::size_t last = plan.recommended      ? *plan.recommended + 2
                      : plan.queueing_servers ? *plan.queueing_servers + 2
                                              : stable_from + 4;
   last = std::min(last, max_pool_size);
   const std::size_t first = std::max(stable_from, last > 11 ? last - 11 : std::size_t{1});
   for (std::size_t n = first; n <= last; ++n) plan.sizes.push_back(size_at(plan, n));
+}
 
+}  // namespace
+
+result<capacity_plan> plan_capacity(const json& results, const plan_options& options) {
+  if (auto bad = check_plan_options(options)) return *bad;
+  if (!is_results_document(results)) return usage_error(fmt::format("not a {} document", results_schema));
+  const json& scenario = results.at("scenario");
+  const auto sweep = sweep_of(results);
+  auto axis = choose_axis(sweep, options.axis);
+  if (!axis) return axis.error();
+  auto fixed = choose_fixed(sweep, (*axis)->key, options.where);
+  if (!fixed) return fixed.error();
+
+  capacity_plan plan{.scenario_name = scenario.value("name", std::string("scenario")),
+                     .options = options,
+                     .axis = (*axis)->key,
+                     .fixed = std::move(*fixed),
+                     .fit = {}};
+  const std::string selection = selection_of(plan);
+  if (runs_open_loop(plan, scenario)) {
+    return usage_error(fmt::format("{} ran an open loop, whose throughput is its arrival rate: plan "
+                                   "needs the throughput of a closed-loop sweep",
+                                   selection));
+  }
+  const double service_sum_s = gather_cases(plan, results, scenario);
+  if (auto bad = fit_measurements(plan, service_sum_s, selection)) return *bad;
+  recommend_size(plan);
+  tabulate_sizes(plan);
   add_notes(plan, scenario);
   return plan;
 }
