@@ -207,28 +207,27 @@ std::optional<scenario_case> find_case(const std::vector<scenario_case>& cases, 
   return std::nullopt;
 }
 
-int triage_scenario(const triage_options& o, const std::string& command_line) {
-  auto file = load_scenario(o.scenario_path, o.overrides);
-  if (!file) {
-    fmt::print(stderr, "procpool triage: {}\n", file.error().describe());
-    return exit_usage;
-  }
-  const auto cases = expand(*file);
+// The case named by --case, or the cases there are, on stderr.
+std::optional<scenario_case> case_to_triage(const std::vector<scenario_case>& cases, const triage_options& o) {
   auto found = find_case(cases, o.case_id);
   if (!found) {
     std::string known;
     for (std::size_t i = 0; i < cases.size() && i < 12; ++i) known += "\n  " + cases[i].id;
     fmt::print(stderr, "procpool triage: {}: no case {}; the cases are:{}{}\n", o.scenario_path,
                o.case_id, known, cases.size() > 12 ? "\n  ..." : "");
-    return exit_usage;
   }
-  const std::size_t cores = host_cores();
-  struct environment_plan {
-    std::string name;
-    std::string description;
-    void (*apply)(scenario&, std::size_t cores);
-  };
-  const std::vector<environment_plan> plans = {
+  return found;
+}
+
+// An environment a scenario case is rerun in: what it changes in the case's scenario.
+struct scenario_environment {
+  std::string name;
+  std::string description;
+  void (*apply)(scenario&, std::size_t cores);
+};
+
+std::vector<scenario_environment> scenario_environments(std::size_t cores) {
+  return {
       {"idealised", "no injected start-up or init latency, no CPU hogs, every CPU",
        [](scenario& s, std::size_t) {
          s.worker.startup_ms = 0;
@@ -240,72 +239,110 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
       {"degraded", fmt::format("as-is plus {} CPU hogs (one per core)", cores),
        [](scenario& s, std::size_t n) { s.environment.cpu_hogs = n; }},
   };
-  std::vector<tally> tallies;
-  for (const auto& p : plans) tallies.push_back({.name = p.name, .description = p.description});
+}
 
-  json results = new_results(found->scenario, {.command_line = command_line, .total_cases = o.runs * plans.size()});
-  results["scenario"]["sweep"] = json::array();
-  if (!o.quiet) {
-    fmt::print(stderr, "procpool triage: case {} of {}, {} runs in each of {} environments\n",
-               found->id, o.scenario_path, o.runs, plans.size());
+// Run k of the case in one environment, with an id of its own.
+scenario_case case_in_environment(const scenario_case& found, const scenario_environment& env, std::size_t k,
+                                  std::size_t cores) {
+  scenario_case run = found;
+  env.apply(run.scenario, cores);
+  run.repetition = k;
+  run.id = fmt::format("{}#{}#r{}", found.id.substr(0, found.id.find('#')), env.name, k);
+  // The settings an environment may change are recorded as it applied them, so that the
+  // reports show each run as it ran.
+  std::erase_if(run.params, [](const auto& p) {
+    return p.first == "worker.startup_ms" || p.first == "worker.init_ms" ||
+           p.first == "environment.cpu_hogs" || p.first == "environment.cpus";
+  });
+  run.params.emplace_back("triage.environment", env.name);
+  run.params.emplace_back("worker.startup_ms", run.scenario.worker.startup_ms);
+  run.params.emplace_back("worker.init_ms", run.scenario.worker.init_ms);
+  run.params.emplace_back("environment.cpu_hogs", run.scenario.environment.cpu_hogs);
+  return run;
+}
+
+// Counts a diagnosed case in its environment's tally: it failed when any request did or its
+// subject could not be created.
+void tally_case(tally& t, const json& c, const triage_options& o, std::size_t k) {
+  ++t.runs;
+  std::uint64_t bad = 0;
+  for (const auto& [name, n] : c.at("outcomes").items()) {
+    if (name != "ok") bad += n.get<std::uint64_t>();
   }
-  // Interleaved, so that drift on the machine spreads over every environment.
+  const bool failed = bad > 0 || c.contains("error");
+  t.failed += failed;
+  t.seconds.push_back(c.value("wall_ms", 0.0) / 1e3);
+  for (const auto& [v, n] : c.at("verdicts").items()) t.verdicts[v] += n.get<std::uint64_t>();
+  print_line(o, t, k, failed, bad ? fmt::format("{} requests failed", bad) : "");
+}
+
+// Every run of the case, interleaved so that drift on the machine spreads over every
+// environment; each case goes into `results`, each count into its environment's tally.
+void rerun_case(const triage_options& o, const scenario_case& found,
+                const std::vector<scenario_environment>& environments, std::size_t cores,
+                std::vector<tally>& tallies, json& results) {
   for (std::size_t k = 0; k < o.runs && !interrupted; ++k) {
-    for (std::size_t e = 0; e < plans.size() && !interrupted; ++e) {
-      scenario_case run = *found;
-      plans[e].apply(run.scenario, cores);
-      run.repetition = k;
-      run.id = fmt::format("{}#{}#r{}", found->id.substr(0, found->id.find('#')), plans[e].name, k);
-      // The settings a plan may change are recorded as it applied them, so that the reports
-      // show each run as it ran.
-      std::erase_if(run.params, [](const auto& p) {
-        return p.first == "worker.startup_ms" || p.first == "worker.init_ms" ||
-               p.first == "environment.cpu_hogs" || p.first == "environment.cpus";
-      });
-      run.params.emplace_back("triage.environment", plans[e].name);
-      run.params.emplace_back("worker.startup_ms", run.scenario.worker.startup_ms);
-      run.params.emplace_back("worker.init_ms", run.scenario.worker.init_ms);
-      run.params.emplace_back("environment.cpu_hogs", run.scenario.environment.cpu_hogs);
+    for (std::size_t e = 0; e < environments.size() && !interrupted; ++e) {
+      const scenario_case run = case_in_environment(found, environments[e], k, cores);
       json c = run_case(run, results["cases"].size(), interrupted);
       diagnose_case(c, run.scenario);
       if (c.value("interrupted", false)) break;
-      tally& t = tallies[e];
-      ++t.runs;
-      std::uint64_t bad = 0;
-      for (const auto& [name, n] : c.at("outcomes").items()) {
-        if (name != "ok") bad += n.get<std::uint64_t>();
-      }
-      const bool failed = bad > 0 || c.contains("error");
-      t.failed += failed;
-      t.seconds.push_back(c.value("wall_ms", 0.0) / 1e3);
-      for (const auto& [v, n] : c.at("verdicts").items()) t.verdicts[v] += n.get<std::uint64_t>();
-      print_line(o, t, k, failed, bad ? fmt::format("{} requests failed", bad) : "");
+      tally_case(tallies[e], c, o, k);
       results["cases"].push_back(std::move(c));
     }
   }
-  if (interrupted) {
-    fmt::print(stderr, "procpool triage: interrupted; nothing concluded\n");
-    return exit_failed;
-  }
+}
+
+// Concludes, and writes results.json, the reports and triage.md into the output directory.
+int conclude_scenario_triage(const triage_options& o, const scenario_case& found, const std::string& scenario_name,
+                             const std::vector<tally>& tallies, json& results) {
   conclusion c = decide(tallies.front(), tallies);
   note_architectural_amplification(c, tallies);
   results["triage"] = triage_json(tallies, c);
   results["partial"] = false;
   diagnose_run(results);
   results["assertions"] = check_assertions(results);
-  const std::string out_dir = o.out_dir.empty() ? default_out_dir("triage-" + file->scenario.name) : o.out_dir;
+  const std::string out_dir = o.out_dir.empty() ? default_out_dir("triage-" + scenario_name) : o.out_dir;
   auto written = write_results_and_reports(out_dir, results, {});
   if (!written) {
     fmt::print(stderr, "procpool triage: {}\n", written.error().message);
     return exit_internal;
   }
-  const std::string md = markdown(fmt::format("case {} of {}", found->id, o.scenario_path), tallies, c, true);
+  const std::string md = markdown(fmt::format("case {} of {}", found.id, o.scenario_path), tallies, c, true);
   if (auto w = write_text_file(std::filesystem::path(out_dir) / "triage.md", md); !w) {
     fmt::print(stderr, "procpool triage: {}\n", w.error().message);
     return exit_internal;
   }
   fmt::print("{}\nresults: {}\n", md, written->string());
   return exit_ok;
+}
+
+int triage_scenario(const triage_options& o, const std::string& command_line) {
+  auto file = load_scenario(o.scenario_path, o.overrides);
+  if (!file) {
+    fmt::print(stderr, "procpool triage: {}\n", file.error().describe());
+    return exit_usage;
+  }
+  const auto found = case_to_triage(expand(*file), o);
+  if (!found) return exit_usage;
+  const std::size_t cores = host_cores();
+  const auto environments = scenario_environments(cores);
+  std::vector<tally> tallies;
+  for (const auto& env : environments) tallies.push_back({.name = env.name, .description = env.description});
+
+  json results =
+      new_results(found->scenario, {.command_line = command_line, .total_cases = o.runs * environments.size()});
+  results["scenario"]["sweep"] = json::array();
+  if (!o.quiet) {
+    fmt::print(stderr, "procpool triage: case {} of {}, {} runs in each of {} environments\n",
+               found->id, o.scenario_path, o.runs, environments.size());
+  }
+  rerun_case(o, *found, environments, cores, tallies, results);
+  if (interrupted) {
+    fmt::print(stderr, "procpool triage: interrupted; nothing concluded\n");
+    return exit_failed;
+  }
+  return conclude_scenario_triage(o, *found, file->scenario.name, tallies, results);
 }
 
 // ---- Any test command ----
