@@ -8,7 +8,7 @@
 //   fmt::print("{}", comparison_text(*diff));
 //   return diff->regressions() ? exit_failed : exit_ok;
 //
-// The method, the output and the exit codes are documented in reports/compare-and-plan.md.
+// The method, the output and the exit codes are documented in harness/analysis/README.md.
 #pragma once
 
 #include <cstddef>

@@ -7,7 +7,7 @@
 //   fmt::print("{}", plan_markdown(*plan));
 //   return plan->recommended ? exit_ok : exit_failed;   // beyond reach: plan->reasons say why
 //
-// The method, the output and the exit codes are documented in reports/compare-and-plan.md.
+// The method, the output and the exit codes are documented in harness/analysis/README.md.
 #pragma once
 
 #include <cstddef>

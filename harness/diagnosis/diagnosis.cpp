@@ -1,7 +1,7 @@
 // Per-request verdicts. Each failed request is judged from what the pool was doing while it
 // waited or ran (rebuilt from the case's worker events), the case's environment readings, and
 // the successful requests around it. The rules, in the order they are tried, and their
-// thresholds are documented in reports/verdicts.md: change both together.
+// thresholds are documented in harness/diagnosis/verdicts.md: change both together.
 #include "diagnosis/diagnosis.hpp"
 
 #include <algorithm>

@@ -1,8 +1,8 @@
 // Diagnosis: one verdict, with its evidence, for every timeout or failed request, counted per
 // case; sweep-level analyses (the Universal Scalability Law fit, whether timeouts depend on
-// each swept axis); and the run's plain-language conclusion. Verdict names are a contract
-// (DESIGN.md, "Verdicts"); the rules are in reports/verdicts.md, the fields written in
-// reports/README.md.
+// each swept axis); and the run's plain-language conclusion. Verdict names are a contract and
+// the rules are documented in harness/diagnosis/verdicts.md; the fields it writes, in
+// harness/results/README.md.
 //
 //   json c = run_case(...);          // runner.hpp
 //   diagnose_case(c, the_case.scenario);
@@ -18,7 +18,7 @@
 
 namespace procpool::harness {
 
-// Verdict names (DESIGN.md, "Verdicts").
+// Verdict names (harness/diagnosis/verdicts.md, "The verdicts").
 namespace verdict {
 inline constexpr std::string_view startup = "environmental.startup";
 inline constexpr std::string_view init = "environmental.init";

@@ -1,6 +1,6 @@
 // results.json: the canonical, schema-versioned record of a run (schema procpool.results/1,
-// documented in reports/README.md), the assertions checked against it, and the merge of
-// shard outputs.
+// documented in harness/results/README.md), the assertions checked against it, and the merge
+// of shard outputs.
 #pragma once
 
 #include <filesystem>

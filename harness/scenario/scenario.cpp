@@ -25,8 +25,8 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 // Guards against a sweep that would take forever to expand, let alone run.
 constexpr std::size_t max_cases = 1'000'000;
 
-// The verdicts of DESIGN.md, so that a mistyped forbid_verdicts pattern is caught before a
-// run instead of silently matching nothing.
+// The verdicts of harness/diagnosis/verdicts.md, so that a mistyped forbid_verdicts pattern is
+// caught before a run instead of silently matching nothing.
 constexpr auto known_verdicts = std::to_array<std::string_view>(
     {"environmental.startup", "environmental.init", "environmental.contention", "capacity",
      "workload", "architectural.dispatch", "architectural.startup_serialization",
@@ -409,7 +409,7 @@ std::string unknown_key_message(std::string_view path) {
     if (same_leaf != keys.end()) guess = *same_leaf;
   }
   if (guess) return fmt::format("unknown key; did you mean {}?", *guess);
-  return "unknown key; scenarios/README.md lists every key";
+  return "unknown key; harness/scenario/README.md lists every key";
 }
 
 std::string show_number(double x) { return fmt::format("{}", x); }

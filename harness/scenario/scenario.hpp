@@ -7,10 +7,10 @@
 //   if (!file) { fmt::print(stderr, "{}\n", file.error().describe()); return 2; }
 //   for (const auto& c : shard_cases(expand(*file), 0, 1)) run(c.id, c.scenario);
 //
-// The file format is a contract, documented in scenarios/README.md, whose key table is
-// schema_markdown()'s output. Every key has a default: the member initialisers below are
-// those defaults. Nothing here throws; errors are config_error values naming the file, line
-// and key at fault.
+// The file format is a contract, documented in harness/scenario/README.md, whose key table is
+// schema_markdown()'s output. Every key has a default: the member initialisers below are those
+// defaults. Nothing here throws; errors are config_error values naming the file, line and key
+// at fault.
 #pragma once
 
 #include <array>
@@ -109,7 +109,7 @@ constexpr std::optional<E> parse_enum(std::string_view name) noexcept {
   return std::nullopt;
 }
 
-// ---- The settings, one aggregate per TOML table. Meanings: scenarios/README.md. ----
+// ---- The settings, one aggregate per TOML table. Meanings: harness/scenario/README.md. ----
 
 struct subject_config {
   subject_type kind = subject_type::procpool;
@@ -311,7 +311,7 @@ struct key_doc {
 };
 std::vector<key_doc> scenario_schema();
 
-// The key table of scenarios/README.md: a Markdown table, header included.
+// The key table of harness/scenario/README.md: a Markdown table, header included.
 std::string schema_markdown();
 
 // ---- Mapping onto the workers and the pool ----

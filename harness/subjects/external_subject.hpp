@@ -1,5 +1,5 @@
 // The `external` subject: any pool, in any language, behind a driver process that speaks the
-// JSON-lines driver protocol on its stdin and stdout (python/drivers/README.md is the
+// JSON-lines driver protocol on its stdin and stdout (harness/subjects/DRIVERS.md is the
 // contract). Python drivers for concurrent.futures.ProcessPoolExecutor and
 // multiprocessing.Pool live in python/drivers/.
 //

@@ -33,23 +33,24 @@
 
 namespace procpool::harness {
 
-// The first NimblePool version of DESIGN.md's story: one manager (an actor) owns every
-// worker and performs every request itself. Callers only enqueue and wait, so requests are
-// served one at a time however many workers sit idle: the `architectural.dispatch` verdict
-// must fire on it. Workers are all spawned at creation and then handshaken in turn; a worker
-// that faults is replaced on the manager thread before the next request is taken, so the
-// queue also waits for restarts.
+// The first of two flawed pools this project was written to replace, modelled on NimblePool:
+// one manager (an actor) owns every worker and performs every request itself. Callers only
+// enqueue and wait, so requests are served one at a time however many workers sit idle: the
+// `architectural.dispatch` verdict must fire on it. Workers are all spawned at creation and
+// then handshaken in turn; a worker that faults is replaced on the manager thread before the
+// next request is taken, so the queue also waits for restarts.
 //
 // checkout_timeout bounds the time a request waits in the manager's queue; once the manager
 // has taken it, the reply deadline bounds the rest. max_queue bounds that queue.
 result<std::unique_ptr<subject>> make_serial_manager_pool(pool_options options);
 
-// The second version of DESIGN.md's story: callers check workers out on their own threads
-// (FIFO waiters, a returned worker handed straight to the longest waiter), but workers are
-// created only on demand and started one at a time, spawn then handshake then the next, on a
-// single manager thread. A burst of callers on a cold pool therefore waits for the sum of
-// the start times instead of the longest: the `architectural.startup_serialization` verdict
-// must fire on it even though every single start looks normal.
+// The second of them, which scenarios/seed-v2-replay.toml replays: callers check workers out
+// on their own threads (FIFO waiters, a returned worker handed straight to the longest
+// waiter), but workers are created only on demand and started one at a time, spawn then
+// handshake then the next, on a single manager thread. A burst of callers on a cold pool
+// therefore waits for the sum of the start times instead of the longest: the
+// `architectural.startup_serialization` verdict must fire on it even though every single start
+// looks normal.
 //
 // A failed start fails the longest-waiting caller with start_failed (no retry loop). A
 // worker that faults is killed by the caller that saw the fault; its replacement is started

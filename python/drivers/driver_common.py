@@ -1,7 +1,7 @@
 """What every Python driver shares: the JSON-lines protocol loop, the task functions that run
 in the pool's workers (echo, sleep, burn, with worker-side stamps), and stdout discipline.
 
-The protocol is specified in README.md beside this file. A driver supplies a ``PoolAdapter``
+The protocol is specified in harness/subjects/DRIVERS.md. A driver supplies a ``PoolAdapter``
 and calls ``main``::
 
     class MyPool(driver_common.PoolAdapter): ...

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Driver: multiprocessing.Pool behind the harness's JSON-lines driver protocol (README.md
-beside this file).
+"""Driver: multiprocessing.Pool behind the harness's JSON-lines driver protocol
+(harness/subjects/DRIVERS.md).
 
     /usr/bin/python3 python/drivers/multiprocessing_pool.py
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Driver: concurrent.futures.ProcessPoolExecutor behind the harness's JSON-lines driver
-protocol (README.md beside this file).
+protocol (harness/subjects/DRIVERS.md).
 
     /usr/bin/python3 python/drivers/process_pool_executor.py
 

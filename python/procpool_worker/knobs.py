@@ -1,4 +1,4 @@
-"""The worker's knobs: service-time and fault settings, named as in the protocol spec.
+"""The worker's knobs: service-time and fault settings, named as in fake_worker/knobs.hpp.
 
 Every knob is both a command-line flag (``--name-with-dashes``) and an init-args key
 (``name_with_underscores``); init args override flags. Names, types and defaults are the

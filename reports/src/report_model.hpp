@@ -1,6 +1,6 @@
-// What the report writers read from a results document (reports/README.md), gathered once:
-// per-case figures, verdict counts, the per-case assertion checks and the conclusion. Every
-// field is optional here: documents written before the diagnosis existed lack verdicts,
+// What the report writers read from a results document (harness/results/README.md), gathered
+// once: per-case figures, verdict counts, the per-case assertion checks and the conclusion.
+// Every field is optional here: documents written before the diagnosis existed lack verdicts,
 // findings and analyses, and a case whose subject could not be created lacks most figures.
 //
 //   const auto doc = report_model::view_of(results);
@@ -86,7 +86,7 @@ std::string_view family_of(std::string_view verdict) noexcept;
 // One colour per family, a shade of it per verdict, so charts and legends agree.
 std::string family_colour(std::string_view family);
 std::string verdict_colour(std::string_view verdict);
-// DESIGN.md's one-line meaning of a verdict; empty for names it does not know.
+// A verdict's one-line meaning (harness/diagnosis/verdicts.md); empty for names it does not know.
 std::string_view verdict_meaning(std::string_view verdict) noexcept;
 
 // ---- The scenario's [assert] table against one case ----

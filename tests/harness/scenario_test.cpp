@@ -533,20 +533,20 @@ TEST(ScenarioJson, SchemaCoversEveryKeyOnce) {
 }
 
 TEST(ScenarioJson, ReadmeHoldsTheGeneratedKeyTable) {
-  std::ifstream in(PROCPOOL_SOURCE_DIR "/scenarios/README.md");
+  std::ifstream in(PROCPOOL_SOURCE_DIR "/harness/scenario/README.md");
   std::stringstream readme;
   readme << in.rdbuf();
   const auto table = schema_markdown();
   if (readme.str().find(table) == std::string::npos) {
     const auto generated = std::filesystem::path(::testing::TempDir()) / "scenario_keys.md";
     std::ofstream(generated) << table;
-    ADD_FAILURE() << "scenarios/README.md does not hold schema_markdown()'s table; paste "
+    ADD_FAILURE() << "harness/scenario/README.md does not hold schema_markdown()'s table; paste "
                   << generated.string() << " into it";
   }
 }
 
 TEST(ScenarioJson, ReadmeExamplesParse) {
-  std::ifstream in(PROCPOOL_SOURCE_DIR "/scenarios/README.md");
+  std::ifstream in(PROCPOOL_SOURCE_DIR "/harness/scenario/README.md");
   std::stringstream readme;
   readme << in.rdbuf();
   const std::string text = readme.str();
