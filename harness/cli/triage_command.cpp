@@ -404,6 +404,31 @@ command_run run_command_once(const std::vector<std::string>& argv, double timeou
   return r;
 }
 
+// Concludes, and writes triage.md and triage.json into the output directory.
+int conclude_command_triage(const triage_options& o, const std::string& command_line,
+                            const std::vector<tally>& tallies, const std::string& last_failure) {
+  const conclusion c = decide(tallies.front(), tallies);
+  std::string md = markdown(fmt::format("`{}`", fmt::join(o.command, " ")), tallies, c, false);
+  const double slowdown = tallies.front().median_s() > 0 ? tallies.back().median_s() / tallies.front().median_s() : 0;
+  md += fmt::format("\nMedian time under {} against as-is: {:.2f}x.\n", tallies.back().name, slowdown);
+  if (!last_failure.empty()) md += fmt::format("\nLast failure: {}\n", last_failure);
+  const std::filesystem::path out_dir = o.out_dir.empty() ? default_out_dir("triage-command") : o.out_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  json doc = triage_json(tallies, c);
+  doc["command"] = o.command;
+  doc["command_line"] = command_line;
+  doc["median_slowdown"] = slowdown;
+  for (const auto& [name, text] : {std::pair{"triage.md", md}, std::pair{"triage.json", doc.dump(1) + "\n"}}) {
+    if (auto w = write_text_file(out_dir / name, text); !w) {
+      fmt::print(stderr, "procpool triage: {}\n", w.error().message);
+      return exit_internal;
+    }
+  }
+  fmt::print("{}\nwritten: {}\n", md, (out_dir / "triage.md").string());
+  return exit_ok;
+}
+
 int triage_command(const triage_options& o, const std::string& command_line) {
   const std::size_t cores = host_cores();
   struct environment_plan {
@@ -448,26 +473,7 @@ int triage_command(const triage_options& o, const std::string& command_line) {
     fmt::print(stderr, "procpool triage: interrupted; nothing concluded\n");
     return exit_failed;
   }
-  const conclusion c = decide(tallies.front(), tallies);
-  std::string md = markdown(fmt::format("`{}`", fmt::join(o.command, " ")), tallies, c, false);
-  const double slowdown = tallies.front().median_s() > 0 ? tallies.back().median_s() / tallies.front().median_s() : 0;
-  md += fmt::format("\nMedian time under {} against as-is: {:.2f}x.\n", tallies.back().name, slowdown);
-  if (!last_failure.empty()) md += fmt::format("\nLast failure: {}\n", last_failure);
-  const std::filesystem::path out_dir = o.out_dir.empty() ? default_out_dir("triage-command") : o.out_dir;
-  std::error_code ec;
-  std::filesystem::create_directories(out_dir, ec);
-  json doc = triage_json(tallies, c);
-  doc["command"] = o.command;
-  doc["command_line"] = command_line;
-  doc["median_slowdown"] = slowdown;
-  for (const auto& [name, text] : {std::pair{"triage.md", md}, std::pair{"triage.json", doc.dump(1) + "\n"}}) {
-    if (auto w = write_text_file(out_dir / name, text); !w) {
-      fmt::print(stderr, "procpool triage: {}\n", w.error().message);
-      return exit_internal;
-    }
-  }
-  fmt::print("{}\nwritten: {}\n", md, (out_dir / "triage.md").string());
-  return exit_ok;
+  return conclude_command_triage(o, command_line, tallies, last_failure);
 }
 
 }  // namespace
