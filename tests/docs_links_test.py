@@ -6,12 +6,15 @@ its #anchor, when it has one, a heading of that file. Every Markdown document na
 file's text (a comment such as "documented in harness/results/README.md") must exist, beside
 that file or from the top of the tree: the project cites no document it does not hold. Bare
 lower-case names ("report.md") are files the tools write, not documents, and are not checked.
+With --procpool, harness/cli/README.md must hold what `procpool CMD --help` prints for every
+command, from its usage line on.
 
-    tests/docs_links_test.py --source-dir .
+    tests/docs_links_test.py --source-dir . [--procpool build/release/harness/procpool]
 """
 import argparse
 import pathlib
 import re
+import subprocess
 import sys
 
 SKIP_DIRS = {".git", "build", "out", "__pycache__", "node_modules"}
@@ -103,9 +106,31 @@ def check_mentions(path: pathlib.Path, root: pathlib.Path, problems: list) -> in
     return checked
 
 
+def help_of(procpool: str, *args: str) -> str:
+    out = subprocess.run([procpool, *args, "--help"], capture_output=True, text=True, check=True).stdout
+    return out.replace(procpool, "procpool")
+
+
+def check_cli_help(procpool: str, root: pathlib.Path, problems: list) -> int:
+    """Each command's help, from "Usage:" on, must appear in harness/cli/README.md."""
+    readme = (root / "harness" / "cli" / "README.md").read_text(encoding="utf-8")
+    listing = help_of(procpool).split("Subcommands:", 1)[-1]
+    commands = re.findall(r"^  (\w+)\s", listing, re.M)
+    if not commands:
+        problems.append(f"{procpool} --help lists no subcommands")
+    for command in commands:
+        text = help_of(procpool, command)
+        usage = text[text.index("Usage:"):].rstrip("\n")
+        if usage not in readme:
+            problems.append(f"harness/cli/README.md: does not hold `procpool {command} --help` as it is "
+                            f"now; paste its output from Usage: on:\n{usage}")
+    return len(commands)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source-dir", required=True, type=pathlib.Path)
+    parser.add_argument("--procpool", help="the procpool program, to check harness/cli/README.md against")
     args = parser.parse_args()
     root = args.source_dir.resolve()
     problems, links, mentions, docs = [], 0, 0, 0
@@ -115,10 +140,11 @@ def main():
             links += check_markdown(path, root, problems)
         if path.suffix in SOURCE_SUFFIXES or path.name == "CMakeLists.txt":
             mentions += check_mentions(path, root, problems)
+    commands = check_cli_help(args.procpool, root, problems) if args.procpool else 0
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"{docs} Markdown files, {links} relative links, {mentions} names of Markdown files; "
-          f"{len(problems)} problems")
+    print(f"{docs} Markdown files, {links} relative links, {mentions} names of Markdown files, "
+          f"{commands} commands' help; {len(problems)} problems")
     if docs == 0 or links == 0:
         print("found nothing to check: is --source-dir the top of the tree?", file=sys.stderr)
         return 1
