@@ -434,7 +434,10 @@ result<capacity_plan> plan_capacity(const json& results, const plan_options& opt
   return plan;
 }
 
-std::string plan_markdown(const capacity_plan& plan) {
+namespace {
+
+// The title, the target and the recommendation (or why there is none).
+std::string plan_heading(const capacity_plan& plan) {
   const auto& o = plan.options;
   std::string out = fmt::format("# Capacity plan: {}\n\n", plan.scenario_name);
   out += fmt::format("Target: p99 response time at most {} at {} (Poisson arrivals), with {:.0f}% "
@@ -454,6 +457,12 @@ std::string plan_markdown(const capacity_plan& plan) {
     out += "\n";
   }
 
+  return out;
+}
+
+// The fitted USL parameters, and the measured against the fitted throughput per point.
+std::string plan_scaling_section(const capacity_plan& plan) {
+  std::string out;
   std::vector<std::string> fixed_text;
   for (const auto& [key, value] : plan.fixed) fixed_text.push_back(fmt::format("`{}={}`", key, value_text(value)));
   out += "## Measured scaling (Universal Scalability Law)\n\n";
@@ -474,7 +483,14 @@ std::string plan_markdown(const capacity_plan& plan) {
                        format_rate(usl_throughput(plan.fit, p.n)));
   }
 
-  out += "\n## Service time\n\n";
+  return out;
+}
+
+// The service time, and the Erlang C table of candidate sizes.
+std::string plan_sizing_section(const capacity_plan& plan) {
+  const auto& o = plan.options;
+  std::string out;
+  out += "## Service time\n\n";
   out += fmt::format("Mean {} over {} sampled successful requests (worker receive to worker done).\n\n",
                      format_ms(plan.service_mean_s), plan.service_samples);
 
@@ -493,6 +509,13 @@ std::string plan_markdown(const capacity_plan& plan) {
                          format_rate(s.usl_throughput), s.meets_target ? "yes" : "no");
     }
   }
+  return out;
+}
+
+}  // namespace
+
+std::string plan_markdown(const capacity_plan& plan) {
+  std::string out = plan_heading(plan) + plan_scaling_section(plan) + "\n" + plan_sizing_section(plan);
   if (!plan.notes.empty()) {
     out += "\n## Notes\n\n";
     for (const auto& note : plan.notes) out += fmt::format("- {}\n", note);
