@@ -100,8 +100,9 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
   if (!co.affinity_key.empty()) affinity[co.affinity_key] = w->id;
   last_worker = {this, w->id};
   w->answered = false;
-  // Set under the lock, so that a stop never finds a leased worker it does not know is leased.
-  if (for_lease) w->lease.store(lease_state::held);
+  // Set under the lock, so that a stop never finds a leased worker it does not know is leased
+  // (the lock orders it for the supervisor, hence relaxed: a checkout is a hot path).
+  if (for_lease) w->lease.store(lease_state::held, std::memory_order_relaxed);
   return w;
 }
 
