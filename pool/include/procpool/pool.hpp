@@ -95,7 +95,7 @@ class pool {
   // result with the request's stamps. An ok:false reply is errc::worker_error with the
   // worker's type and message.
   result<reply> call(std::string_view command, nlohmann::json args = nullptr,
-                        const call_options& options = {});
+                     const call_options& options = {});
 
   // Checks a worker out for several calls in a row (see worker_lease.hpp). Errors as for
   // call()'s checkout: checkout_timeout, queue_full, pool_stopped, start_failed.
@@ -107,8 +107,9 @@ class pool {
 
   pool_stats stats() const;
 
-  // Refuses new calls, lets in-flight calls finish (up to drain_timeout), stops every
-  // worker gracefully then forcefully, and joins the supervisor. Idempotent.
+  // Refuses new calls, lets in-flight calls and held leases finish (up to drain_timeout),
+  // revokes the leases still held, stops every worker gracefully then forcefully, and joins
+  // the supervisor. Idempotent.
   void stop(const stop_options& options = {});
 
  private:
