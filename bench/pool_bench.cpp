@@ -369,7 +369,8 @@ procpool::pool* cached_pool(const std::string& key,
       entry.error = made.error().message;
     } else {
       entry.pool = std::make_unique<procpool::pool>(std::move(*made));
-      if (!entry.pool->wait_ready(procpool::deadline_after(ready_timeout))) {
+      if (entry.pool->wait_ready(procpool::deadline_after(ready_timeout)) !=
+          procpool::ready_state::ready) {
         entry.error = fmt::format("pool '{}': {}", key, not_ready(*entry.pool));
         entry.pool->stop();
         entry.pool.reset();
@@ -417,7 +418,7 @@ void pool_echo(benchmark::State& state, const std::string& worker_name,
   if (!p) return skip(state, error);
 
   const nlohmann::json args = echo_payload();
-  if (auto r = p->call("echo", args); !r || r->result != args) {
+  if (auto r = p->call("echo", args); !r || r->value != args) {
     return skip(state, r ? "the worker did not echo the payload" : r.error().message);
   }
   procpool::call_options co;
@@ -430,7 +431,7 @@ void pool_echo(benchmark::State& state, const std::string& worker_name,
       state.SkipWithError(reply.error().message.c_str());
       break;
     }
-    benchmark::DoNotOptimize(reply->result);
+    benchmark::DoNotOptimize(reply->value);
     where.sample();
   }
   state.SetItemsProcessed(state.iterations());
@@ -537,7 +538,8 @@ void BM_StartWorkers(benchmark::State& state) {
       state.SkipWithError(made.error().message.c_str());
       break;
     }
-    const bool ready = made->wait_ready(procpool::deadline_after(ready_timeout));
+    const bool ready =
+        made->wait_ready(procpool::deadline_after(ready_timeout)) == procpool::ready_state::ready;
     const auto t1 = std::chrono::steady_clock::now();
     const long rss_after = resident_kib();
     if (!ready) {

@@ -414,7 +414,7 @@ std::size_t sequential_init_pool::occupied_slots() const {
 // --- the public surface ------------------------------------------------------------------------
 
 result<std::unique_ptr<subject>> make_sequential_init_pool(pool_options options) {
-  if (auto problem = check_pool_options(options)) return *problem;
+  if (auto valid = procpool::validate(options); !valid) return std::move(valid).error();
   auto pool = std::make_unique<sequential_init_pool>(std::move(options));
   pool->start();
   return std::unique_ptr<subject>(std::move(pool));

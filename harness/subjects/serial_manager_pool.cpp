@@ -469,7 +469,7 @@ std::size_t serial_manager_pool::ready_count() const {
 // --- the public surface ------------------------------------------------------------------------
 
 result<std::unique_ptr<subject>> make_serial_manager_pool(pool_options options) {
-  if (auto problem = check_pool_options(options)) return *problem;
+  if (auto valid = procpool::validate(options); !valid) return std::move(valid).error();
   auto pool = std::make_unique<serial_manager_pool>(std::move(options));
   pool->start();
   return std::unique_ptr<subject>(std::move(pool));

@@ -12,9 +12,17 @@ class procpool_subject final : public subject {
 
   result<response> call(std::string_view command, nlohmann::json args,
                         const call_options& options) override {
-    return pool_.call(command, std::move(args), options);
+    auto r = pool_.call(command, std::move(args), options);
+    if (!r) return std::move(r).error();
+    // The subject interface speaks the wire's response, shared with the reference pools.
+    return response{.id = r->request_id,
+                    .result = std::move(r->value),
+                    .t_recv_ns = r->timing.t_worker_recv,
+                    .t_done_ns = r->timing.t_worker_done};
   }
-  bool wait_ready(deadline until) override { return pool_.wait_ready(until); }
+  bool wait_ready(deadline until) override {
+    return pool_.wait_ready(until) == ready_state::ready;
+  }
   pool_stats stats() const override { return pool_.stats(); }
   void stop(const stop_options& options) override { pool_.stop(options); }
 

@@ -21,7 +21,7 @@ error invalid(std::string message) { return error{errc::invalid_options, std::mo
 
 }  // namespace
 
-std::optional<error> check_pool_options(const pool_options& o) {
+result<void> validate(const pool_options& o) {
   if (o.worker.argv.empty()) return invalid("worker.argv is empty: no worker command");
   if (o.size == 0) return invalid("size must be at least 1");
   if (!o.init_args.is_object()) return invalid("init_args must be a JSON object");
@@ -37,7 +37,7 @@ std::optional<error> check_pool_options(const pool_options& o) {
   if (o.crash_loop_failures == 0) return invalid("crash_loop_failures must be at least 1");
   if (o.rss_check_every == 0) return invalid("rss_check_every must be at least 1");
   if (o.max_frame_bytes < 64) return invalid("max_frame_bytes must be at least 64");
-  return std::nullopt;
+  return {};
 }
 
 namespace {
@@ -77,10 +77,20 @@ std::string_view to_string(worker_state s) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(ready_state s) noexcept {
+  switch (s) {
+    case ready_state::ready: return "ready";
+    case ready_state::timed_out: return "timed_out";
+    case ready_state::degraded: return "degraded";
+    case ready_state::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
 // --- pool ------------------------------------------------------------------------------
 
 result<pool> pool::create(pool_options options) {
-  if (auto problem = check_pool_options(options)) return *problem;
+  if (auto valid = validate(options); !valid) return std::move(valid).error();
   if (auto problem = ensure_descriptors(options.size)) return *problem;
   if (options.max_concurrent_starts == 0) {
     options.max_concurrent_starts = std::max(1u, std::thread::hardware_concurrency());
@@ -103,7 +113,7 @@ pool::~pool() {
   if (impl_) impl_->stop({});
 }
 
-result<response> pool::call(std::string_view command, nlohmann::json args,
+result<reply> pool::call(std::string_view command, nlohmann::json args,
                             const call_options& options) {
   if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
   return impl_->call(command, std::move(args), options);
@@ -112,12 +122,14 @@ result<response> pool::call(std::string_view command, nlohmann::json args,
 result<worker_lease> pool::checkout(const call_options& options) {
   if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
   const std::int64_t t_submit = monotonic_ns();
-  auto w = impl_->acquire(options, t_submit);
+  auto w = impl_->acquire(options, t_submit, /*for_lease=*/true);
   if (!w) return std::move(w).error();
   return worker_lease(impl_.get(), std::move(*w), monotonic_ns());
 }
 
-bool pool::wait_ready(deadline until) { return impl_ && impl_->wait_ready(until); }
+ready_state pool::wait_ready(deadline until) {
+  return impl_ ? impl_->wait_ready(until) : ready_state::stopped;
+}
 
 pool_stats pool::stats() const { return impl_ ? impl_->stats() : pool_stats{}; }
 
@@ -141,11 +153,14 @@ pool::impl::impl(pool_options opts)
 
 pool::impl::~impl() { stop({}); }
 
-bool pool::impl::wait_ready(deadline until) {
+ready_state pool::impl::wait_ready(deadline until) {
   std::unique_lock lock(mutex);
-  return state_changed.wait_until(lock, until, [&] {
+  const bool settled = state_changed.wait_until(lock, until, [&] {
     return stopping || degraded || idle.size() + busy == options.size;
-  }) && !stopping && !degraded;
+  });
+  if (stopping) return ready_state::stopped;
+  if (degraded) return ready_state::degraded;
+  return settled ? ready_state::ready : ready_state::timed_out;
 }
 
 pool_stats pool::impl::stats() const {

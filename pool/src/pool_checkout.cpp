@@ -31,7 +31,8 @@ thread_local last_worker_of_thread last_worker;
 }  // namespace
 
 result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
-                                                         std::int64_t t_submit) {
+                                                         std::int64_t t_submit,
+                                                         bool for_lease) {
   const deadline checkout_deadline =
       co.checkout_deadline.value_or(std::chrono::steady_clock::now() + options.checkout_timeout);
   std::unique_lock lock(mutex);
@@ -99,34 +100,46 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
   if (!co.affinity_key.empty()) affinity[co.affinity_key] = w->id;
   last_worker = {this, w->id};
   w->answered = false;
+  // Set under the lock, so that a stop never finds a leased worker it does not know is leased
+  // (the lock orders it for the supervisor, hence relaxed: a checkout is a hot path).
+  if (for_lease) w->lease.store(lease_state::held, std::memory_order_relaxed);
   return w;
 }
 
-result<response> pool::impl::exchange(pool_worker& w, std::string_view command,
-                                      nlohmann::json args, deadline reply_deadline,
-                                      request_timeline& t) {
+result<reply> pool::impl::exchange(pool_worker& w, std::string_view command,
+                                   nlohmann::json args, deadline reply_deadline,
+                                   request_timeline& t) {
   t.request_id = next_request_id++;
   t.worker = w.id;
   ++totals.calls;
   const request req{.id = t.request_id, .command = std::string(command), .args = std::move(args)};
-  auto reply = w.conn.call(req, reply_deadline, &t.t_sent);
+  auto answer = w.conn.call(req, reply_deadline, &t.t_sent);
   t.t_reply = monotonic_ns();
-  if (!reply) {
+  if (!answer) {
     ++totals.failures;
-    t.outcome = reply.error().code;
-    return reply;
+    t.outcome = answer.error().code;
+    return std::move(answer).error();
   }
   ++w.served;
   w.answered = true;
-  t.t_worker_recv = reply->t_recv_ns;
-  t.t_worker_done = reply->t_done_ns;
-  if (!reply->ok) {
+  t.t_worker_recv = answer->t_recv_ns;
+  t.t_worker_done = answer->t_done_ns;
+  if (!answer->ok) {
     ++totals.worker_errors;
     t.outcome = errc::worker_error;
-    return error{errc::worker_error, reply->failure.message, reply->failure.type};
+    return error{errc::worker_error, std::move(answer->failure.message),
+                 std::move(answer->failure.type)};
   }
   ++totals.calls_ok;
-  return reply;
+  return reply{.value = std::move(answer->result),
+               .worker = w.id,
+               .request_id = t.request_id,
+               .timing = {.t_submit = t.t_submit,
+                          .t_checkout = t.t_checkout,
+                          .t_sent = t.t_sent,
+                          .t_worker_recv = t.t_worker_recv,
+                          .t_worker_done = t.t_worker_done,
+                          .t_reply = t.t_reply}};
 }
 
 bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* fault) {
@@ -169,8 +182,8 @@ bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* f
   return stopping;
 }
 
-result<response> pool::impl::call(std::string_view command, nlohmann::json args,
-                                  const call_options& co) {
+result<reply> pool::impl::call(std::string_view command, nlohmann::json args,
+                               const call_options& co) {
   request_timeline timeline{.t_submit = monotonic_ns()};
   auto w = acquire(co, timeline.t_submit);
   if (!w) {
@@ -184,16 +197,22 @@ result<response> pool::impl::call(std::string_view command, nlohmann::json args,
   timeline.t_checkout = monotonic_ns();
   const deadline reply_deadline = co.reply_deadline.value_or(
       std::chrono::steady_clock::now() + options.request_timeout);
-  auto reply = exchange(**w, command, std::move(args), reply_deadline, timeline);
-  const bool stopping_now = give_back(*w, reply ? nullptr : &reply.error());
+  auto outcome = exchange(**w, command, std::move(args), reply_deadline, timeline);
+  const bool stopping_now = give_back(*w, outcome ? nullptr : &outcome.error());
   emit(timeline);
-  if (!reply && stopping_now && is_worker_fault(reply.error().code)) {
-    return error{errc::pool_stopped, "the pool stopped during the request: " + reply.error().message};
+  if (!outcome && stopping_now && is_worker_fault(outcome.error().code)) {
+    return error{errc::pool_stopped,
+                 "the pool stopped during the request: " + outcome.error().message};
   }
-  return reply;
+  return outcome;
 }
 
 // --- worker_lease --------------------------------------------------------------------------
+//
+// A leased worker's lease_state is the contract between the lease and a stopping pool: each
+// side claims the worker with a compare-exchange, so exactly one of them gives it back. The
+// lease dereferences pool_ only while its state is held or in_call, when the pool's stop
+// waits for it (pool_supervisor.cpp, revoke_or_kill).
 
 worker_lease::worker_lease(pool::impl* owner, std::shared_ptr<pool_worker> worker,
                            std::int64_t t_checkout_ns)
@@ -220,24 +239,47 @@ worker_lease::~worker_lease() { release(); }
 
 void worker_lease::release() {
   if (!worker_) return;
-  pool_->give_back(worker_, fault_ ? &*fault_ : nullptr);
+  auto expected = lease_state::held;
+  if (worker_->lease.compare_exchange_strong(expected, lease_state::none)) {
+    pool_->give_back(worker_, fault_ ? &*fault_ : nullptr);
+  }
+  // Otherwise the pool revoked the lease: the worker is already stopped, the pool maybe gone.
   worker_.reset();
+}
+
+bool worker_lease::held() const noexcept {
+  return worker_ && worker_->lease.load() != lease_state::revoked;
 }
 
 std::uint64_t worker_lease::worker_id() const noexcept { return worker_ ? worker_->id : 0; }
 
-result<response> worker_lease::call(std::string_view command, nlohmann::json args,
-                                    std::optional<deadline> reply_deadline) {
+result<reply> worker_lease::call(std::string_view command, nlohmann::json args,
+                                 std::optional<deadline> reply_deadline) {
   if (!worker_) return error{errc::pool_stopped, "the lease was released"};
   if (fault_) return *fault_;
+  auto expected = lease_state::held;
+  if (!worker_->lease.compare_exchange_strong(expected, lease_state::in_call)) {
+    return error{errc::pool_stopped, "the pool was stopped; the lease was revoked"};
+  }
   request_timeline timeline{.t_submit = monotonic_ns(), .t_checkout = t_checkout_ns_};
-  auto reply = pool_->exchange(
+  auto outcome = pool_->exchange(
       *worker_, command, std::move(args),
       reply_deadline.value_or(std::chrono::steady_clock::now() + pool_->options.request_timeout),
       timeline);
-  if (!reply && is_worker_fault(reply.error().code)) fault_ = reply.error();
+  if (!outcome && is_worker_fault(outcome.error().code)) fault_ = outcome.error();
   pool_->emit(timeline);
-  return reply;
+  expected = lease_state::in_call;
+  if (worker_->lease.compare_exchange_strong(expected, lease_state::held)) return outcome;
+  // The pool stopped during the request and waits for the worker: give it back now, the
+  // last use of pool_ (the pool may be destroyed as soon as it has the worker).
+  worker_->lease.store(lease_state::none);
+  pool_->give_back(worker_, fault_ ? &*fault_ : nullptr);
+  worker_.reset();
+  if (!outcome && is_worker_fault(outcome.error().code)) {
+    return error{errc::pool_stopped,
+                 "the pool stopped during the request: " + outcome.error().message};
+  }
+  return outcome;
 }
 
 }  // namespace procpool

@@ -24,6 +24,18 @@ namespace procpool {
 struct worker_io;  // the supervisor's Asio handles for one worker
 class supervisor;
 
+namespace detail {
+
+// Who may use a busy worker that a worker_lease holds. The lease and the stopping pool
+// agree on it without the pool's lock, so that a lease outliving its pool never touches it.
+enum class lease_state : std::uint8_t {
+  none,             // not leased (idle, or busy in a pool::call)
+  held,             // leased, between calls: the pool may revoke it
+  in_call,          // leased, a request under way: the pool must wait for it
+  revoke_requested, // the pool stopped during the request: the lease gives the worker back
+  revoked,          // the pool took the worker back; the lease must not touch the pool
+};
+
 struct pool_worker {
   // Both defined where worker_io is complete (pool_supervisor.cpp).
   pool_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_);
@@ -45,8 +57,14 @@ struct pool_worker {
   std::size_t idle_index = 0;     // position in impl::idle while idle
   bool exit_seen = false;         // its pidfd fired while a caller held it
   bool lost = false;              // retired for a fault: its slot backs off before restarting
+  std::atomic<lease_state> lease{lease_state::none};  // atomic: read by the lease unlocked
   std::unique_ptr<worker_io> io;  // supervisor thread only
 };
+
+}  // namespace detail
+
+using detail::lease_state;
+using detail::pool_worker;
 
 struct pool_slot {
   std::shared_ptr<pool_worker> worker;  // null while pending or not wanted yet
@@ -69,18 +87,20 @@ class pool::impl {
   explicit impl(pool_options opts);
   ~impl();
 
-  result<response> call(std::string_view command, nlohmann::json args, const call_options& co);
+  result<reply> call(std::string_view command, nlohmann::json args, const call_options& co);
 
   // The request path in three steps, shared by call() and worker_lease.
-  // Checks a worker out (it is busy on return). Lock not held.
-  result<std::shared_ptr<pool_worker>> acquire(const call_options& co, std::int64_t t_submit);
+  // Checks a worker out (it is busy on return, and lease_state::held when `for_lease`).
+  // Lock not held.
+  result<std::shared_ptr<pool_worker>> acquire(const call_options& co, std::int64_t t_submit,
+                                               bool for_lease = false);
   // One request's I/O on the caller's thread, without the lock; fills `t`'s stamps.
-  result<response> exchange(pool_worker& w, std::string_view command, nlohmann::json args,
+  result<reply> exchange(pool_worker& w, std::string_view command, nlohmann::json args,
                             deadline reply_deadline, request_timeline& t);
   // Gives a worker back: to a waiter, idle, recycled, or killed when its connection broke
   // (`fault` says why). Returns whether the pool is stopping. Lock not held.
   bool give_back(const std::shared_ptr<pool_worker>& w, const error* fault);
-  bool wait_ready(deadline until);
+  ready_state wait_ready(deadline until);
   pool_stats stats() const;
   void stop(const stop_options& so);
 

@@ -37,9 +37,9 @@ pool_worker::pool_worker(std::uint64_t id_, std::size_t slot_, worker_connection
     : id(id_), slot(slot_), conn(std::move(conn_)) {}
 pool_worker::~pool_worker() = default;
 
-using pool_state = pool::impl;
-
 struct supervisor::state {
+  using pool_state = procpool::pool::impl;
+
   explicit state(pool_state& p)
       : pool(p),
         work(asio::make_work_guard(io)),
@@ -286,6 +286,27 @@ struct supervisor::state {
     }
   }
 
+  // A busy worker at shutdown, its caller past the drain deadline. A lease between calls
+  // may never come back: take the worker from it. Otherwise kill the worker; its caller
+  // finds out and gives it back. REQUIRES: pool.mutex held.
+  void revoke_or_kill(const std::shared_ptr<pool_worker>& w) {
+    auto seen = w->lease.load();
+    for (;;) {
+      if (seen == lease_state::held) {
+        if (!w->lease.compare_exchange_weak(seen, lease_state::revoked)) continue;
+        --pool.busy;
+        finish(w, "pool stopping: its lease was revoked");
+        return;
+      }
+      if (seen == lease_state::in_call &&
+          !w->lease.compare_exchange_weak(seen, lease_state::revoke_requested)) {
+        continue;
+      }
+      w->conn.process().signal_group(SIGKILL);
+      return;
+    }
+  }
+
   // Close stdin, then SIGTERM the group, then SIGKILL it. REQUIRES: pool.mutex held.
   void graceful_stop(const std::shared_ptr<pool_worker>& w, const std::string& cause) {
     if (w->state != worker_state::stopping) pool.set_state(*w, worker_state::stopping, cause);
@@ -380,7 +401,7 @@ struct supervisor::state {
   }
 };
 
-supervisor::supervisor(pool_state& p) : s_(std::make_unique<state>(p)) {}
+supervisor::supervisor(pool::impl& p) : s_(std::make_unique<state>(p)) {}
 
 supervisor::~supervisor() {
   if (s_->thread.joinable()) shutdown();
@@ -427,8 +448,7 @@ void supervisor::shutdown() {
     const auto workers = s.pool.live;
     for (const auto& [id, w] : workers) {
       if (w->state == worker_state::busy) {
-        // Its caller is past the drain deadline: kill it; the caller gives it back.
-        w->conn.process().signal_group(SIGKILL);
+        s.revoke_or_kill(w);
       } else if (w->state == worker_state::starting) {
         --s.pool.starting;
         s.finish(w, "pool stopping during start-up");

@@ -26,7 +26,7 @@ TEST_F(PoolLong, TwentyThousandCallsWithMixedFaultsEachGetOneTimelyOutcome) {
   o.crash_loop_failures = 1000;
   auto p = pool::create(o);
   ASSERT_TRUE(p) << p.error().message;
-  ASSERT_TRUE(p->wait_ready(deadline_after(20s)));
+  ASSERT_EQ(p->wait_ready(deadline_after(20s)), ready_state::ready);
 
   constexpr int callers = 8;
   constexpr int calls_per_caller = 2500;
@@ -45,7 +45,7 @@ TEST_F(PoolLong, TwentyThousandCallsWithMixedFaultsEachGetOneTimelyOutcome) {
         ++outcomes;
         if (reply) {
           ++ok;
-          EXPECT_EQ(reply->result, (json{{"c", c}, {"i", i}}));
+          EXPECT_EQ(reply->value, (json{{"c", c}, {"i", i}}));
         } else {
           EXPECT_TRUE(reply.error().code == errc::worker_crashed ||
                       reply.error().code == errc::request_timeout ||
@@ -61,7 +61,8 @@ TEST_F(PoolLong, TwentyThousandCallsWithMixedFaultsEachGetOneTimelyOutcome) {
   EXPECT_EQ(outcomes.load(), callers * calls_per_caller);
   EXPECT_EQ(late.load(), 0);
   EXPECT_GT(ok.load(), callers * calls_per_caller / 2);
-  EXPECT_TRUE(p->wait_ready(deadline_after(20s))) << "the pool did not return to full size";
+  EXPECT_EQ(p->wait_ready(deadline_after(20s)), ready_state::ready)
+      << "the pool did not return to full size";
   EXPECT_EQ(p->stats().ready(), 4u);
 }
 

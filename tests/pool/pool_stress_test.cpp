@@ -25,7 +25,7 @@ TEST_F(PoolStress, CrashStormNeitherHangsNorSpins) {
   o.restart_backoff_max = 400ms;
   auto p = pool::create(o);
   ASSERT_TRUE(p) << p.error().message;
-  ASSERT_TRUE(p->wait_ready(deadline_after(20s)));
+  ASSERT_EQ(p->wait_ready(deadline_after(20s)), ready_state::ready);
 
   const auto storm = 1500ms;
   const auto t0 = std::chrono::steady_clock::now();

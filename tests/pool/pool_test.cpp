@@ -1,6 +1,7 @@
 // procpool::pool with the fake worker: the request path, lifecycle and failure handling,
 // asserted from worker events, request timelines and worker-side stamps.
 #include <csignal>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -33,7 +34,7 @@ class Pool : public testing::leak_checked_test {
     return std::move(*p);
   }
 
-  static void ready(pool& p) { ASSERT_TRUE(p.wait_ready(deadline_after(20s))); }
+  static void ready(pool& p) { ASSERT_EQ(p.wait_ready(deadline_after(20s)), ready_state::ready); }
 
   testing::pool_recorder recorder;
 };
@@ -42,11 +43,21 @@ TEST_F(Pool, EchoesThroughACheckedOutWorker) {
   auto p = make(fake_options());
   auto reply = p.call("echo", {{"hello", "pool"}});
   ASSERT_TRUE(reply) << reply.error().message;
-  EXPECT_EQ(reply->result, (json{{"hello", "pool"}}));
-  EXPECT_LE(reply->t_recv_ns, reply->t_done_ns);
+  EXPECT_EQ(reply->value, (json{{"hello", "pool"}}));
+  EXPECT_LE(reply->timing.t_worker_recv, reply->timing.t_worker_done);
   const auto timelines = recorder.timelines();
   ASSERT_EQ(timelines.size(), 1u);
   testing::expect_ordered_success(timelines[0]);
+  // The reply carries the same stamps the observer saw.
+  const request_timeline& t = timelines[0];
+  EXPECT_EQ(reply->worker, t.worker);
+  EXPECT_EQ(reply->request_id, t.request_id);
+  EXPECT_EQ(reply->timing.t_submit, t.t_submit);
+  EXPECT_EQ(reply->timing.t_checkout, t.t_checkout);
+  EXPECT_EQ(reply->timing.t_sent, t.t_sent);
+  EXPECT_EQ(reply->timing.t_worker_recv, t.t_worker_recv);
+  EXPECT_EQ(reply->timing.t_worker_done, t.t_worker_done);
+  EXPECT_EQ(reply->timing.t_reply, t.t_reply);
 }
 
 TEST_F(Pool, CallsOnDifferentWorkersRunInParallel) {
@@ -208,7 +219,7 @@ TEST_F(Pool, FailedStartsDegradeThePoolWhichThenFailsFast) {
   o.crash_loop_failures = 3;
   o.restart_backoff_initial = 1ms;
   auto p = make(o);
-  EXPECT_FALSE(p.wait_ready(deadline_after(20s)));
+  EXPECT_EQ(p.wait_ready(deadline_after(20s)), ready_state::degraded);
   EXPECT_TRUE(p.stats().degraded);
   auto reply = p.call("echo", 1, {.checkout_deadline = deadline_after(20s)});
   ASSERT_FALSE(reply);
@@ -298,7 +309,7 @@ TEST_F(Pool, IdlePingsKeepHealthyWorkersAndReplaceStoppedOnes) {
       return e.to == worker_state::exited && e.cause.find("health ping") != std::string::npos;
     });
   }));
-  EXPECT_TRUE(p.wait_ready(deadline_after(20s)));
+  EXPECT_EQ(p.wait_ready(deadline_after(20s)), ready_state::ready);
 }
 
 TEST_F(Pool, HintAffinityReusesTheSameWorker) {
@@ -346,13 +357,13 @@ TEST_F(Pool, StopIsGracefulAndLaterCallsAreRefused) {
 TEST_F(Pool, StopKillsCallsStillRunningAfterTheDrainTimeout) {
   auto p = make(fake_options(json::object(), 1));
   ready(p);
-  result<response> reply = error{errc::worker_error, "not run"};
-  std::thread caller([&] { reply = p.call("sleep", {{"ms", 60'000}}); });
+  result<reply> outcome = error{errc::worker_error, "not run"};
+  std::thread caller([&] { outcome = p.call("sleep", {{"ms", 60'000}}); });
   while (p.stats().busy == 0) std::this_thread::yield();
   p.stop({.drain_timeout = 50ms});
   caller.join();
-  ASSERT_FALSE(reply);
-  EXPECT_EQ(reply.error().code, errc::pool_stopped) << reply.error().message;
+  ASSERT_FALSE(outcome);
+  EXPECT_EQ(outcome.error().code, errc::pool_stopped) << outcome.error().message;
 }
 
 TEST_F(Pool, InvalidOptionsAreRejectedByName) {
@@ -362,6 +373,22 @@ TEST_F(Pool, InvalidOptionsAreRejectedByName) {
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code, errc::invalid_options);
   EXPECT_NE(p.error().message.find("size"), std::string::npos);
+  // validate() makes the same check without creating anything.
+  auto checked = validate(o);
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().message, p.error().message);
+  EXPECT_TRUE(validate(fake_options()));
+}
+
+TEST_F(Pool, WaitReadySaysWhyItReturned) {
+  auto o = fake_options({{"init_ms", 60'000}}, 1);
+  auto p = make(o);
+  EXPECT_EQ(p.wait_ready(deadline_after(10ms)), ready_state::timed_out);
+  p.stop({.drain_timeout = 0ms});
+  EXPECT_EQ(p.wait_ready(deadline_after(20s)), ready_state::stopped);
+  pool moved = std::move(p);
+  EXPECT_EQ(p.wait_ready(deadline_after(20s)), ready_state::stopped);
+  EXPECT_EQ(to_string(ready_state::degraded), "degraded");
 }
 
 TEST_F(Pool, MissingWorkerBinaryFailsStartsWithItsName) {
@@ -403,8 +430,65 @@ TEST_F(Pool, BrokenLeaseKillsItsWorkerOnRelease) {
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code, errc::worker_crashed) << "a broken lease must not be reused";
   lease->release();
-  EXPECT_TRUE(p.wait_ready(deadline_after(20s)));
+  EXPECT_EQ(p.wait_ready(deadline_after(20s)), ready_state::ready);
   EXPECT_EQ(recorder.count(worker_state::exited), 1u);
+}
+
+TEST_F(Pool, LeaseCallReportsItsWorkerAndCheckoutTime) {
+  auto p = make(fake_options(json::object(), 1));
+  ready(p);
+  auto lease = p.checkout();
+  ASSERT_TRUE(lease) << lease.error().message;
+  auto first = lease->call("echo", 1);
+  auto second = lease->call("echo", 2);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(second->value, 2);
+  EXPECT_EQ(first->worker, lease->worker_id());
+  EXPECT_EQ(first->timing.t_checkout, second->timing.t_checkout) << "the lease's checkout";
+  EXPECT_LE(first->timing.t_reply, second->timing.t_submit);
+}
+
+TEST_F(Pool, LeaseOutlivingItsPoolFailsSafely) {
+  std::optional<worker_lease> lease;
+  {
+    auto p = make(fake_options(json::object(), 1));
+    ready(p);
+    auto taken = p.checkout();
+    ASSERT_TRUE(taken) << taken.error().message;
+    lease.emplace(std::move(*taken));
+    ASSERT_TRUE(lease->call("echo", 1));
+    // Not waiting for the lease: the pool revokes it and stops its worker.
+    p.stop({.drain_timeout = 0ms});
+    EXPECT_FALSE(lease->held());
+    EXPECT_EQ(recorder.count(worker_state::exited), 1u);
+  }
+  auto after = lease->call("echo", 2);
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().code, errc::pool_stopped) << after.error().message;
+  EXPECT_FALSE(lease->held());
+  lease->release();  // does nothing: the pool is gone
+  lease->release();
+  EXPECT_EQ(lease->call("echo", 3).error().code, errc::pool_stopped);
+  lease.reset();
+  EXPECT_EQ(recorder.timelines().size(), 1u) << "no request was made after the pool stopped";
+}
+
+// Whether the stop finds the lease in its call or just before it, the call ends with
+// pool_stopped and the stop neither hangs nor leaves the worker behind.
+TEST_F(Pool, LeaseCallingWhenThePoolStopsEndsWithPoolStopped) {
+  std::optional<pool> p(make(fake_options(json::object(), 1)));
+  ready(*p);
+  auto lease = p->checkout();
+  ASSERT_TRUE(lease) << lease.error().message;
+  result<reply> outcome = error{errc::worker_error, "not run"};
+  std::thread caller([&] { outcome = lease->call("sleep", {{"ms", 60'000}}); });
+  p->stop({.drain_timeout = 50ms});
+  caller.join();
+  p.reset();
+  ASSERT_FALSE(outcome);
+  EXPECT_EQ(outcome.error().code, errc::pool_stopped) << outcome.error().message;
+  EXPECT_FALSE(lease->held());
+  EXPECT_EQ(lease->call("echo", 1).error().code, errc::pool_stopped);
 }
 
 TEST_F(Pool, GrandchildrenDieWithThePool) {

@@ -12,7 +12,10 @@ int main(int argc, char** argv) {
   options.worker = {.argv = {argv[1], "--grandchild"}};
   options.size = 3;
   auto p = procpool::pool::create(options);
-  if (!p || !p->wait_ready(procpool::deadline_after(std::chrono::seconds(20)))) return 1;
+  if (!p || p->wait_ready(procpool::deadline_after(std::chrono::seconds(20))) !=
+                procpool::ready_state::ready) {
+    return 1;
+  }
   std::puts("ready");
   std::fflush(stdout);
   while (true) ::pause();

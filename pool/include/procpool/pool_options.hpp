@@ -14,12 +14,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "procpool/error.hpp"
 #include "procpool/pool_events.hpp"
+#include "procpool/result.hpp"
 #include "procpool/wire/worker_process.hpp"
 
 namespace procpool {
@@ -92,9 +92,10 @@ struct pool_options {
   pool_observer observer = {};
 };
 
-// The checks pool::create makes: an errc::invalid_options naming the first field at fault.
-// Exposed so that other pools taking pool_options (the harness's reference subjects) refuse
-// the same inputs with the same words.
-std::optional<error> check_pool_options(const pool_options& options);
+// The checks pool::create makes on `options`, without starting anything: an
+// errc::invalid_options naming the first field at fault. For validating a configuration
+// early (at load time), and for other pools taking pool_options to refuse the same inputs
+// with the same words.
+result<void> validate(const pool_options& options);
 
 }  // namespace procpool
