@@ -225,12 +225,8 @@ std::optional<exit_status> worker_process::wait_for(std::chrono::milliseconds ti
   if (auto s = try_wait()) return s;
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
     pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
-    // Round up so that a sub-millisecond remainder still waits rather than spins.
-    const int ms = left.count() < 0 ? 0 : static_cast<int>(left.count()) + 1;
-    if (pidfd_) ::poll(&p, 1, ms);
+    if (pidfd_) (void)poll_until({&p, 1}, until);
     if (auto s = try_wait()) return s;
     if (std::chrono::steady_clock::now() >= until) return std::nullopt;
   }
@@ -241,7 +237,7 @@ std::optional<exit_status> worker_process::peek_exit(std::chrono::milliseconds t
   if (pid_ <= 0) return std::nullopt;
   if (pidfd_) {
     pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
-    ::poll(&p, 1, static_cast<int>(timeout.count()));
+    (void)poll_until({&p, 1}, deadline_after(timeout));
   }
   siginfo_t info{};
   if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
