@@ -73,14 +73,6 @@ io_result<int> poll_until(std::span<pollfd> fds, deadline until) noexcept {
   }
 }
 
-io_result<int> poll_forever(std::span<pollfd> fds) noexcept {
-  while (true) {
-    const int ready = ::poll(fds.data(), fds.size(), -1);
-    if (ready >= 0) return ready;
-    if (errno != EINTR) return last_error();
-  }
-}
-
 io_result<pipe_ends> open_pipe(int flags) noexcept {
   int fds[2];
   if (::pipe2(fds, flags) != 0) return last_error();

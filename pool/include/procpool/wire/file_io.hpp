@@ -80,9 +80,6 @@ int poll_timeout_ms(deadline until) noexcept;
 // the deadline has passed. A descriptor of -1 is ignored, as poll() does.
 io_result<int> poll_until(std::span<pollfd> fds, deadline until) noexcept;
 
-// poll() with no deadline, retrying EINTR.
-io_result<int> poll_forever(std::span<pollfd> fds) noexcept;
-
 // Calls `call` (a system call returning -1 and setting errno on failure) again for as long
 // as it fails with EINTR, and returns its last result. For the calls the helpers above do
 // not cover: waitpid, waitid, ...
