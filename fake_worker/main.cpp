@@ -21,6 +21,7 @@
 
 #include "knobs.hpp"
 #include "procpool/clock.hpp"
+#include "procpool/wire/file_io.hpp"
 #include "procpool/wire/frame.hpp"
 #include "procpool/wire/message.hpp"
 
@@ -31,13 +32,8 @@ using namespace procpool::fake;
 
 constexpr int exit_bad_request = 65;  // EX_DATAERR
 
-void write_all(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ::_exit(0);  // the pool went away
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
+void write_or_exit(int fd, std::string_view bytes) {
+  if (!procpool::write_all(fd, bytes)) ::_exit(0);  // the pool went away
 }
 
 // Sleeps `ms` of wall time, accurately: the kernel wakes a sleeper some tens of
@@ -100,13 +96,9 @@ class fake_worker {
     procpool::frame_decoder decoder;
     std::vector<char> buf(64 * 1024);
     while (true) {
-      const ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
-      if (n == 0) ::_exit(0);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        ::_exit(0);
-      }
-      decoder.feed({buf.data(), static_cast<std::size_t>(n)});
+      const auto n = procpool::read_some(STDIN_FILENO, buf);
+      if (!n || *n == 0) ::_exit(0);
+      decoder.feed({buf.data(), *n});
       while (true) {
         auto frame = decoder.next();
         if (!frame) die_bad_input(frame.error().message);
@@ -126,7 +118,7 @@ class fake_worker {
   void reply(procpool::response r, std::int64_t t_recv_ns) {
     r.t_recv_ns = t_recv_ns;
     r.t_done_ns = monotonic_ns();
-    write_all(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
+    write_or_exit(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
   }
 
   void reply_error(std::uint64_t id, std::string type, std::string message, std::int64_t t_recv) {
@@ -162,7 +154,7 @@ class fake_worker {
                            .t_init_done_ns = monotonic_ns()};
     r.base.t_recv_ns = t_recv;
     r.base.t_done_ns = monotonic_ns();
-    write_all(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
+    write_or_exit(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
   }
 
   void handle_request(const procpool::request& req, std::int64_t t_recv) {
@@ -171,16 +163,16 @@ class fake_worker {
     if (crash_due || draw(knobs_.crash_probability)) crash();
     if (draw(knobs_.hang_probability)) hang_forever(knobs_.hang_mode);
     if (draw(knobs_.garbage_probability)) {
-      return write_all(STDOUT_FILENO, procpool::encode_frame("\x01garbage, not JSON {"));
+      return write_or_exit(STDOUT_FILENO, procpool::encode_frame("\x01garbage, not JSON {"));
     }
     if (draw(knobs_.truncated_probability)) {
       std::string partial = procpool::encode_frame(std::string(100, 'x'));
       partial.resize(procpool::frame_header_bytes + 10);
-      write_all(STDOUT_FILENO, partial);
+      write_or_exit(STDOUT_FILENO, partial);
       ::_exit(0);
     }
     if (draw(knobs_.oversize_probability)) {
-      write_all(STDOUT_FILENO, "\xff\xff\xff\xf0");
+      write_or_exit(STDOUT_FILENO, "\xff\xff\xff\xf0");
       hang_forever("sleep");
     }
     const std::uint64_t reply_id = draw(knobs_.wrong_id_probability) ? req.id + 1'000'000 : req.id;
@@ -252,7 +244,7 @@ class fake_worker {
     while (block.size() < 64 * 1024) block += "procpool-fake-worker: stderr flood line\n";
     const auto total = static_cast<std::size_t>(mib * 1024 * 1024);
     for (std::size_t written = 0; written < total; written += block.size()) {
-      write_all(STDERR_FILENO, block);
+      write_or_exit(STDERR_FILENO, block);
     }
   }
 

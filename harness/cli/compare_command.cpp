@@ -37,7 +37,7 @@ int run_compare(const compare_cli& cli) {
     return exit_usage;
   }
   fmt::print("BASE {}\nNEW  {}\n\n{}", cli.base_path, cli.candidate_path, comparison_text(*diff));
-  if (!cli.markdown_path.empty() && !write_text_file(cli.markdown_path, comparison_markdown(*diff))) {
+  if (!cli.markdown_path.empty() && !write_file_atomically(cli.markdown_path, comparison_markdown(*diff))) {
     fmt::print(stderr, "procpool compare: cannot write {}\n", cli.markdown_path);
     return exit_usage;
   }

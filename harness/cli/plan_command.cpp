@@ -32,11 +32,11 @@ int run_plan(const plan_cli& cli) {
   }
   const std::string markdown = plan_markdown(*plan);
   fmt::print("{}", markdown);
-  if (!cli.json_path.empty() && !write_text_file(cli.json_path, plan_json(*plan).dump(2) + "\n")) {
+  if (!cli.json_path.empty() && !write_file_atomically(cli.json_path, plan_json(*plan).dump(2) + "\n")) {
     fmt::print(stderr, "procpool plan: cannot write {}\n", cli.json_path);
     return exit_usage;
   }
-  if (!cli.markdown_path.empty() && !write_text_file(cli.markdown_path, markdown)) {
+  if (!cli.markdown_path.empty() && !write_file_atomically(cli.markdown_path, markdown)) {
     fmt::print(stderr, "procpool plan: cannot write {}\n", cli.markdown_path);
     return exit_usage;
   }

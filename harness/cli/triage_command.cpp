@@ -309,7 +309,7 @@ int conclude_scenario_triage(const triage_options& o, const scenario_case& found
     return exit_internal;
   }
   const std::string md = markdown(fmt::format("case {} of {}", found.id, o.scenario_path), tallies, c, true);
-  if (auto w = write_text_file(std::filesystem::path(out_dir) / "triage.md", md); !w) {
+  if (auto w = write_file_atomically(std::filesystem::path(out_dir) / "triage.md", md); !w) {
     fmt::print(stderr, "procpool triage: {}\n", w.error().message);
     return exit_internal;
   }
@@ -420,7 +420,7 @@ int conclude_command_triage(const triage_options& o, const std::string& command_
   doc["command_line"] = command_line;
   doc["median_slowdown"] = slowdown;
   for (const auto& [name, text] : {std::pair{"triage.md", md}, std::pair{"triage.json", doc.dump(1) + "\n"}}) {
-    if (auto w = write_text_file(out_dir / name, text); !w) {
+    if (auto w = write_file_atomically(out_dir / name, text); !w) {
       fmt::print(stderr, "procpool triage: {}\n", w.error().message);
       return exit_internal;
     }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <fstream>
 #include <set>
@@ -140,14 +141,6 @@ json check_assertions(const json& results) {
   return checks;
 }
 
-result<void> write_text_file(const std::filesystem::path& path, std::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return harness_error(fmt::format("cannot write {}", path.string()));
-  return {};
-}
-
 std::string default_out_dir(std::string_view name) {
   const std::time_t now = std::time(nullptr);
   char stamp[32];
@@ -158,23 +151,17 @@ std::string default_out_dir(std::string_view name) {
 result<std::filesystem::path> write_results(const std::filesystem::path& dir, const json& results) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return harness_error(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  if (ec) return io_failure("cannot create", dir, ec.message());
   const auto path = dir / "results.json";
-  const auto temporary = dir / "results.json.tmp";
-  {
-    std::ofstream out(temporary);
-    out << results.dump(1) << '\n';
-    if (!out) return harness_error(fmt::format("cannot write {}", temporary.string()));
+  if (auto written = write_file_atomically(path, results.dump(1) + "\n"); !written) {
+    return std::move(written).error();
   }
-  // Renamed into place so that a reader never sees half a file.
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) return harness_error(fmt::format("cannot write {}: {}", path.string(), ec.message()));
   return path;
 }
 
 result<json> read_results(const std::filesystem::path& path) {
   std::ifstream in(path);
-  if (!in) return harness_error(fmt::format("cannot read {}", path.string()));
+  if (!in) return io_failure("cannot read", path, std::generic_category().message(errno));
   json doc = json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return harness_error(fmt::format("{} is not JSON", path.string()));
   if (doc.value("schema", "") != results_schema) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procpool/result.hpp"
+#include "results/files.hpp"
 #include "scenario/scenario.hpp"
 
 namespace procpool::harness {
@@ -30,9 +31,6 @@ nlohmann::json new_results(const scenario& s, const run_info& info);
 // assertion with whether it held and the figure that decided. Reads only the document, so a
 // merge of shards is checked as the unsharded run would be.
 nlohmann::json check_assertions(const nlohmann::json& results);
-
-// Writes `text` to `path` whole, or says why it could not.
-result<void> write_text_file(const std::filesystem::path& path, std::string_view text);
 
 // reports/out/<name>-<YYYYmmdd-HHMMSS>: where a command writes when it is given no --out.
 std::string default_out_dir(std::string_view name);

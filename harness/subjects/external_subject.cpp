@@ -2,18 +2,18 @@
 // callers' threads and one reader thread completes them from the driver's done lines. The
 // reader thread also launches, watches, kills and reaps the driver, so that every process
 // operation happens on one thread and PR_SET_PDEATHSIG is tied to the subject's lifetime.
+// The reader thread runs an Asio io_context of its own: reading lines from the driver's
+// stdout, draining its stderr, waiting on its pidfd and on the kill deadline; other threads
+// reach it by posting to that context.
 #include "subjects/external_subject.hpp"
 
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <condition_variable>
 #include <csignal>
-#include <cstring>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -21,30 +21,35 @@
 #include <unordered_map>
 #include <utility>
 
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
+#include "procpool/wire/file_io.hpp"
 #include "procpool/wire/stderr_tail.hpp"
 #include "procpool/wire/worker_process.hpp"
 
 namespace procpool::harness {
 namespace {
 
+namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
+using boost::system::error_code;
 
 // How long the driver may take to exit after "stop" before its group is killed.
 constexpr auto driver_exit_grace = 5s;
 // How long stop() may spend writing "stop" to a driver that no longer reads its stdin.
 constexpr auto stop_write_timeout = 1s;
+// Once the driver is reaped (its group killed), how long its pipes may take to reach end of
+// file: they hold its last lines. Only a process that left the group can keep them open.
+constexpr auto pipes_close_grace = 1s;
 constexpr std::size_t quoted_stderr_lines = 20;
-
-// Milliseconds until `until` for poll(), rounded up so that poll never wakes just before it.
-int poll_timeout_ms(deadline until) {
-  const auto left = until - std::chrono::steady_clock::now();
-  if (left <= std::chrono::steady_clock::duration::zero()) return 0;
-  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-  return static_cast<int>(std::min<long long>(ms, 60'000));
-}
+constexpr std::size_t stderr_chunk_bytes = 64 * 1024;
 
 void ignore_sigpipe() {
   // A write to a dead driver's stdin must be EPIPE, not a signal that kills the harness.
@@ -118,15 +123,11 @@ class external_subject final : public subject {
   external_subject(std::vector<std::string> command, pool_options options)
       : command_(std::move(command)),
         options_(std::move(options)),
-        stderr_(options_.stderr_tail_bytes),
-        wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+        stderr_(options_.stderr_tail_bytes) {
     ignore_sigpipe();
   }
 
-  ~external_subject() override {
-    stop({});
-    if (wake_fd_ >= 0) ::close(wake_fd_);
-  }
+  ~external_subject() override { stop({}); }
 
   result<void> start();
 
@@ -144,7 +145,8 @@ class external_subject final : public subject {
   }
   result<void> write_line(std::string_view line, deadline until);
   result<response> finish_call(request_timeline& timeline, result<response> outcome);
-  void wake() const noexcept;
+  // Has the reader thread look at kill_now_ and kill_at_.
+  void wake();
   // Marks the driver broken (calls fail with `why` from now on) and has the reader kill it.
   void kill_driver(error why);
   std::string with_stderr(std::string message) const;
@@ -152,8 +154,14 @@ class external_subject final : public subject {
   // --- the reader thread -------------------------------------------------------------
   void run();
   void serve(worker_process& proc);
-  bool read_stdout(int fd, std::string& pending);
-  bool drain_stderr(int fd);
+  void read_line();
+  void on_line(const error_code& ec, std::size_t length);
+  void read_stderr();
+  void wait_for_exit();
+  void check_requests();
+  void kill_now();
+  void reaped(const exit_status& status);
+  void release_descriptors();
   void handle_line(std::string_view line);
   void handle_done(const json& line);
   void protocol_fault(std::string message);
@@ -162,7 +170,6 @@ class external_subject final : public subject {
   const std::vector<std::string> command_;
   const pool_options options_;
   stderr_tail stderr_;
-  const int wake_fd_;
   std::atomic<std::uint64_t> next_id_{1};
 
   // One writer at a time puts whole lines on the driver's stdin (writing_), waiting for its
@@ -188,7 +195,23 @@ class external_subject final : public subject {
   pool_stats totals_;
 
   std::mutex stop_mutex_;  // stop() is idempotent and may race with the destructor's
-  std::thread reader_;
+
+  // The reader thread's own state. The descriptors are the worker_process's, lent to Asio
+  // while serving and released (not closed) before the process is reaped or destroyed.
+  asio::io_context io_;
+  worker_process* proc_ = nullptr;
+  std::optional<asio::posix::stream_descriptor> stdout_, stderr_pipe_, exit_;
+  asio::steady_timer kill_timer_{io_};
+  asio::steady_timer close_timer_{io_};
+  std::string pending_;  // stdout bytes after the last complete line
+  std::vector<char> stderr_buffer_ = std::vector<char>(stderr_chunk_bytes);
+  bool stdout_open_ = false;
+  bool stderr_open_ = false;
+  bool stdin_closed_ = false;
+  bool kill_timer_armed_ = false;
+  std::optional<exit_status> status_;
+
+  std::thread reader_;  // last: started after, and joined before, everything above goes
 };
 
 // --- start ---------------------------------------------------------------------------------
@@ -320,26 +343,20 @@ result<void> external_subject::write_line(std::string_view line, deadline until)
     writing_ = true;
   }
   // The reader thread waits for writing_ to clear before it closes the descriptor.
-  std::size_t written = 0;
+  std::string_view pending = line;
   std::optional<error> failure;
-  while (written < line.size()) {
-    const ssize_t n = ::write(fd, line.data() + written, line.size() - written);
-    if (n > 0) {
-      written += static_cast<std::size_t>(n);
-      continue;
+  while (true) {
+    auto sent = write_all(fd, pending);
+    if (sent) break;
+    if (!would_block(sent.error())) {
+      failure = error{errc::worker_crashed,
+                      fmt::format("writing to the driver failed: {}", sent.error().message())};
+      break;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      const int timeout = poll_timeout_ms(until);
-      if (timeout == 0) break;
-      pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
-      ::poll(&p, 1, timeout);
-      continue;
-    }
-    failure = error{errc::worker_crashed,
-                    fmt::format("writing to the driver failed: {}", std::strerror(errno))};
-    break;
+    pollfd p{.fd = fd, .events = POLLOUT, .revents = 0};
+    if (auto ready = poll_until({&p, 1}, until); ready && *ready == 0) break;
   }
+  const std::size_t written = line.size() - pending.size();
   {
     std::lock_guard lock(write_mutex_);
     writing_ = false;
@@ -401,9 +418,8 @@ void external_subject::stop(const stop_options& options) {
   reader_.join();
 }
 
-void external_subject::wake() const noexcept {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+void external_subject::wake() {
+  asio::post(io_, [this] { check_requests(); });
 }
 
 void external_subject::kill_driver(error why) {
@@ -450,104 +466,136 @@ void external_subject::run() {
   stdin_fd_ = -1;  // proc's destructor closes the descriptor once no writer can hold it
 }
 
-// Polls the driver's stdout, stderr, exit and the wake-up descriptor until the driver has
-// exited (on its own, after stop, or killed) and is reaped.
+// Serves the driver until it has exited (on its own, after stop, or killed), is reaped, and
+// its pipes have given up their last bytes.
 void external_subject::serve(worker_process& proc) {
-  std::string pending;
-  bool stdout_open = true;
-  bool stderr_open = true;
-  bool stdin_closed = false;
+  proc_ = &proc;
+  stdout_.emplace(io_, proc.stdout_fd());
+  stdout_open_ = true;
+  read_line();
+  stderr_pipe_.emplace(io_, proc.stderr_fd());
+  stderr_open_ = true;
+  read_stderr();
+  if (proc.pidfd() >= 0) {
+    exit_.emplace(io_, proc.pidfd());
+    wait_for_exit();
+  }
+  check_requests();  // a kill or a stop may have been asked for before the loop began
+  while (!status_ || stdout_open_ || stderr_open_) {
+    if (io_.run_one() == 0) break;  // nothing left to wait for: cannot happen while serving
+  }
+  release_descriptors();
+  if (!status_) status_ = proc.kill();
+  finish(*status_);
+  proc_ = nullptr;
+}
+
+// One line at a time: Asio finds the newline; the buffer is capped one byte above the longest
+// line allowed, so a longer line fails to fit (not_found) however it arrives, in one read or
+// in many.
+void external_subject::read_line() {
+  const std::size_t max = options_.max_frame_bytes;
+  const std::size_t limit = max < std::numeric_limits<std::size_t>::max() ? max + 1 : max;
+  asio::async_read_until(*stdout_, asio::dynamic_buffer(pending_, limit), '\n',
+                         [this](const error_code& ec, std::size_t n) { on_line(ec, n); });
+}
+
+void external_subject::on_line(const error_code& ec, std::size_t length) {
+  if (ec == asio::error::not_found) {
+    protocol_fault(fmt::format("a line longer than {} bytes", options_.max_frame_bytes));
+    pending_.clear();
+    return read_line();  // on to end of file; the lines are no longer trusted
+  }
+  if (ec) {  // end of file, or cancelled
+    stdout_open_ = false;
+    return;
+  }
+  handle_line(std::string_view(pending_).substr(0, length - 1));
+  pending_.erase(0, length);
+  read_line();
+}
+
+void external_subject::read_stderr() {
+  stderr_pipe_->async_read_some(asio::buffer(stderr_buffer_),
+                                [this](const error_code& ec, std::size_t n) {
+                                  if (ec) {
+                                    stderr_open_ = false;
+                                    return;
+                                  }
+                                  stderr_.append(std::string_view(stderr_buffer_.data(), n));
+                                  read_stderr();
+                                });
+}
+
+void external_subject::wait_for_exit() {
+  exit_->async_wait(asio::posix::descriptor_base::wait_read, [this](const error_code& ec) {
+    if (ec || status_) return;
+    // Exited: reap, which also kills what is left of its group (the pool's processes); its
+    // last lines are still in the pipes and are read on to end of file.
+    (void)exit_->release();
+    exit_.reset();
+    reaped(proc_->try_wait().value_or(exit_status{}));
+  });
+}
+
+// What other threads asked for (wake): kill now, or stop by a deadline.
+void external_subject::check_requests() {
+  if (status_) return;
+  bool kill = false;
   std::optional<deadline> kill_at;
-  while (true) {
-    pollfd fds[4] = {
-        {.fd = stdout_open ? proc.stdout_fd() : -1, .events = POLLIN, .revents = 0},
-        {.fd = stderr_open ? proc.stderr_fd() : -1, .events = POLLIN, .revents = 0},
-        {.fd = proc.pidfd(), .events = POLLIN, .revents = 0},
-        {.fd = wake_fd_, .events = POLLIN, .revents = 0},
-    };
-    const int n = ::poll(fds, 4, kill_at ? poll_timeout_ms(*kill_at) : -1);
-    if (n < 0 && errno != EINTR) break;
-    bool kill_now = false;
-    {
-      std::uint64_t ignored;
-      [[maybe_unused]] const auto r = ::read(wake_fd_, &ignored, sizeof ignored);
-      std::lock_guard lock(mutex_);
-      kill_now = kill_now_;
-      if (kill_at_) kill_at = kill_at_;
-    }
-    if (kill_at && !stdin_closed) {
-      // After "stop" end of input means stop as well: it covers a stop line that could not
-      // be written.
-      std::unique_lock lock(write_mutex_);
-      write_free_.wait(lock, [&] { return !writing_; });
-      stdin_fd_ = -1;
-      proc.close_stdin();
-      stdin_closed = true;
-    }
-    if (stdout_open && fds[0].revents != 0) stdout_open = read_stdout(proc.stdout_fd(), pending);
-    if (stderr_open && fds[1].revents != 0) stderr_open = drain_stderr(proc.stderr_fd());
-    {
-      std::lock_guard lock(mutex_);
-      kill_now = kill_now || kill_now_;
-    }
-    if (kill_now || (kill_at && std::chrono::steady_clock::now() >= *kill_at)) {
-      if (stderr_open) drain_stderr(proc.stderr_fd());
-      finish(proc.kill());
-      return;
-    }
-    if (fds[2].revents != 0) {
-      // Exited: take what it wrote last, then reap (which also kills what is left of its
-      // group: the pool's processes).
-      if (stdout_open) read_stdout(proc.stdout_fd(), pending);
-      if (stderr_open) drain_stderr(proc.stderr_fd());
-      const auto status = proc.try_wait();
-      finish(status.value_or(exit_status{}));
-      return;
-    }
-  }
-  finish(proc.kill());
-}
-
-// Reads what is available; false at end of file. Complete lines are handled as they come.
-bool external_subject::read_stdout(int fd, std::string& pending) {
-  char buffer[64 * 1024];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n == 0) return false;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN;
-    }
-    // What was pending holds no newline: search only the new bytes, so that a long line
-    // arriving in many chunks is scanned once.
-    std::size_t from = pending.size();
-    pending.append(buffer, static_cast<std::size_t>(n));
-    std::size_t begin = 0;
-    for (std::size_t end; (end = pending.find('\n', from)) != std::string::npos;
-         begin = from = end + 1) {
-      handle_line(std::string_view(pending).substr(begin, end - begin));
-    }
-    pending.erase(0, begin);
-    if (pending.size() > options_.max_frame_bytes) {
-      protocol_fault(fmt::format("a line longer than {} bytes", options_.max_frame_bytes));
-      pending.clear();
-    }
+  {
     std::lock_guard lock(mutex_);
-    if (kill_now_) return false;  // nothing more from this driver is trusted
+    kill = kill_now_;
+    kill_at = kill_at_;
   }
+  if (kill_at && !stdin_closed_) {
+    // After "stop" end of input means stop as well: it covers a stop line that could not be
+    // written.
+    std::unique_lock lock(write_mutex_);
+    write_free_.wait(lock, [&] { return !writing_; });
+    stdin_fd_ = -1;
+    proc_->close_stdin();
+    stdin_closed_ = true;
+  }
+  if (kill_at && !kill_timer_armed_) {
+    kill_timer_armed_ = true;
+    kill_timer_.expires_at(*kill_at);
+    kill_timer_.async_wait([this](const error_code& ec) {
+      if (!ec) kill_now();
+    });
+  }
+  if (kill) kill_now();
 }
 
-bool external_subject::drain_stderr(int fd) {
-  char buffer[64 * 1024];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n > 0) {
-      stderr_.append(std::string_view(buffer, static_cast<std::size_t>(n)));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    return n < 0 && errno == EAGAIN;
+void external_subject::kill_now() {
+  if (status_) return;
+  if (exit_) {
+    (void)exit_->release();  // the pidfd is closed by the reaping below
+    exit_.reset();
   }
+  reaped(proc_->kill());
+}
+
+void external_subject::reaped(const exit_status& status) {
+  status_ = status;
+  kill_timer_.cancel();
+  close_timer_.expires_after(pipes_close_grace);
+  close_timer_.async_wait([this](const error_code& ec) {
+    if (ec) return;
+    error_code ignored;
+    if (stdout_) stdout_->cancel(ignored);
+    if (stderr_pipe_) stderr_pipe_->cancel(ignored);
+  });
+}
+
+// Hands the descriptors back to the worker_process, which closes them.
+void external_subject::release_descriptors() {
+  for (auto* d : {&stdout_, &stderr_pipe_, &exit_}) {
+    if (*d) (void)(*d)->release();
+    d->reset();
+  }
+  kill_timer_.cancel();
+  close_timer_.cancel();
 }
 
 void external_subject::handle_line(std::string_view text) {

@@ -13,6 +13,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::worker_error: return "worker_error";
     case errc::start_failed: return "start_failed";
     case errc::invalid_options: return "invalid_options";
+    case errc::io_error: return "io_error";
   }
   return "unknown";
 }

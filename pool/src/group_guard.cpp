@@ -1,13 +1,13 @@
 #include "group_guard.hpp"
 
-#include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <csignal>
 #include <vector>
+
+#include "procpool/wire/file_io.hpp"
 
 namespace procpool {
 namespace {
@@ -24,9 +24,8 @@ namespace {
   std::size_t count = 0;
   pid_t value = 0;
   while (true) {
-    const ssize_t n = ::read(read_fd, &value, sizeof value);
-    if (n < 0 && errno == EINTR) continue;
-    if (n != static_cast<ssize_t>(sizeof value)) break;  // end of file: the pool is gone
+    const auto n = read_some(read_fd, {reinterpret_cast<char*>(&value), sizeof value});
+    if (!n || *n != sizeof value) break;  // end of file: the pool is gone
     if (value > 0) {
       if (count < capacity) table[count++] = value;
     } else {
@@ -45,33 +44,26 @@ namespace {
 }  // namespace
 
 group_guard::group_guard(std::size_t capacity) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return;
+  auto pipe = open_pipe();
+  if (!pipe) return;
   std::vector<pid_t> table(capacity);
   const pid_t pid = ::fork();
-  if (pid == 0) guard_main(fds[0], table.data(), table.size());
-  ::close(fds[0]);
-  if (pid < 0) {
-    ::close(fds[1]);
-    return;
-  }
+  if (pid == 0) guard_main(pipe->read.get(), table.data(), table.size());
+  if (pid < 0) return;
   pid_ = pid;
-  write_fd_ = fds[1];
+  write_fd_ = std::move(pipe->write);
 }
 
 group_guard::~group_guard() {
-  if (write_fd_ >= 0) ::close(write_fd_);
-  if (pid_ > 0) {
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
+  write_fd_.reset();  // end of file for the guard, which then kills what is registered
+  if (pid_ > 0) retry_eintr([&] { return ::waitpid(pid_, nullptr, 0); });
 }
 
 void group_guard::send(pid_t value) noexcept {
-  if (write_fd_ < 0) return;
+  if (!write_fd_) return;
   // A 4-byte write to a pipe is atomic; the guard reads faster than groups come and go.
-  while (::write(write_fd_, &value, sizeof value) < 0 && errno == EINTR) {
-  }
+  std::string_view bytes(reinterpret_cast<const char*>(&value), sizeof value);
+  (void)write_all(write_fd_.get(), bytes);
 }
 
 void group_guard::add(pid_t pgid) noexcept { send(pgid); }

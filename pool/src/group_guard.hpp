@@ -12,6 +12,8 @@
 
 #include <cstddef>
 
+#include "procpool/wire/fd.hpp"
+
 namespace procpool {
 
 class group_guard {
@@ -29,7 +31,7 @@ class group_guard {
  private:
   void send(pid_t value) noexcept;
   pid_t pid_ = -1;
-  int write_fd_ = -1;
+  unique_fd write_fd_;
 };
 
 }  // namespace procpool

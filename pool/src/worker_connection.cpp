@@ -1,28 +1,19 @@
 #include "procpool/wire/worker_connection.hpp"
 
 #include <poll.h>
-#include <unistd.h>
 
 #include <array>
-#include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <mutex>
 
 #include <fmt/format.h>
+
+#include "procpool/wire/file_io.hpp"
 
 namespace procpool {
 namespace {
 
 constexpr std::size_t read_chunk_bytes = 64 * 1024;
-
-// Milliseconds until `until` for poll(), rounded up so that a sub-millisecond remainder is
-// waited for rather than spun on.
-int poll_timeout_ms(deadline until) {
-  const auto left = until - std::chrono::steady_clock::now();
-  if (left <= std::chrono::nanoseconds::zero()) return 0;
-  return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(left).count());
-}
 
 void ignore_sigpipe_once() {
   static std::once_flag once;
@@ -68,15 +59,8 @@ void worker_connection::drain_stderr() {
   const int fd = process_.stderr_fd();
   if (fd < 0) return;
   std::array<char, read_chunk_bytes> buf;
-  while (true) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n > 0) {
-      stderr_.append({buf.data(), static_cast<std::size_t>(n)});
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    return;  // EAGAIN, or end of stream (the fd stays readable at EOF, poll will not block)
-  }
+  // Stops at EAGAIN, or at end of stream (the fd stays readable at EOF, poll will not block).
+  (void)read_all(fd, buf, [&](std::string_view chunk) { stderr_.append(chunk); });
 }
 
 result<void> worker_connection::send_payload(std::string_view payload, deadline until) {
@@ -84,30 +68,26 @@ result<void> worker_connection::send_payload(std::string_view payload, deadline 
   write_buffer_.clear();
   append_frame(write_buffer_, payload);
   std::string_view pending = write_buffer_;
-  while (!pending.empty()) {
-    const ssize_t n = ::write(process_.stdin_fd(), pending.data(), pending.size());
-    if (n > 0) {
-      pending.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EPIPE) return crashed("closed its stdin");
-    if (n < 0 && errno != EAGAIN) {
+  while (true) {
+    auto written = write_all(process_.stdin_fd(), pending);
+    if (written) return {};
+    const std::error_code ec = written.error();
+    if (ec == std::errc::broken_pipe) return crashed("closed its stdin");
+    if (!would_block(ec)) {
       return fail(errc::worker_crashed, fmt::format("write to worker {} failed: {}",
-                                                    process_.pid(), std::strerror(errno)));
+                                                    process_.pid(), ec.message()));
     }
     // The pipe is full: the worker is not reading. Keep its stderr flowing while we wait.
     std::array<pollfd, 2> fds{{{process_.stdin_fd(), POLLOUT, 0},
                                {options_.drain_stderr ? process_.stderr_fd() : -1, POLLIN, 0}}};
-    const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(until));
-    if (ready == 0) {
+    const auto ready = poll_until(fds, until);
+    if (ready && *ready == 0) {
       return fail(errc::request_timeout,
                   fmt::format("worker {} did not read its request before the deadline",
                               process_.pid()));
     }
     if (fds[1].revents != 0) drain_stderr();
   }
-  return {};
 }
 
 result<std::optional<std::string>> worker_connection::try_receive_payload() {
@@ -121,23 +101,22 @@ result<std::optional<std::string>> worker_connection::try_receive_payload() {
     }
     if (*frame) return frame;
 
-    const ssize_t n = ::read(process_.stdout_fd(), buf.data(), buf.size());
-    if (n > 0) {
-      decoder_.feed({buf.data(), static_cast<std::size_t>(n)});
+    const auto n = read_some(process_.stdout_fd(), buf);
+    if (!n) {
+      if (would_block(n.error())) return std::optional<std::string>{};
+      return fail(errc::worker_crashed, fmt::format("read from worker {} failed: {}",
+                                                    process_.pid(), n.error().message()));
+    }
+    if (*n > 0) {
+      decoder_.feed({buf.data(), *n});
       continue;
     }
-    if (n == 0) {
-      if (decoder_.has_partial_frame()) {
-        return fail(errc::protocol_error,
-                    fmt::format("worker {} ended its stdout in the middle of a frame",
-                                process_.pid()));
-      }
-      return crashed("closed its stdout");
+    if (decoder_.has_partial_frame()) {
+      return fail(errc::protocol_error,
+                  fmt::format("worker {} ended its stdout in the middle of a frame",
+                              process_.pid()));
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) return std::optional<std::string>{};
-    return fail(errc::worker_crashed, fmt::format("read from worker {} failed: {}",
-                                                  process_.pid(), std::strerror(errno)));
+    return crashed("closed its stdout");
   }
 }
 
@@ -156,8 +135,8 @@ result<std::string> worker_connection::receive_payload(deadline until) {
     }
     std::array<pollfd, 2> fds{{{process_.stdout_fd(), POLLIN, 0},
                                {stderr_open ? process_.stderr_fd() : -1, POLLIN, 0}}};
-    const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(until));
-    if (ready == 0) {
+    const auto ready = poll_until(fds, until);
+    if (ready && *ready == 0) {
       return fail(errc::request_timeout,
                   fmt::format("worker {} did not reply before the deadline", process_.pid()));
     }

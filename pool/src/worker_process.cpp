@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "procpool/clock.hpp"
+#include "procpool/wire/file_io.hpp"
 
 namespace procpool {
 namespace bp = boost::process::v2;
@@ -60,27 +61,9 @@ struct worker_isolation {
   }
 };
 
-struct pipe_pair {
-  int read_end = -1;
-  int write_end = -1;
-  ~pipe_pair() {
-    if (read_end >= 0) ::close(read_end);
-    if (write_end >= 0) ::close(write_end);
-  }
-  bool open() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
-    read_end = fds[0];
-    write_end = fds[1];
-    return true;
-  }
-  int take_read() { return std::exchange(read_end, -1); }
-  int take_write() { return std::exchange(write_end, -1); }
-};
-
-void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+unique_fd open_pidfd(pid_t pid) {
+  return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
 
 exit_status decode_wait_status(int status) {
   if (WIFEXITED(status)) return {.code = WEXITSTATUS(status), .signal = 0};
@@ -136,10 +119,12 @@ result<worker_process> worker_process::launch(const launch_options& options) {
     }
   }
 
-  pipe_pair in, out, err;
-  if (!in.open() || !out.open() || !err.open()) {
-    return start_failed(fmt::format("cannot create pipes for '{}': {}", program,
-                                    std::strerror(errno)));
+  auto in = open_pipe(), out = open_pipe(), err = open_pipe();
+  for (const auto* pipe : {&in, &out, &err}) {
+    if (!*pipe) {
+      return start_failed(fmt::format("cannot create pipes for '{}': {}", program,
+                                      pipe->error().message()));
+    }
   }
 
   // The launcher wants an executor to attach the process handle to; the handle is detached
@@ -152,7 +137,7 @@ result<worker_process> worker_process::launch(const launch_options& options) {
   proc.t_spawn_ns_ = monotonic_ns();
   boost::system::error_code ec;
   bp::process child = [&] {
-    bp::process_stdio stdio{in.read_end, out.write_end, err.write_end};
+    bp::process_stdio stdio{in->read.get(), out->write.get(), err->write.get()};
     worker_isolation isolation{::getpid()};
     if (options.working_directory.empty()) {
       return bp::default_process_launcher()(launch_context.get_executor(), ec, executable, args,
@@ -171,19 +156,23 @@ result<worker_process> worker_process::launch(const launch_options& options) {
   proc.pid_ = child.id();
   child.detach();
   proc.pidfd_ = open_pidfd(proc.pid_);
-  proc.stdin_fd_ = in.take_write();
-  proc.stdout_fd_ = out.take_read();
-  proc.stderr_fd_ = err.take_read();
-  for (int fd : {proc.stdin_fd_, proc.stdout_fd_, proc.stderr_fd_}) set_nonblocking(fd);
+  proc.stdin_fd_ = std::move(in->write);
+  proc.stdout_fd_ = std::move(out->read);
+  proc.stderr_fd_ = std::move(err->read);
+  for (const auto* fd : {&proc.stdin_fd_, &proc.stdout_fd_, &proc.stderr_fd_}) {
+    (void)set_nonblocking(fd->get());
+  }
   return proc;
 }
 
+// The descriptors move by themselves; the pid and status are spelt out because a moved-from
+// handle must not kill or reap the process it no longer owns.
 worker_process::worker_process(worker_process&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
-      pidfd_(std::exchange(other.pidfd_, -1)),
-      stdin_fd_(std::exchange(other.stdin_fd_, -1)),
-      stdout_fd_(std::exchange(other.stdout_fd_, -1)),
-      stderr_fd_(std::exchange(other.stderr_fd_, -1)),
+      pidfd_(std::move(other.pidfd_)),
+      stdin_fd_(std::move(other.stdin_fd_)),
+      stdout_fd_(std::move(other.stdout_fd_)),
+      stderr_fd_(std::move(other.stderr_fd_)),
       t_spawn_ns_(other.t_spawn_ns_),
       status_(std::exchange(other.status_, std::nullopt)) {}
 
@@ -191,10 +180,10 @@ worker_process& worker_process::operator=(worker_process&& other) noexcept {
   if (this != &other) {
     release();
     pid_ = std::exchange(other.pid_, -1);
-    pidfd_ = std::exchange(other.pidfd_, -1);
-    stdin_fd_ = std::exchange(other.stdin_fd_, -1);
-    stdout_fd_ = std::exchange(other.stdout_fd_, -1);
-    stderr_fd_ = std::exchange(other.stderr_fd_, -1);
+    pidfd_ = std::move(other.pidfd_);
+    stdin_fd_ = std::move(other.stdin_fd_);
+    stdout_fd_ = std::move(other.stdout_fd_);
+    stderr_fd_ = std::move(other.stderr_fd_);
     t_spawn_ns_ = other.t_spawn_ns_;
     status_ = std::exchange(other.status_, std::nullopt);
   }
@@ -205,15 +194,11 @@ worker_process::~worker_process() { release(); }
 
 void worker_process::release() noexcept {
   if (pid_ > 0 && !status_) kill();
-  for (int* fd : {&stdin_fd_, &stdout_fd_, &stderr_fd_, &pidfd_}) {
-    if (*fd >= 0) ::close(std::exchange(*fd, -1));
-  }
+  for (auto* fd : {&stdin_fd_, &stdout_fd_, &stderr_fd_, &pidfd_}) fd->reset();
   pid_ = -1;
 }
 
-void worker_process::close_stdin() noexcept {
-  if (stdin_fd_ >= 0) ::close(std::exchange(stdin_fd_, -1));
-}
+void worker_process::close_stdin() noexcept { stdin_fd_.reset(); }
 
 void worker_process::signal_group(int sig) noexcept {
   // Until the leader is reaped its pid cannot be reused, so the group id is still ours.
@@ -223,21 +208,16 @@ void worker_process::signal_group(int sig) noexcept {
 std::optional<exit_status> worker_process::try_wait() {
   if (status_ || pid_ <= 0) return status_;
   siginfo_t info{};
-  int r;
-  do {
-    r = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
-  } while (r < 0 && errno == EINTR);
+  const int r = retry_eintr(
+      [&] { return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT); });
   if (r != 0 || info.si_pid == 0) return std::nullopt;
   // The worker has exited but is not reaped yet, so its pid (and group id) cannot have been
   // reused: kill whatever it left in its group, then reap.
   ::killpg(pid_, SIGKILL);
   int raw = 0;
-  pid_t reaped;
-  do {
-    reaped = ::waitpid(pid_, &raw, 0);
-  } while (reaped < 0 && errno == EINTR);
+  retry_eintr([&] { return ::waitpid(pid_, &raw, 0); });
   status_ = decode_wait_status(raw);
-  if (pidfd_ >= 0) ::close(std::exchange(pidfd_, -1));
+  pidfd_.reset();
   return status_;
 }
 
@@ -245,12 +225,8 @@ std::optional<exit_status> worker_process::wait_for(std::chrono::milliseconds ti
   if (auto s = try_wait()) return s;
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    pollfd p{.fd = pidfd_, .events = POLLIN, .revents = 0};
-    // Round up so that a sub-millisecond remainder still waits rather than spins.
-    const int ms = left.count() < 0 ? 0 : static_cast<int>(left.count()) + 1;
-    if (pidfd_ >= 0) ::poll(&p, 1, ms);
+    pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
+    if (pidfd_) (void)poll_until({&p, 1}, until);
     if (auto s = try_wait()) return s;
     if (std::chrono::steady_clock::now() >= until) return std::nullopt;
   }
@@ -259,9 +235,9 @@ std::optional<exit_status> worker_process::wait_for(std::chrono::milliseconds ti
 std::optional<exit_status> worker_process::peek_exit(std::chrono::milliseconds timeout) const {
   if (status_) return status_;
   if (pid_ <= 0) return std::nullopt;
-  if (pidfd_ >= 0) {
-    pollfd p{.fd = pidfd_, .events = POLLIN, .revents = 0};
-    ::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (pidfd_) {
+    pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
+    (void)poll_until({&p, 1}, deadline_after(timeout));
   }
   siginfo_t info{};
   if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||

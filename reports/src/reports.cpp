@@ -3,35 +3,18 @@
 
 #include <algorithm>
 #include <exception>
-#include <fstream>
 #include <memory>
 
 #include <fmt/format.h>
 
 #include "report_model.hpp"
+#include "results/files.hpp"
 #include "results/results.hpp"
 
 namespace procpool::harness {
 namespace {
 
 error report_error(std::string message) { return error{errc::invalid_options, std::move(message)}; }
-
-// Written beside and renamed into place, so a reader never sees half a report.
-result<std::filesystem::path> write_file(const std::filesystem::path& path, const std::string& content) {
-  auto temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary);
-    out << content;
-    if (!out) return report_error(fmt::format("cannot write {}", temporary.string()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) return report_error(fmt::format("cannot write {}: {}", path.string(), ec.message()));
-  return path;
-}
-
-
 }  // namespace
 
 result<std::vector<std::filesystem::path>> write_reports(const std::filesystem::path& dir,
@@ -39,7 +22,7 @@ result<std::vector<std::filesystem::path>> write_reports(const std::filesystem::
                                                          const report_options& options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return report_error(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  if (ec) return io_failure("cannot create", dir, ec.message());
   std::vector<std::pair<const char*, std::string>> files;
   // The renderers read the document defensively; a throw here means a bug in them, reported
   // as an error value rather than taking the run's results down with it.
@@ -53,9 +36,12 @@ result<std::vector<std::filesystem::path>> write_reports(const std::filesystem::
   }
   std::vector<std::filesystem::path> paths;
   for (const auto& [name, content] : files) {
-    auto path = write_file(dir / name, content);
-    if (!path) return path.error();
-    paths.push_back(std::move(*path));
+    auto path = dir / name;
+    // Each file is replaced whole, so a reader never sees half a report.
+    if (auto written = write_file_atomically(path, content); !written) {
+      return std::move(written).error();
+    }
+    paths.push_back(std::move(path));
   }
   return paths;
 }

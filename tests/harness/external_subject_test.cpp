@@ -353,6 +353,35 @@ TEST_F(ExternalSubject, MalformedLineIsProtocolErrorThenCallsFailFast) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 }
 
+// The line limit is on the whole line, however the pipe delivers it: written at once or in
+// pieces, a done line longer than max_frame_bytes is refused; with a larger limit the same
+// line is accepted.
+TEST_F(ExternalSubject, LineLongerThanTheLimitIsRefusedHoweverItArrives) {
+  const std::string done_line =
+      "    line = json.dumps({'event': 'done', 'id': m['id'], 'ok': True, 'result': None, "
+      "'t_start_ns': 1, 't_worker_recv_ns': 2, 't_worker_done_ns': 3, 't_done_ns': 4}, "
+      "separators=(',', ':')) + '\\n'\n"
+      "    assert len(line) > 65, len(line)\n";
+  const std::string at_once = "    sys.stdout.write(line); sys.stdout.flush()\n";
+  const std::string in_pieces =
+      "    for i in range(0, len(line), 10):\n"
+      "        sys.stdout.write(line[i:i + 10]); sys.stdout.flush(); time.sleep(0.002)\n";
+  for (const auto* how : {&at_once, &in_pieces}) {
+    auto small = options(1);
+    small.max_frame_bytes = 64;
+    auto pool = make(started_inline_driver(done_line + *how), std::move(small));
+    ASSERT_TRUE(pool);
+    expect_error(pool->call("echo", 1), errc::protocol_error);
+    pool.reset();
+    auto large = options(1);
+    large.max_frame_bytes = 200;
+    pool = make(started_inline_driver(done_line + *how), std::move(large));
+    ASSERT_TRUE(pool);
+    auto reply = pool->call("echo", 1);
+    EXPECT_TRUE(reply) << reply.error().message;
+  }
+}
+
 TEST_F(ExternalSubject, DoneForAnIdNeverSubmittedIsProtocolError) {
   auto pool = make(started_inline_driver(
                        "    emit({'event': 'done', 'id': m['id'] + 1000, 'ok': True, "

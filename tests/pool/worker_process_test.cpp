@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "procpool/wire/file_io.hpp"
 #include "procpool/wire/worker_connection.hpp"
 #include "support/process_audit.hpp"
 #include "support/workers.hpp"
@@ -21,19 +22,11 @@ using WorkerProcess = testing::leak_checked_test;
 // Reads the child's whole stdout until it closes.
 std::string read_all_stdout(worker_process& proc) {
   std::string out;
-  char buf[4096];
   while (true) {
-    const ssize_t n = ::read(proc.stdout_fd(), buf, sizeof buf);
-    if (n > 0) {
-      out.append(buf, static_cast<std::size_t>(n));
-    } else if (n == 0) {
-      return out;
-    } else if (errno == EAGAIN) {
-      pollfd p{.fd = proc.stdout_fd(), .events = POLLIN, .revents = 0};
-      ::poll(&p, 1, 10000);
-    } else if (errno != EINTR) {
-      return out;
-    }
+    auto end = read_all(proc.stdout_fd(), out);
+    if (!end || *end == read_end::end_of_file) return out;
+    pollfd p{.fd = proc.stdout_fd(), .events = POLLIN, .revents = 0};
+    (void)poll_until({&p, 1}, deadline_after(std::chrono::seconds(10)));
   }
 }
 

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "procpool/wire/file_io.hpp"
+
 namespace procpool::testing {
 namespace {
 
@@ -58,15 +60,18 @@ std::vector<std::string> reap_leftovers(std::chrono::milliseconds grace) {
   for (std::vector<pid_t> found = child_pids(); !found.empty(); found = child_pids()) {
     for (pid_t pid : found) {
       const std::string what = describe(pid);
-      const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-      pollfd p{.fd = pidfd, .events = POLLIN, .revents = 0};
-      const bool exited = pidfd >= 0 && ::poll(&p, 1, static_cast<int>(grace.count())) == 1;
+      const unique_fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+      bool exited = false;
+      if (pidfd) {
+        pollfd p{.fd = pidfd.get(), .events = POLLIN, .revents = 0};
+        const auto ready = poll_until({&p, 1}, deadline_after(grace));
+        exited = ready && *ready == 1;
+      }
       if (!exited) {
         killed.push_back(what);
         ::kill(pid, SIGKILL);
       }
-      if (pidfd >= 0) ::close(pidfd);
-      ::waitpid(pid, nullptr, 0);
+      retry_eintr([&] { return ::waitpid(pid, nullptr, 0); });
     }
   }
   return killed;

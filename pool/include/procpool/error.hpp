@@ -25,6 +25,8 @@ enum class errc {
   worker_error,      // the worker answered ok:false; `worker_type` holds its error type
   start_failed,      // a worker could not be started or failed its init handshake
   invalid_options,   // a pool cannot be created with these options; the message names the field
+  io_error,          // the harness could not read or write a file (the message says which and
+                     // why); the pool's own calls never return it
 };
 
 // The stable snake_case name used in results, reports and logs.

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "procpool/result.hpp"
+#include "procpool/wire/fd.hpp"
 
 namespace procpool {
 
@@ -68,11 +69,11 @@ class worker_process {
   std::int64_t t_spawn_ns() const noexcept { return t_spawn_ns_; }
 
   // Pipe ends held by the pool, all non-blocking and close-on-exec; -1 once closed.
-  int stdin_fd() const noexcept { return stdin_fd_; }
-  int stdout_fd() const noexcept { return stdout_fd_; }
-  int stderr_fd() const noexcept { return stderr_fd_; }
+  int stdin_fd() const noexcept { return stdin_fd_.get(); }
+  int stdout_fd() const noexcept { return stdout_fd_.get(); }
+  int stderr_fd() const noexcept { return stderr_fd_.get(); }
   // A pidfd that becomes readable when the process exits; -1 once reaped.
-  int pidfd() const noexcept { return pidfd_; }
+  int pidfd() const noexcept { return pidfd_.get(); }
 
   void close_stdin() noexcept;
 
@@ -101,10 +102,10 @@ class worker_process {
   void release() noexcept;
 
   pid_t pid_ = -1;
-  int pidfd_ = -1;
-  int stdin_fd_ = -1;
-  int stdout_fd_ = -1;
-  int stderr_fd_ = -1;
+  unique_fd pidfd_;
+  unique_fd stdin_fd_;
+  unique_fd stdout_fd_;
+  unique_fd stderr_fd_;
   std::int64_t t_spawn_ns_ = 0;
   std::optional<exit_status> status_;
 };

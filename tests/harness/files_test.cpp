@@ -1,0 +1,78 @@
+// write_file_atomically: whole files or none, no temporary left behind, io_error naming the
+// file when it cannot write.
+#include "results/files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "procpool/wire/file_io.hpp"
+
+namespace procpool::harness {
+namespace {
+
+class WriteFileAtomically : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("procpool-files-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static std::string read(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(WriteFileAtomically, WritesAndReplacesWholeFilesLeavingNoTemporary) {
+  const auto path = dir_ / "note.md";
+  ASSERT_TRUE(write_file_atomically(path, "first version, longer than the second\n"));
+  EXPECT_EQ(read(path), "first version, longer than the second\n");
+  ASSERT_TRUE(write_file_atomically(path, "second\n"));
+  EXPECT_EQ(read(path), "second\n");
+  std::size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_NE(entry.path().extension(), ".tmp") << "a temporary file left behind";
+    ++files;
+  }
+  EXPECT_EQ(files, 1u);
+}
+
+TEST_F(WriteFileAtomically, AMissingDirectoryIsAnIoErrorNamingTheFile) {
+  const auto path = dir_ / "no-such-dir" / "note.md";
+  auto written = write_file_atomically(path, "x");
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error().code, errc::io_error);
+  EXPECT_NE(written.error().message.find("no-such-dir"), std::string::npos)
+      << written.error().message;
+}
+
+// A FIFO stands for /dev/stdout: written to, never renamed over.
+TEST_F(WriteFileAtomically, WritesInPlaceWhatCannotBeReplaced) {
+  const auto path = dir_ / "fifo";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  // Opened for reading first, so that the writer's open does not wait for a reader.
+  const unique_fd reader(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(write_file_atomically(path, "through the fifo"));
+  std::string out;
+  ASSERT_TRUE(read_all(reader.get(), out));
+  EXPECT_EQ(out, "through the fifo");
+  EXPECT_TRUE(std::filesystem::is_fifo(path));
+}
+
+}  // namespace
+}  // namespace procpool::harness
