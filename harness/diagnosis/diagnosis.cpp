@@ -684,11 +684,6 @@ std::optional<judgement> judge(const case_view& v, const case_settings& cs, cons
 
 }  // namespace
 
-std::string_view verdict_family(std::string_view name) noexcept {
-  const auto dot = name.find('.');
-  return dot == std::string_view::npos ? name : name.substr(0, dot);
-}
-
 void diagnose_case(json& c, const scenario& s) {
   json verdicts = json::object();
   json findings = json::array();

@@ -16,6 +16,8 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "scenario/verdicts.hpp"
+
 namespace procpool::harness {
 namespace {
 
@@ -25,12 +27,13 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 // Guards against a sweep that would take forever to expand, let alone run.
 constexpr std::size_t max_cases = 1'000'000;
 
-// The verdicts of DESIGN.md, so that a mistyped forbid_verdicts pattern is caught before a
-// run instead of silently matching nothing.
-constexpr auto known_verdicts = std::to_array<std::string_view>(
-    {"environmental.startup", "environmental.init", "environmental.contention", "capacity",
-     "workload", "architectural.dispatch", "architectural.startup_serialization",
-     "architectural.scaling", "fault.crash", "fault.hang", "fault.protocol"});
+// The verdict names, so that a mistyped forbid_verdicts pattern is caught before a run
+// instead of silently matching nothing.
+constexpr auto known_verdicts = [] {
+  std::array<std::string_view, verdict_table.size()> names{};
+  for (std::size_t i = 0; i < names.size(); ++i) names[i] = verdict_table[i].name;
+  return names;
+}();
 
 enum class value_type { integer, number, optional_number, boolean, string, choice, string_list };
 

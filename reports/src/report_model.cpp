@@ -212,45 +212,15 @@ document view_of(const json& results) {
 std::string_view family_of(std::string_view verdict) noexcept { return verdict_family(verdict); }
 
 std::string family_colour(std::string_view family) {
-  if (family == "environmental") return "#2563eb";
-  if (family == "architectural") return "#dc2626";
-  if (family == "capacity") return "#d97706";
-  if (family == "workload") return "#7c3aed";
-  if (family == "fault") return "#4b5563";
-  return "#db2777";  // failures without a (known) verdict
+  return std::string(harness::family_colour(family));
 }
 
 std::string verdict_colour(std::string_view verdict) {
-  static const std::map<std::string, std::string, std::less<>> shades = {
-      {"environmental.startup", "#1e40af"},
-      {"environmental.init", "#3b82f6"},
-      {"environmental.contention", "#93c5fd"},
-      {"architectural.dispatch", "#991b1b"},
-      {"architectural.startup_serialization", "#dc2626"},
-      {"architectural.scaling", "#f87171"},
-      {"fault.crash", "#1f2937"},
-      {"fault.hang", "#6b7280"},
-      {"fault.protocol", "#9ca3af"},
-  };
-  const auto it = shades.find(verdict);
-  return it != shades.end() ? it->second : family_colour(family_of(verdict));
+  return std::string(harness::verdict_colour(verdict));
 }
 
 std::string_view verdict_meaning(std::string_view verdict) noexcept {
-  if (verdict == "environmental.startup") return "a worker's process start was slow";
-  if (verdict == "environmental.init") return "the init handshake was slow";
-  if (verdict == "environmental.contention") return "the host was short of CPU";
-  if (verdict == "capacity") return "all workers were busy with real work";
-  if (verdict == "workload") return "the task itself outlived the deadline";
-  if (verdict == "architectural.dispatch") return "a request waited while a ready worker sat idle";
-  if (verdict == "architectural.startup_serialization") {
-    return "workers started one at a time with slots and CPU free";
-  }
-  if (verdict == "architectural.scaling") return "throughput does not grow with workers";
-  if (verdict == "fault.crash") return "a worker died";
-  if (verdict == "fault.hang") return "a worker stopped answering";
-  if (verdict == "fault.protocol") return "a worker broke the framing";
-  return {};
+  return harness::verdict_meaning(verdict);
 }
 
 std::vector<case_check> check_case(const json& assert_section, const case_row& c) {
