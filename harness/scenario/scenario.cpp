@@ -61,6 +61,7 @@ struct key_spec {
   std::span<const std::string_view> choices;
   json (*get)(const scenario&);
   void (*set)(scenario&, const json&);  // REQUIRES: check_value accepted the value
+  const fake::knob_info* knob = nullptr;  // the worker knob the key feeds, if any
 };
 
 template <auto... path, class S>
@@ -128,7 +129,23 @@ key_spec field(std::string_view key, std::string_view meaning, limits range = {}
                   range,
                   choices,
                   [](const scenario& s) { return to_json_value(member<path...>(s)); },
-                  [](scenario& s, const json& v) { from_json_value(v, member<path...>(s)); }};
+                  [](scenario& s, const json& v) { from_json_value(v, member<path...>(s)); },
+                  nullptr};
+}
+
+// A row for a key that feeds a worker knob: its range, and its meaning unless the scenario
+// says more, are the knob table's.
+template <auto... path>
+key_spec knob_field(std::string_view key, const fake::knob_info& knob,
+                    std::string_view meaning = {}) {
+  limits range;
+  if (knob.type != fake::knob_type::boolean && knob.type != fake::knob_type::choice) {
+    range.min = knob.min;
+    range.max = knob.max;
+  }
+  key_spec spec = field<path...>(key, meaning.empty() ? knob.help : meaning, range);
+  spec.knob = &knob;
+  return spec;
 }
 
 using S = scenario;
@@ -145,9 +162,9 @@ const std::vector<key_spec>& key_table() {
       field<&S::description>("description", "the question the experiment answers", run_level),
       field<&S::repetitions>("repetitions", "runs of each sweep combination",
                              {.min = 1, .sweepable = false}),
-      field<&S::seed>("seed",
-                      "seed for the workers' service times and fault draws and the pool's "
-                      "recycling jitter; each worker mixes in its own id"),
+      knob_field<&S::seed>("seed", fake::knob("seed"),
+                           "seed for the workers' service times and fault draws and the pool's "
+                           "recycling jitter; each worker mixes in its own id"),
 
       field<&S::subject, &subject_config::kind>(
           "subject.kind",
@@ -166,25 +183,27 @@ const std::vector<key_spec>& key_table() {
           "injected start-up latency (ms): delay before the worker reaches its main loop "
           "(fake and python)",
           non_negative),
-      field<&S::worker, &W::init_ms>("worker.init_ms",
-                                     "injected init overhead (ms): delay inside the init "
-                                     "handshake",
-                                     non_negative),
-      field<&S::worker, &W::service, &SV::dist>("worker.service.dist",
-                                                "distribution of echo's service time"),
-      field<&S::worker, &W::service, &SV::ms>(
-          "worker.service.ms",
+      knob_field<&S::worker, &W::init_ms>(
+          "worker.init_ms", fake::knob("init_ms"),
+          "injected init overhead (ms): delay inside the init handshake"),
+      knob_field<&S::worker, &W::service, &SV::dist>("worker.service.dist",
+                                                     fake::knob("service_dist"),
+                                                     "distribution of echo's service time"),
+      knob_field<&S::worker, &W::service, &SV::ms>(
+          "worker.service.ms", fake::knob("service_ms"),
           "fixed: the service time; exponential: its mean; lognormal: its median (ms); also "
-          "the ms of sleep and burn requests",
-          non_negative),
-      field<&S::worker, &W::service, &SV::min_ms>("worker.service.min_ms",
-                                                  "uniform: lower bound (ms)", non_negative),
-      field<&S::worker, &W::service, &SV::max_ms>(
-          "worker.service.max_ms", "uniform: upper bound (ms); at least min_ms", non_negative),
-      field<&S::worker, &W::service, &SV::sigma>(
-          "worker.service.sigma", "lognormal: sigma of the underlying normal", non_negative),
-      field<&S::worker, &W::service, &SV::cpu>("worker.service.cpu",
-                                               "burn CPU for the service time instead of sleeping"),
+          "the ms of sleep and burn requests"),
+      knob_field<&S::worker, &W::service, &SV::min_ms>(
+          "worker.service.min_ms", fake::knob("service_min_ms"), "uniform: lower bound (ms)"),
+      knob_field<&S::worker, &W::service, &SV::max_ms>(
+          "worker.service.max_ms", fake::knob("service_max_ms"),
+          "uniform: upper bound (ms); at least min_ms"),
+      knob_field<&S::worker, &W::service, &SV::sigma>(
+          "worker.service.sigma", fake::knob("service_sigma"),
+          "lognormal: sigma of the underlying normal"),
+      knob_field<&S::worker, &W::service, &SV::cpu>(
+          "worker.service.cpu", fake::knob("service_cpu"),
+          "burn CPU for the service time instead of sleeping"),
       field<&S::worker, &W::preload>(
           "worker.preload",
           "python: modules imported inside the init handshake (counted as init overhead)"),
@@ -288,49 +307,36 @@ const std::vector<key_spec>& key_table() {
       field<&S::environment, &environment_config::cpus>(
           "environment.cpus", "restrict the subject and its workers to this many CPUs; 0 = all"),
 
-      field<&S::faults, &F::crash_after>("faults.crash_after",
-                                         "crash on the request after this many; 0 = never"),
-      field<&S::faults, &F::crash_probability>("faults.crash_probability",
-                                               "per-request probability of a crash", probability),
-      field<&S::faults, &F::crash_mode>(
-          "faults.crash_mode",
-          "how a crash happens: exit with crash_exit_code, SIGSEGV, or SIGKILL itself"),
-      field<&S::faults, &F::crash_exit_code>(
-          "faults.crash_exit_code", "exit code of crash_mode exit", {.min = 0, .max = 255}),
-      field<&S::faults, &F::hang_probability>("faults.hang_probability",
-                                              "per-request probability of never answering again",
-                                              probability),
-      field<&S::faults, &F::hang_mode>("faults.hang_mode",
-                                       "a hang sleeps (no CPU use) or spins (burns CPU)"),
-      field<&S::faults, &F::slow_probability>(
-          "faults.slow_probability", "per-request probability of adding slow_ms", probability),
-      field<&S::faults, &F::slow_ms>("faults.slow_ms", "extra delay of a slow reply (ms)",
-                                     non_negative),
-      field<&S::faults, &F::garbage_probability>(
-          "faults.garbage_probability",
-          "per-request probability of a well-framed reply that is not JSON", probability),
-      field<&S::faults, &F::truncated_probability>(
-          "faults.truncated_probability",
-          "per-request probability of writing part of a frame, then exiting", probability),
-      field<&S::faults, &F::oversize_probability>(
-          "faults.oversize_probability",
-          "per-request probability of an oversize length prefix, then silence", probability),
-      field<&S::faults, &F::wrong_id_probability>(
-          "faults.wrong_id_probability", "per-request probability of answering with a wrong id",
-          probability),
-      field<&S::faults, &F::exit_during_init>("faults.exit_during_init",
-                                              "exit when the init request arrives"),
-      field<&S::faults, &F::never_ready>("faults.never_ready", "never answer the init request"),
-      field<&S::faults, &F::stderr_flood_mb>("faults.stderr_flood_mb",
-                                             "MiB written to stderr during init, before the reply",
-                                             non_negative),
-      field<&S::faults, &F::memory_growth_kb>(
-          "faults.memory_growth_kb", "KiB allocated, touched and kept per request", non_negative),
-      field<&S::faults, &F::ignore_sigterm>(
-          "faults.ignore_sigterm", "ignore SIGTERM, so that stopping must escalate to SIGKILL"),
-      field<&S::faults, &F::grandchild>(
-          "faults.grandchild",
-          "fork a grandchild at start-up that lives until its process group is killed"),
+      knob_field<&S::faults, &F::crash_after>("faults.crash_after", fake::knob("crash_after")),
+      knob_field<&S::faults, &F::crash_probability>("faults.crash_probability",
+                                                    fake::knob("crash_probability")),
+      knob_field<&S::faults, &F::crash_mode>("faults.crash_mode", fake::knob("crash_mode")),
+      knob_field<&S::faults, &F::crash_exit_code>("faults.crash_exit_code",
+                                                  fake::knob("crash_exit_code")),
+      knob_field<&S::faults, &F::hang_probability>("faults.hang_probability",
+                                                   fake::knob("hang_probability")),
+      knob_field<&S::faults, &F::hang_mode>("faults.hang_mode", fake::knob("hang_mode")),
+      knob_field<&S::faults, &F::slow_probability>("faults.slow_probability",
+                                                   fake::knob("slow_probability")),
+      knob_field<&S::faults, &F::slow_ms>("faults.slow_ms", fake::knob("slow_ms")),
+      knob_field<&S::faults, &F::garbage_probability>("faults.garbage_probability",
+                                                      fake::knob("garbage_probability")),
+      knob_field<&S::faults, &F::truncated_probability>("faults.truncated_probability",
+                                                        fake::knob("truncated_probability")),
+      knob_field<&S::faults, &F::oversize_probability>("faults.oversize_probability",
+                                                       fake::knob("oversize_probability")),
+      knob_field<&S::faults, &F::wrong_id_probability>("faults.wrong_id_probability",
+                                                       fake::knob("wrong_id_probability")),
+      knob_field<&S::faults, &F::exit_during_init>("faults.exit_during_init",
+                                                   fake::knob("exit_during_init")),
+      knob_field<&S::faults, &F::never_ready>("faults.never_ready", fake::knob("never_ready")),
+      knob_field<&S::faults, &F::stderr_flood_mb>("faults.stderr_flood_mb",
+                                                  fake::knob("stderr_flood_mb")),
+      knob_field<&S::faults, &F::memory_growth_kb>("faults.memory_growth_kb",
+                                                   fake::knob("memory_growth_kb")),
+      knob_field<&S::faults, &F::ignore_sigterm>("faults.ignore_sigterm",
+                                                 fake::knob("ignore_sigterm")),
+      knob_field<&S::faults, &F::grandchild>("faults.grandchild", fake::knob("grandchild")),
 
       field<&S::assertions, &assert_config::max_timeout_rate>(
           "assert.max_timeout_rate",
@@ -787,15 +793,6 @@ void insert_at(json& root, std::string_view dotted, json value) {
   (*node)[std::string(dotted.substr(start))] = std::move(value);
 }
 
-// The worker knob a key feeds, if any (names as in fake_worker/knobs.cpp).
-std::optional<std::string> knob_name(std::string_view key) {
-  if (key.starts_with("faults.")) return std::string(key.substr(7));
-  if (key.starts_with("worker.service.")) return fmt::format("service_{}", key.substr(15));
-  if (key == "worker.init_ms") return "init_ms";
-  if (key == "seed") return "seed";
-  return std::nullopt;
-}
-
 std::optional<std::size_t> parse_count(std::string_view text) {
   std::size_t value = 0;
   const auto* end = text.data() + text.size();
@@ -1013,13 +1010,12 @@ nlohmann::json worker_init_args(const scenario& s) {
   const scenario defaults;
   json args = json::object();
   for (const auto& spec : key_table()) {
-    auto knob = knob_name(spec.key);
-    if (!knob) continue;
+    if (!spec.knob) continue;
     json value = spec.get(s);
     // Faults at their defaults are left out, so that a worker's init args show what was
     // injected and nothing else.
-    if (spec.key.starts_with("faults.") && value == spec.get(defaults)) continue;
-    args[*knob] = std::move(value);
+    if (spec.knob->group == fake::knob_group::fault && value == spec.get(defaults)) continue;
+    args[std::string(spec.knob->name)] = std::move(value);
   }
   return args;
 }

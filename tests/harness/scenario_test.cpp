@@ -566,20 +566,32 @@ TEST(ScenarioJson, ReadmeExamplesParse) {
 
 TEST(ScenarioWorker, FaultKeysAreTheFakeWorkersKnobs) {
   const fake::knobs knob_defaults;
-  const json defaults = scenario_to_json(scenario{});
   std::size_t faults = 0;
   for (const auto& doc : scenario_schema()) {
     if (!doc.key.starts_with("faults.")) continue;
     ++faults;
     const std::string name = doc.key.substr(7);
-    auto knob = std::find_if(fake::knob_table().begin(), fake::knob_table().end(),
-                             [&](const fake::knob_spec& k) { return name == k.name; });
-    ASSERT_NE(knob, fake::knob_table().end()) << doc.key << " is no fake worker knob";
+    auto knob = std::find_if(fake::knob_bindings().begin(), fake::knob_bindings().end(),
+                             [&](const fake::knob_spec& k) { return name == k.info->name; });
+    ASSERT_NE(knob, fake::knob_bindings().end()) << doc.key << " is no fake worker knob";
+    EXPECT_EQ(knob->info->group, fake::knob_group::fault) << doc.key;
     const json knob_default =
         std::visit([&](auto m) { return json(knob_defaults.*m); }, knob->field);
     EXPECT_EQ(doc.default_value, knob_default) << doc.key;
+    EXPECT_EQ(doc.meaning, knob->info->help) << doc.key;
   }
+  // And every fault knob has its key.
+  EXPECT_EQ(faults, static_cast<std::size_t>(std::count_if(
+                        fake::knob_table.begin(), fake::knob_table.end(),
+                        [](const fake::knob_info& k) { return k.group == fake::knob_group::fault; })));
   EXPECT_EQ(faults, 18u);
+}
+
+TEST(ScenarioWorker, KnobKeysTakeTheKnobsRanges) {
+  // Out of the knob's range for the scenario too, with the same bounds.
+  expect_error("[faults]\ncrash_exit_code = 256\n", 2, "faults.crash_exit_code", "between 0 and 255");
+  expect_error("[worker.service]\nsigma = -1\n", 2, "worker.service.sigma", "at least 0");
+  parse_ok("[faults]\ncrash_exit_code = 255\nslow_probability = 1\n");
 }
 
 TEST(ScenarioWorker, InitArgsCarryServiceSeedAndChangedFaults) {
