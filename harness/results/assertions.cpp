@@ -21,8 +21,12 @@ const json* member(const json& object, std::string_view key) {
 // A count as written (unsigned) or as built in code (signed, or a whole double); 0 otherwise.
 std::uint64_t count(const json& n) {
   if (n.is_number_unsigned()) return n.get<std::uint64_t>();
-  if (n.is_number_integer()) return static_cast<std::uint64_t>(std::max<std::int64_t>(n.get<std::int64_t>(), 0));
-  if (n.is_number_float() && n.get<double>() >= 0) return static_cast<std::uint64_t>(n.get<double>());
+  if (n.is_number_integer()) {
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(n.get<std::int64_t>(), 0));
+  }
+  if (n.is_number_float() && n.get<double>() >= 0) {
+    return static_cast<std::uint64_t>(n.get<double>());
+  }
   return 0;
 }
 
@@ -138,7 +142,8 @@ json check_forbid_verdicts(std::span<const std::string> patterns,
           {"limit", std::vector<std::string>(patterns.begin(), patterns.end())},
           {"value", found},
           {"held", found.empty()},
-          {"detail", found.empty() ? "no forbidden verdict" : fmt::format("{}", fmt::join(found, "; "))}};
+          {"detail",
+           found.empty() ? "no forbidden verdict" : fmt::format("{}", fmt::join(found, "; "))}};
 }
 
 }  // namespace procpool::harness
