@@ -62,6 +62,7 @@ struct key_spec {
   json (*get)(const scenario&);
   void (*set)(scenario&, const json&);  // REQUIRES: check_value accepted the value
   const fake::knob_info* knob = nullptr;  // the worker knob the key feeds, if any
+  void (*to_options)(const scenario&, pool_options&) = nullptr;  // the pool option it sets
 };
 
 template <auto... path, class S>
@@ -130,6 +131,7 @@ key_spec field(std::string_view key, std::string_view meaning, limits range = {}
                   choices,
                   [](const scenario& s) { return to_json_value(member<path...>(s)); },
                   [](scenario& s, const json& v) { from_json_value(v, member<path...>(s)); },
+                  nullptr,
                   nullptr};
 }
 
@@ -148,6 +150,27 @@ key_spec knob_field(std::string_view key, const fake::knob_info& knob,
   return spec;
 }
 
+// A [pool] key is the pool option of the same meaning, in milliseconds where the option is a
+// duration.
+template <class Option, class Value>
+void set_option(Option& option, const Value& value) {
+  if constexpr (std::is_same_v<Option, std::chrono::milliseconds>) {
+    option = std::chrono::milliseconds(value);
+  } else {
+    option = value;
+  }
+}
+
+template <auto option, auto... path>
+key_spec pool_field(std::string_view key, std::string_view meaning, limits range = {}) {
+  key_spec spec = field<path...>(key, meaning, range);
+  spec.to_options = [](const scenario& s, pool_options& o) {
+    set_option(o.*option, member<path...>(s));
+  };
+  return spec;
+}
+
+using O = pool_options;
 using S = scenario;
 using W = worker_config;
 using SV = service_config;
@@ -212,62 +235,65 @@ const std::vector<key_spec>& key_table() {
           "command: the command line of a program that speaks the protocol (required for "
           "command)"),
 
-      field<&S::pool, &P::size>("pool.size", "workers in the pool", at_least_one),
-      field<&S::pool, &P::prewarm>(
+      pool_field<&O::size, &S::pool, &P::size>(
+          "pool.size", "workers in the pool", at_least_one),
+      pool_field<&O::prewarm, &S::pool, &P::prewarm>(
           "pool.prewarm",
           "start workers on demand (none), at creation one at a time (sequential), or at "
           "creation up to max_concurrent_starts at once (parallel)"),
-      field<&S::pool, &P::max_concurrent_starts>(
+      pool_field<&O::max_concurrent_starts, &S::pool, &P::max_concurrent_starts>(
           "pool.max_concurrent_starts", "cap on workers starting at once; 0 = the number of cores"),
-      field<&S::pool, &P::start_timeout_ms>(
+      pool_field<&O::start_timeout, &S::pool, &P::start_timeout_ms>(
           "pool.start_timeout_ms",
           "time allowed for a worker's start; with init_timeout_ms it forms one deadline from "
           "spawn to init reply",
           at_least_one),
-      field<&S::pool, &P::init_timeout_ms>("pool.init_timeout_ms",
-                                           "time allowed for the init handshake", non_negative),
-      field<&S::pool, &P::request_timeout_ms>(
+      pool_field<&O::init_timeout, &S::pool, &P::init_timeout_ms>(
+          "pool.init_timeout_ms",
+          "time allowed for the init handshake", non_negative),
+      pool_field<&O::request_timeout, &S::pool, &P::request_timeout_ms>(
           "pool.request_timeout_ms",
           "deadline of each request; on expiry the worker is killed and replaced", at_least_one),
-      field<&S::pool, &P::checkout_timeout_ms>("pool.checkout_timeout_ms",
-                                               "longest wait for a free worker", non_negative),
-      field<&S::pool, &P::max_queue>(
+      pool_field<&O::checkout_timeout, &S::pool, &P::checkout_timeout_ms>(
+          "pool.checkout_timeout_ms",
+          "longest wait for a free worker", non_negative),
+      pool_field<&O::max_queue, &S::pool, &P::max_queue>(
           "pool.max_queue",
           "callers allowed to wait for a worker at once (one more is rejected with "
           "queue_full); 0 = unbounded"),
-      field<&S::pool, &P::recycle_after_requests>(
+      pool_field<&O::recycle_after_requests, &S::pool, &P::recycle_after_requests>(
           "pool.recycle_after_requests", "replace a worker after this many requests; 0 = never"),
-      field<&S::pool, &P::recycle_jitter>(
+      pool_field<&O::recycle_jitter, &S::pool, &P::recycle_jitter>(
           "pool.recycle_jitter",
           "up to this many more requests before recycling, drawn per worker"),
-      field<&S::pool, &P::recycle_after_age_ms>("pool.recycle_after_age_ms",
-                                                "replace a worker after this age (ms); 0 = never",
-                                                non_negative),
-      field<&S::pool, &P::recycle_above_rss_kib>(
+      pool_field<&O::recycle_after_age, &S::pool, &P::recycle_after_age_ms>(
+          "pool.recycle_after_age_ms",
+          "replace a worker after this age (ms); 0 = never", non_negative),
+      pool_field<&O::recycle_above_rss_kib, &S::pool, &P::recycle_above_rss_kib>(
           "pool.recycle_above_rss_kib",
           "replace a worker whose resident set exceeds this (KiB); 0 = never"),
-      field<&S::pool, &P::idle_ping_interval_ms>("pool.idle_ping_interval_ms",
-                                                 "ping idle workers this often (ms); 0 = never",
-                                                 non_negative),
-      field<&S::pool, &P::ping_timeout_ms>("pool.ping_timeout_ms",
-                                           "a ping unanswered this long (ms) replaces the worker",
-                                           at_least_one),
-      field<&S::pool, &P::restart_backoff_ms>(
+      pool_field<&O::idle_ping_interval, &S::pool, &P::idle_ping_interval_ms>(
+          "pool.idle_ping_interval_ms",
+          "ping idle workers this often (ms); 0 = never", non_negative),
+      pool_field<&O::ping_timeout, &S::pool, &P::ping_timeout_ms>(
+          "pool.ping_timeout_ms",
+          "a ping unanswered this long (ms) replaces the worker", at_least_one),
+      pool_field<&O::restart_backoff_initial, &S::pool, &P::restart_backoff_ms>(
           "pool.restart_backoff_ms",
           "delay before restarting a slot after a failure (ms), doubled for each consecutive "
           "failure",
           non_negative),
-      field<&S::pool, &P::restart_backoff_max_ms>(
+      pool_field<&O::restart_backoff_max, &S::pool, &P::restart_backoff_max_ms>(
           "pool.restart_backoff_max_ms",
           "cap on the restart delay (ms); at least restart_backoff_ms", non_negative),
-      field<&S::pool, &P::crash_loop_failures>(
+      pool_field<&O::crash_loop_failures, &S::pool, &P::crash_loop_failures>(
           "pool.crash_loop_failures",
           "failed starts within crash_loop_window_ms that make the pool degraded (failing "
           "fast instead of restarting in a loop)",
           at_least_one),
-      field<&S::pool, &P::crash_loop_window_ms>(
+      pool_field<&O::crash_loop_window, &S::pool, &P::crash_loop_window_ms>(
           "pool.crash_loop_window_ms", "window of the crash-loop guard (ms)", at_least_one),
-      field<&S::pool, &P::max_frame_bytes>(
+      pool_field<&O::max_frame_bytes, &S::pool, &P::max_frame_bytes>(
           "pool.max_frame_bytes",
           "largest frame accepted from a worker; a larger length is a protocol fault", {.min = 64}),
 
@@ -1035,29 +1061,11 @@ std::vector<std::string> worker_extra_flags(const scenario& s) {
 }
 
 pool_options pool_options_for(const scenario& s) {
-  using ms = std::chrono::milliseconds;
-  const auto& p = s.pool;
   pool_options o;
+  for (const auto& spec : key_table()) {
+    if (spec.to_options) spec.to_options(s, o);
+  }
   o.init_args = worker_init_args(s);
-  o.size = p.size;
-  o.prewarm = p.prewarm;
-  o.max_concurrent_starts = p.max_concurrent_starts;
-  o.start_timeout = ms(p.start_timeout_ms);
-  o.init_timeout = ms(p.init_timeout_ms);
-  o.checkout_timeout = ms(p.checkout_timeout_ms);
-  o.request_timeout = ms(p.request_timeout_ms);
-  o.max_queue = p.max_queue;
-  o.recycle_after_requests = p.recycle_after_requests;
-  o.recycle_jitter = p.recycle_jitter;
-  o.recycle_after_age = ms(p.recycle_after_age_ms);
-  o.recycle_above_rss_kib = p.recycle_above_rss_kib;
-  o.idle_ping_interval = ms(p.idle_ping_interval_ms);
-  o.ping_timeout = ms(p.ping_timeout_ms);
-  o.restart_backoff_initial = ms(p.restart_backoff_ms);
-  o.restart_backoff_max = ms(p.restart_backoff_max_ms);
-  o.crash_loop_failures = p.crash_loop_failures;
-  o.crash_loop_window = ms(p.crash_loop_window_ms);
-  o.max_frame_bytes = p.max_frame_bytes;
   o.seed = s.seed;
   return o;
 }

@@ -134,6 +134,7 @@ struct worker_config {
   std::vector<std::string> command;  // command
 };
 
+// Each key sets the pool_options member its row of the key table names (pool_options_for).
 struct pool_config {
   std::size_t size = 4;
   prewarm_mode prewarm = prewarm_mode::parallel;
