@@ -1,8 +1,9 @@
-// The fake worker's knobs: latency, service time and fault injection.
+// The fake worker's knobs: latency, service time and fault injection, read as typed members.
 //
 // Every knob is a command-line flag (--init-ms) and can be overridden per worker by the same
-// name in the init request's args ({"init_ms": 500}). The table below is the single source
-// for both, and for --help.
+// name in the init request's args ({"init_ms": 500}). Names, types, defaults, ranges and help
+// come from the knob table (fake_worker/include/fake_worker/knob_table.hpp), which the
+// scenario's worker keys share; this file binds each row to its member.
 #pragma once
 
 #include <cstdint>
@@ -14,48 +15,54 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "fake_worker/knob_table.hpp"
+
 namespace procpool::fake {
 
+// Default-constructed, every member holds its knob's default.
 struct knobs {
-  double startup_ms = 0;
-  double init_ms = 0;
-  std::string service_dist = "fixed";
-  double service_ms = 0;
-  double service_min_ms = 0;
-  double service_max_ms = 0;
-  double service_sigma = 0.5;
-  bool service_cpu = false;
-  std::uint64_t seed = 1;
-  std::uint64_t crash_after = 0;
-  double crash_probability = 0;
-  std::string crash_mode = "exit";
-  int crash_exit_code = 3;
-  double hang_probability = 0;
-  std::string hang_mode = "sleep";
-  double slow_probability = 0;
-  double slow_ms = 1000;
-  double garbage_probability = 0;
-  double truncated_probability = 0;
-  double oversize_probability = 0;
-  double wrong_id_probability = 0;
-  bool exit_during_init = false;
-  bool never_ready = false;
-  double stderr_flood_mb = 0;
-  double memory_growth_kb = 0;
-  bool ignore_sigterm = false;
-  bool grandchild = false;
+  knobs();
+
+  double startup_ms;
+  double init_ms;
+  std::string service_dist;
+  double service_ms;
+  double service_min_ms;
+  double service_max_ms;
+  double service_sigma;
+  bool service_cpu;
+  std::uint64_t seed;
+  std::uint64_t crash_after;
+  double crash_probability;
+  std::string crash_mode;
+  int crash_exit_code;
+  double hang_probability;
+  std::string hang_mode;
+  double slow_probability;
+  double slow_ms;
+  double garbage_probability;
+  double truncated_probability;
+  double oversize_probability;
+  double wrong_id_probability;
+  bool exit_during_init;
+  bool never_ready;
+  double stderr_flood_mb;
+  double memory_growth_kb;
+  bool ignore_sigterm;
+  bool grandchild;
 };
 
 using knob_field = std::variant<double knobs::*, std::uint64_t knobs::*, int knobs::*,
                                 bool knobs::*, std::string knobs::*>;
 
+// A row of knob_table with the member it sets.
 struct knob_spec {
-  const char* name;  // init-args key; the flag is the same with '-' for '_'
+  const knob_info* info;
   knob_field field;
-  const char* help;
 };
 
-std::span<const knob_spec> knob_table();
+// In knob_table's order, one per row.
+std::span<const knob_spec> knob_bindings();
 
 void add_knob_flags(CLI::App& app, knobs& k);
 
@@ -65,5 +72,9 @@ std::optional<std::string> apply_init_args(const nlohmann::json& args, knobs& k)
 
 // Checks ranges and enumerations; returns the first problem.
 std::optional<std::string> validate(const knobs& k);
+
+// The knob table as JSON, one object per knob: name, type, default, min and max (null when
+// unbounded), choices, help. What --knobs-json prints, for checking other workers against.
+nlohmann::json knob_table_json();
 
 }  // namespace procpool::fake

@@ -15,6 +15,7 @@ import sys
 # Earlier first. pool/include/procpool holds the pool's API and wire/ its building blocks.
 ORDER = [
     "pool",
+    "fake_worker",  # its knob table (fake_worker/include) drives the scenario's worker keys
     "harness/statistics",
     "harness/scenario",
     "harness/subjects",
@@ -40,6 +41,7 @@ def resolve(include: str, including: pathlib.Path, root: pathlib.Path):
     """The file an include names: beside the includer, else under an include root."""
     candidates = [including.parent / include, root / "harness" / include,
                   root / "pool" / "include" / include, root / "pool" / "src" / include,
+                  root / "fake_worker" / "include" / include,
                   root / "reports" / "src" / include]
     for c in candidates:
         if c.is_file():
@@ -54,7 +56,7 @@ def main():
     root = args.source_dir.resolve()
     rank = {name: i for i, name in enumerate(ORDER)}
     problems, checked = [], 0
-    for path in sorted(p for d in ("pool", "harness", "reports") for p in (root / d).rglob("*.[ch]pp")):
+    for path in sorted(p for d in ("pool", "fake_worker", "harness", "reports") for p in (root / d).rglob("*.[ch]pp")):
         mine = component_of(path, root)
         if mine is None:
             problems.append(f"{path.relative_to(root)}: in no component of tests/layout_test.py")

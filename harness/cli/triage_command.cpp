@@ -141,7 +141,7 @@ void note_architectural_amplification(conclusion& c, const std::vector<tally>& t
   }
   const auto top = std::max_element(verdicts.begin(), verdicts.end(),
                                     [](const auto& a, const auto& b) { return a.second < b.second; });
-  if (top == verdicts.end() || !top->first.starts_with("architectural.") || 2 * top->second < total) return;
+  if (top == verdicts.end() || verdict_family(top->first) != "architectural" || 2 * top->second < total) return;
   c.because += fmt::format(
       "; but {} of the {} failed requests were judged {}: the environment triggers the failures "
       "and the architecture turns it into timeouts",

@@ -39,15 +39,10 @@ constexpr double contention_stretch = 1.3;
 // that runs close to it.
 constexpr double workload_near_deadline = 0.5;
 
-enum class wstate { pending, starting, idle, busy, pinging, stopping, exited };
+using wstate = worker_state;
 
 wstate parse_state(const std::string& name) {
-  static const std::map<std::string, wstate, std::less<>> names = {
-      {"pending", wstate::pending}, {"starting", wstate::starting}, {"idle", wstate::idle},
-      {"busy", wstate::busy},       {"pinging", wstate::pinging},   {"stopping", wstate::stopping},
-      {"exited", wstate::exited}};
-  const auto it = names.find(name);
-  return it == names.end() ? wstate::pending : it->second;
+  return worker_state_from_string(name).value_or(wstate::pending);
 }
 
 bool is_live(wstate s) {
@@ -683,11 +678,6 @@ std::optional<judgement> judge(const case_view& v, const case_settings& cs, cons
 }
 
 }  // namespace
-
-std::string_view verdict_family(std::string_view name) noexcept {
-  const auto dot = name.find('.');
-  return dot == std::string_view::npos ? name : name.substr(0, dot);
-}
 
 void diagnose_case(json& c, const scenario& s) {
   json verdicts = json::object();

@@ -15,26 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "scenario/scenario.hpp"
+#include "scenario/verdicts.hpp"  // the verdict names, families and meanings
 
 namespace procpool::harness {
-
-// Verdict names (harness/diagnosis/verdicts.md, "The verdicts").
-namespace verdict {
-inline constexpr std::string_view startup = "environmental.startup";
-inline constexpr std::string_view init = "environmental.init";
-inline constexpr std::string_view contention = "environmental.contention";
-inline constexpr std::string_view capacity = "capacity";
-inline constexpr std::string_view workload = "workload";
-inline constexpr std::string_view dispatch = "architectural.dispatch";
-inline constexpr std::string_view startup_serialization = "architectural.startup_serialization";
-inline constexpr std::string_view scaling = "architectural.scaling";
-inline constexpr std::string_view crash = "fault.crash";
-inline constexpr std::string_view hang = "fault.hang";
-inline constexpr std::string_view protocol = "fault.protocol";
-}  // namespace verdict
-
-// "environmental", "architectural", "capacity", "workload" or "fault".
-std::string_view verdict_family(std::string_view name) noexcept;
 
 // Gives each failed request timeline of the case a `verdict` and `evidence`, and fills the
 // case's `verdicts` (name -> count) and `findings` (one per verdict: count, rule, evidence of

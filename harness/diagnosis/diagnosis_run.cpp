@@ -296,7 +296,8 @@ std::string conclusion(const json& results, const json& summary, const json& ana
 
 void diagnose_run(json& results) {
   json verdicts = json::object();
-  json families = {{"environmental", 0}, {"architectural", 0}, {"capacity", 0}, {"workload", 0}, {"fault", 0}};
+  json families = json::object();
+  for (const auto& f : verdict_families) families[std::string(f.name)] = 0;
   std::uint64_t requests = 0, failed = 0, timeouts = 0;
   for (const auto& c : results.at("cases")) {
     requests += requests_of(c);

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "results/assertions.hpp"
 #include "run/runner.hpp"
 
 namespace procpool::harness {
@@ -46,97 +47,30 @@ json new_results(const scenario& s, const run_info& info) {
           {"partial", false}};
 }
 
+namespace {
+
+// The verdicts of the sweep analyses, which belong to no case.
+std::vector<sweep_verdict> sweep_verdicts_of(const json& results) {
+  std::vector<sweep_verdict> out;
+  if (!results.contains("analyses") || !results["analyses"].contains("usl")) return out;
+  for (const auto& fit : results["analyses"]["usl"]) {
+    if (!fit.contains("verdict") || !fit["verdict"].is_string()) continue;
+    out.push_back({fit["verdict"].get<std::string>(), fit.value("axis", "?")});
+  }
+  return out;
+}
+
+}  // namespace
+
 json check_assertions(const json& results) {
+  const assert_config a = assertions_of(results.at("scenario").at("assert"));
+  std::vector<case_figures> cases;
+  for (const auto& c : results.at("cases")) cases.push_back(figures_of_case(c));
   json checks = json::array();
-  const json& cases = results.at("cases");
-  const json& section = results.at("scenario").at("assert");
-  struct {
-    std::optional<double> max_timeout_rate, p99_ms;
-    std::vector<std::string> forbid_verdicts;
-  } a;
-  if (section.contains("max_timeout_rate") && section["max_timeout_rate"].is_number()) {
-    a.max_timeout_rate = section["max_timeout_rate"].get<double>();
-  }
-  if (section.contains("p99_ms") && section["p99_ms"].is_number()) {
-    a.p99_ms = section["p99_ms"].get<double>();
-  }
-  if (section.contains("forbid_verdicts")) {
-    a.forbid_verdicts = section["forbid_verdicts"].get<std::vector<std::string>>();
-  }
-  if (a.max_timeout_rate) {
-    // Per case, as the key is documented: one bad case among clean ones must not average
-    // away.
-    double worst = 0;
-    std::string worst_case;
-    std::uint64_t worst_timeouts = 0, worst_total = 0;
-    for (const auto& c : cases) {
-      std::uint64_t timeouts = 0, total = 0;
-      for (const auto& [name, n] : c.at("outcomes").items()) {
-        total += n.get<std::uint64_t>();
-        if (is_timeout_outcome(name)) timeouts += n.get<std::uint64_t>();
-      }
-      const double rate = total ? static_cast<double>(timeouts) / total : 0.0;
-      if (rate >= worst) {
-        worst = rate;
-        worst_case = c.at("id").get<std::string>();
-        worst_timeouts = timeouts;
-        worst_total = total;
-      }
-    }
-    checks.push_back({{"assertion", "max_timeout_rate"},
-                      {"limit", *a.max_timeout_rate},
-                      {"value", worst},
-                      {"held", worst <= *a.max_timeout_rate},
-                      {"detail", fmt::format("worst case {}: {} timeouts in {} requests", worst_case,
-                                             worst_timeouts, worst_total)}});
-  }
-  if (a.p99_ms) {
-    double worst = 0;
-    std::string worst_case;
-    for (const auto& c : cases) {
-      const double p99_ms = c.at("latency_us").at("p99").get<double>() / 1000.0;
-      if (p99_ms >= worst) {
-        worst = p99_ms;
-        worst_case = c.at("id").get<std::string>();
-      }
-    }
-    checks.push_back({{"assertion", "p99_ms"},
-                      {"limit", *a.p99_ms},
-                      {"value", worst},
-                      {"held", worst <= *a.p99_ms},
-                      {"detail", fmt::format("worst p99 {:.3f} ms in case {}", worst, worst_case)}});
-  }
+  if (a.max_timeout_rate) checks.push_back(check_max_timeout_rate(*a.max_timeout_rate, cases));
+  if (a.p99_ms) checks.push_back(check_p99_ms(*a.p99_ms, cases));
   if (!a.forbid_verdicts.empty()) {
-    std::vector<std::string> found;
-    for (const auto& c : cases) {
-      if (!c.contains("verdicts")) continue;
-      for (const auto& [verdict, n] : c["verdicts"].items()) {
-        for (const auto& pattern : a.forbid_verdicts) {
-          if (n.get<std::uint64_t>() > 0 && verdict_matches(pattern, verdict)) {
-            found.push_back(fmt::format("{} x{} in {}", verdict, n.get<std::uint64_t>(),
-                                        c.at("id").get<std::string>()));
-          }
-        }
-      }
-    }
-    // Sweep-level verdicts belong to no case.
-    if (results.contains("analyses") && results["analyses"].contains("usl")) {
-      for (const auto& fit : results["analyses"]["usl"]) {
-        if (!fit.contains("verdict") || !fit["verdict"].is_string()) continue;
-        const auto verdict = fit["verdict"].get<std::string>();
-        for (const auto& pattern : a.forbid_verdicts) {
-          if (verdict_matches(pattern, verdict)) {
-            found.push_back(fmt::format("{} over {} (sweep)", verdict, fit.value("axis", "?")));
-          }
-        }
-      }
-    }
-    checks.push_back({{"assertion", "forbid_verdicts"},
-                      {"limit", a.forbid_verdicts},
-                      {"value", found},
-                      {"held", found.empty()},
-                      {"detail", found.empty() ? "no forbidden verdict"
-                                               : fmt::format("{}", fmt::join(found, "; "))}});
+    checks.push_back(check_forbid_verdicts(a.forbid_verdicts, cases, sweep_verdicts_of(results)));
   }
   return checks;
 }

@@ -16,6 +16,8 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "scenario/verdicts.hpp"
+
 namespace procpool::harness {
 namespace {
 
@@ -25,12 +27,13 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 // Guards against a sweep that would take forever to expand, let alone run.
 constexpr std::size_t max_cases = 1'000'000;
 
-// The verdicts of harness/diagnosis/verdicts.md, so that a mistyped forbid_verdicts pattern is
-// caught before a run instead of silently matching nothing.
-constexpr auto known_verdicts = std::to_array<std::string_view>(
-    {"environmental.startup", "environmental.init", "environmental.contention", "capacity",
-     "workload", "architectural.dispatch", "architectural.startup_serialization",
-     "architectural.scaling", "fault.crash", "fault.hang", "fault.protocol"});
+// The verdict names, so that a mistyped forbid_verdicts pattern is caught before a run
+// instead of silently matching nothing.
+constexpr auto known_verdicts = [] {
+  std::array<std::string_view, verdict_table.size()> names{};
+  for (std::size_t i = 0; i < names.size(); ++i) names[i] = verdict_table[i].name;
+  return names;
+}();
 
 enum class value_type { integer, number, optional_number, boolean, string, choice, string_list };
 
@@ -58,6 +61,8 @@ struct key_spec {
   std::span<const std::string_view> choices;
   json (*get)(const scenario&);
   void (*set)(scenario&, const json&);  // REQUIRES: check_value accepted the value
+  const fake::knob_info* knob = nullptr;  // the worker knob the key feeds, if any
+  void (*to_options)(const scenario&, pool_options&) = nullptr;  // the pool option it sets
 };
 
 template <auto... path, class S>
@@ -125,9 +130,47 @@ key_spec field(std::string_view key, std::string_view meaning, limits range = {}
                   range,
                   choices,
                   [](const scenario& s) { return to_json_value(member<path...>(s)); },
-                  [](scenario& s, const json& v) { from_json_value(v, member<path...>(s)); }};
+                  [](scenario& s, const json& v) { from_json_value(v, member<path...>(s)); },
+                  nullptr,
+                  nullptr};
 }
 
+// A row for a key that feeds a worker knob: its range, and its meaning unless the scenario
+// says more, are the knob table's.
+template <auto... path>
+key_spec knob_field(std::string_view key, const fake::knob_info& knob,
+                    std::string_view meaning = {}) {
+  limits range;
+  if (knob.type != fake::knob_type::boolean && knob.type != fake::knob_type::choice) {
+    range.min = knob.min;
+    range.max = knob.max;
+  }
+  key_spec spec = field<path...>(key, meaning.empty() ? knob.help : meaning, range);
+  spec.knob = &knob;
+  return spec;
+}
+
+// A [pool] key is the pool option of the same meaning, in milliseconds where the option is a
+// duration.
+template <class Option, class Value>
+void set_option(Option& option, const Value& value) {
+  if constexpr (std::is_same_v<Option, std::chrono::milliseconds>) {
+    option = std::chrono::milliseconds(value);
+  } else {
+    option = value;
+  }
+}
+
+template <auto option, auto... path>
+key_spec pool_field(std::string_view key, std::string_view meaning, limits range = {}) {
+  key_spec spec = field<path...>(key, meaning, range);
+  spec.to_options = [](const scenario& s, pool_options& o) {
+    set_option(o.*option, member<path...>(s));
+  };
+  return spec;
+}
+
+using O = pool_options;
 using S = scenario;
 using W = worker_config;
 using SV = service_config;
@@ -142,9 +185,9 @@ const std::vector<key_spec>& key_table() {
       field<&S::description>("description", "the question the experiment answers", run_level),
       field<&S::repetitions>("repetitions", "runs of each sweep combination",
                              {.min = 1, .sweepable = false}),
-      field<&S::seed>("seed",
-                      "seed for the workers' service times and fault draws and the pool's "
-                      "recycling jitter; each worker mixes in its own id"),
+      knob_field<&S::seed>("seed", fake::knob("seed"),
+                           "seed for the workers' service times and fault draws and the pool's "
+                           "recycling jitter; each worker mixes in its own id"),
 
       field<&S::subject, &subject_config::kind>(
           "subject.kind",
@@ -163,25 +206,27 @@ const std::vector<key_spec>& key_table() {
           "injected start-up latency (ms): delay before the worker reaches its main loop "
           "(fake and python)",
           non_negative),
-      field<&S::worker, &W::init_ms>("worker.init_ms",
-                                     "injected init overhead (ms): delay inside the init "
-                                     "handshake",
-                                     non_negative),
-      field<&S::worker, &W::service, &SV::dist>("worker.service.dist",
-                                                "distribution of echo's service time"),
-      field<&S::worker, &W::service, &SV::ms>(
-          "worker.service.ms",
+      knob_field<&S::worker, &W::init_ms>(
+          "worker.init_ms", fake::knob("init_ms"),
+          "injected init overhead (ms): delay inside the init handshake"),
+      knob_field<&S::worker, &W::service, &SV::dist>("worker.service.dist",
+                                                     fake::knob("service_dist"),
+                                                     "distribution of echo's service time"),
+      knob_field<&S::worker, &W::service, &SV::ms>(
+          "worker.service.ms", fake::knob("service_ms"),
           "fixed: the service time; exponential: its mean; lognormal: its median (ms); also "
-          "the ms of sleep and burn requests",
-          non_negative),
-      field<&S::worker, &W::service, &SV::min_ms>("worker.service.min_ms",
-                                                  "uniform: lower bound (ms)", non_negative),
-      field<&S::worker, &W::service, &SV::max_ms>(
-          "worker.service.max_ms", "uniform: upper bound (ms); at least min_ms", non_negative),
-      field<&S::worker, &W::service, &SV::sigma>(
-          "worker.service.sigma", "lognormal: sigma of the underlying normal", non_negative),
-      field<&S::worker, &W::service, &SV::cpu>("worker.service.cpu",
-                                               "burn CPU for the service time instead of sleeping"),
+          "the ms of sleep and burn requests"),
+      knob_field<&S::worker, &W::service, &SV::min_ms>(
+          "worker.service.min_ms", fake::knob("service_min_ms"), "uniform: lower bound (ms)"),
+      knob_field<&S::worker, &W::service, &SV::max_ms>(
+          "worker.service.max_ms", fake::knob("service_max_ms"),
+          "uniform: upper bound (ms); at least min_ms"),
+      knob_field<&S::worker, &W::service, &SV::sigma>(
+          "worker.service.sigma", fake::knob("service_sigma"),
+          "lognormal: sigma of the underlying normal"),
+      knob_field<&S::worker, &W::service, &SV::cpu>(
+          "worker.service.cpu", fake::knob("service_cpu"),
+          "burn CPU for the service time instead of sleeping"),
       field<&S::worker, &W::preload>(
           "worker.preload",
           "python: modules imported inside the init handshake (counted as init overhead)"),
@@ -190,62 +235,65 @@ const std::vector<key_spec>& key_table() {
           "command: the command line of a program that speaks the protocol (required for "
           "command)"),
 
-      field<&S::pool, &P::size>("pool.size", "workers in the pool", at_least_one),
-      field<&S::pool, &P::prewarm>(
+      pool_field<&O::size, &S::pool, &P::size>(
+          "pool.size", "workers in the pool", at_least_one),
+      pool_field<&O::prewarm, &S::pool, &P::prewarm>(
           "pool.prewarm",
           "start workers on demand (none), at creation one at a time (sequential), or at "
           "creation up to max_concurrent_starts at once (parallel)"),
-      field<&S::pool, &P::max_concurrent_starts>(
+      pool_field<&O::max_concurrent_starts, &S::pool, &P::max_concurrent_starts>(
           "pool.max_concurrent_starts", "cap on workers starting at once; 0 = the number of cores"),
-      field<&S::pool, &P::start_timeout_ms>(
+      pool_field<&O::start_timeout, &S::pool, &P::start_timeout_ms>(
           "pool.start_timeout_ms",
           "time allowed for a worker's start; with init_timeout_ms it forms one deadline from "
           "spawn to init reply",
           at_least_one),
-      field<&S::pool, &P::init_timeout_ms>("pool.init_timeout_ms",
-                                           "time allowed for the init handshake", non_negative),
-      field<&S::pool, &P::request_timeout_ms>(
+      pool_field<&O::init_timeout, &S::pool, &P::init_timeout_ms>(
+          "pool.init_timeout_ms",
+          "time allowed for the init handshake", non_negative),
+      pool_field<&O::request_timeout, &S::pool, &P::request_timeout_ms>(
           "pool.request_timeout_ms",
           "deadline of each request; on expiry the worker is killed and replaced", at_least_one),
-      field<&S::pool, &P::checkout_timeout_ms>("pool.checkout_timeout_ms",
-                                               "longest wait for a free worker", non_negative),
-      field<&S::pool, &P::max_queue>(
+      pool_field<&O::checkout_timeout, &S::pool, &P::checkout_timeout_ms>(
+          "pool.checkout_timeout_ms",
+          "longest wait for a free worker", non_negative),
+      pool_field<&O::max_queue, &S::pool, &P::max_queue>(
           "pool.max_queue",
           "callers allowed to wait for a worker at once (one more is rejected with "
           "queue_full); 0 = unbounded"),
-      field<&S::pool, &P::recycle_after_requests>(
+      pool_field<&O::recycle_after_requests, &S::pool, &P::recycle_after_requests>(
           "pool.recycle_after_requests", "replace a worker after this many requests; 0 = never"),
-      field<&S::pool, &P::recycle_jitter>(
+      pool_field<&O::recycle_jitter, &S::pool, &P::recycle_jitter>(
           "pool.recycle_jitter",
           "up to this many more requests before recycling, drawn per worker"),
-      field<&S::pool, &P::recycle_after_age_ms>("pool.recycle_after_age_ms",
-                                                "replace a worker after this age (ms); 0 = never",
-                                                non_negative),
-      field<&S::pool, &P::recycle_above_rss_kib>(
+      pool_field<&O::recycle_after_age, &S::pool, &P::recycle_after_age_ms>(
+          "pool.recycle_after_age_ms",
+          "replace a worker after this age (ms); 0 = never", non_negative),
+      pool_field<&O::recycle_above_rss_kib, &S::pool, &P::recycle_above_rss_kib>(
           "pool.recycle_above_rss_kib",
           "replace a worker whose resident set exceeds this (KiB); 0 = never"),
-      field<&S::pool, &P::idle_ping_interval_ms>("pool.idle_ping_interval_ms",
-                                                 "ping idle workers this often (ms); 0 = never",
-                                                 non_negative),
-      field<&S::pool, &P::ping_timeout_ms>("pool.ping_timeout_ms",
-                                           "a ping unanswered this long (ms) replaces the worker",
-                                           at_least_one),
-      field<&S::pool, &P::restart_backoff_ms>(
+      pool_field<&O::idle_ping_interval, &S::pool, &P::idle_ping_interval_ms>(
+          "pool.idle_ping_interval_ms",
+          "ping idle workers this often (ms); 0 = never", non_negative),
+      pool_field<&O::ping_timeout, &S::pool, &P::ping_timeout_ms>(
+          "pool.ping_timeout_ms",
+          "a ping unanswered this long (ms) replaces the worker", at_least_one),
+      pool_field<&O::restart_backoff_initial, &S::pool, &P::restart_backoff_ms>(
           "pool.restart_backoff_ms",
           "delay before restarting a slot after a failure (ms), doubled for each consecutive "
           "failure",
           non_negative),
-      field<&S::pool, &P::restart_backoff_max_ms>(
+      pool_field<&O::restart_backoff_max, &S::pool, &P::restart_backoff_max_ms>(
           "pool.restart_backoff_max_ms",
           "cap on the restart delay (ms); at least restart_backoff_ms", non_negative),
-      field<&S::pool, &P::crash_loop_failures>(
+      pool_field<&O::crash_loop_failures, &S::pool, &P::crash_loop_failures>(
           "pool.crash_loop_failures",
           "failed starts within crash_loop_window_ms that make the pool degraded (failing "
           "fast instead of restarting in a loop)",
           at_least_one),
-      field<&S::pool, &P::crash_loop_window_ms>(
+      pool_field<&O::crash_loop_window, &S::pool, &P::crash_loop_window_ms>(
           "pool.crash_loop_window_ms", "window of the crash-loop guard (ms)", at_least_one),
-      field<&S::pool, &P::max_frame_bytes>(
+      pool_field<&O::max_frame_bytes, &S::pool, &P::max_frame_bytes>(
           "pool.max_frame_bytes",
           "largest frame accepted from a worker; a larger length is a protocol fault", {.min = 64}),
 
@@ -285,49 +333,36 @@ const std::vector<key_spec>& key_table() {
       field<&S::environment, &environment_config::cpus>(
           "environment.cpus", "restrict the subject and its workers to this many CPUs; 0 = all"),
 
-      field<&S::faults, &F::crash_after>("faults.crash_after",
-                                         "crash on the request after this many; 0 = never"),
-      field<&S::faults, &F::crash_probability>("faults.crash_probability",
-                                               "per-request probability of a crash", probability),
-      field<&S::faults, &F::crash_mode>(
-          "faults.crash_mode",
-          "how a crash happens: exit with crash_exit_code, SIGSEGV, or SIGKILL itself"),
-      field<&S::faults, &F::crash_exit_code>(
-          "faults.crash_exit_code", "exit code of crash_mode exit", {.min = 0, .max = 255}),
-      field<&S::faults, &F::hang_probability>("faults.hang_probability",
-                                              "per-request probability of never answering again",
-                                              probability),
-      field<&S::faults, &F::hang_mode>("faults.hang_mode",
-                                       "a hang sleeps (no CPU use) or spins (burns CPU)"),
-      field<&S::faults, &F::slow_probability>(
-          "faults.slow_probability", "per-request probability of adding slow_ms", probability),
-      field<&S::faults, &F::slow_ms>("faults.slow_ms", "extra delay of a slow reply (ms)",
-                                     non_negative),
-      field<&S::faults, &F::garbage_probability>(
-          "faults.garbage_probability",
-          "per-request probability of a well-framed reply that is not JSON", probability),
-      field<&S::faults, &F::truncated_probability>(
-          "faults.truncated_probability",
-          "per-request probability of writing part of a frame, then exiting", probability),
-      field<&S::faults, &F::oversize_probability>(
-          "faults.oversize_probability",
-          "per-request probability of an oversize length prefix, then silence", probability),
-      field<&S::faults, &F::wrong_id_probability>(
-          "faults.wrong_id_probability", "per-request probability of answering with a wrong id",
-          probability),
-      field<&S::faults, &F::exit_during_init>("faults.exit_during_init",
-                                              "exit when the init request arrives"),
-      field<&S::faults, &F::never_ready>("faults.never_ready", "never answer the init request"),
-      field<&S::faults, &F::stderr_flood_mb>("faults.stderr_flood_mb",
-                                             "MiB written to stderr during init, before the reply",
-                                             non_negative),
-      field<&S::faults, &F::memory_growth_kb>(
-          "faults.memory_growth_kb", "KiB allocated, touched and kept per request", non_negative),
-      field<&S::faults, &F::ignore_sigterm>(
-          "faults.ignore_sigterm", "ignore SIGTERM, so that stopping must escalate to SIGKILL"),
-      field<&S::faults, &F::grandchild>(
-          "faults.grandchild",
-          "fork a grandchild at start-up that lives until its process group is killed"),
+      knob_field<&S::faults, &F::crash_after>("faults.crash_after", fake::knob("crash_after")),
+      knob_field<&S::faults, &F::crash_probability>("faults.crash_probability",
+                                                    fake::knob("crash_probability")),
+      knob_field<&S::faults, &F::crash_mode>("faults.crash_mode", fake::knob("crash_mode")),
+      knob_field<&S::faults, &F::crash_exit_code>("faults.crash_exit_code",
+                                                  fake::knob("crash_exit_code")),
+      knob_field<&S::faults, &F::hang_probability>("faults.hang_probability",
+                                                   fake::knob("hang_probability")),
+      knob_field<&S::faults, &F::hang_mode>("faults.hang_mode", fake::knob("hang_mode")),
+      knob_field<&S::faults, &F::slow_probability>("faults.slow_probability",
+                                                   fake::knob("slow_probability")),
+      knob_field<&S::faults, &F::slow_ms>("faults.slow_ms", fake::knob("slow_ms")),
+      knob_field<&S::faults, &F::garbage_probability>("faults.garbage_probability",
+                                                      fake::knob("garbage_probability")),
+      knob_field<&S::faults, &F::truncated_probability>("faults.truncated_probability",
+                                                        fake::knob("truncated_probability")),
+      knob_field<&S::faults, &F::oversize_probability>("faults.oversize_probability",
+                                                       fake::knob("oversize_probability")),
+      knob_field<&S::faults, &F::wrong_id_probability>("faults.wrong_id_probability",
+                                                       fake::knob("wrong_id_probability")),
+      knob_field<&S::faults, &F::exit_during_init>("faults.exit_during_init",
+                                                   fake::knob("exit_during_init")),
+      knob_field<&S::faults, &F::never_ready>("faults.never_ready", fake::knob("never_ready")),
+      knob_field<&S::faults, &F::stderr_flood_mb>("faults.stderr_flood_mb",
+                                                  fake::knob("stderr_flood_mb")),
+      knob_field<&S::faults, &F::memory_growth_kb>("faults.memory_growth_kb",
+                                                   fake::knob("memory_growth_kb")),
+      knob_field<&S::faults, &F::ignore_sigterm>("faults.ignore_sigterm",
+                                                 fake::knob("ignore_sigterm")),
+      knob_field<&S::faults, &F::grandchild>("faults.grandchild", fake::knob("grandchild")),
 
       field<&S::assertions, &assert_config::max_timeout_rate>(
           "assert.max_timeout_rate",
@@ -784,15 +819,6 @@ void insert_at(json& root, std::string_view dotted, json value) {
   (*node)[std::string(dotted.substr(start))] = std::move(value);
 }
 
-// The worker knob a key feeds, if any (names as in fake_worker/knobs.cpp).
-std::optional<std::string> knob_name(std::string_view key) {
-  if (key.starts_with("faults.")) return std::string(key.substr(7));
-  if (key.starts_with("worker.service.")) return fmt::format("service_{}", key.substr(15));
-  if (key == "worker.init_ms") return "init_ms";
-  if (key == "seed") return "seed";
-  return std::nullopt;
-}
-
 std::optional<std::size_t> parse_count(std::string_view text) {
   std::size_t value = 0;
   const auto* end = text.data() + text.size();
@@ -1010,13 +1036,12 @@ nlohmann::json worker_init_args(const scenario& s) {
   const scenario defaults;
   json args = json::object();
   for (const auto& spec : key_table()) {
-    auto knob = knob_name(spec.key);
-    if (!knob) continue;
+    if (!spec.knob) continue;
     json value = spec.get(s);
     // Faults at their defaults are left out, so that a worker's init args show what was
     // injected and nothing else.
-    if (spec.key.starts_with("faults.") && value == spec.get(defaults)) continue;
-    args[*knob] = std::move(value);
+    if (spec.knob->group == fake::knob_group::fault && value == spec.get(defaults)) continue;
+    args[std::string(spec.knob->name)] = std::move(value);
   }
   return args;
 }
@@ -1036,29 +1061,11 @@ std::vector<std::string> worker_extra_flags(const scenario& s) {
 }
 
 pool_options pool_options_for(const scenario& s) {
-  using ms = std::chrono::milliseconds;
-  const auto& p = s.pool;
   pool_options o;
+  for (const auto& spec : key_table()) {
+    if (spec.to_options) spec.to_options(s, o);
+  }
   o.init_args = worker_init_args(s);
-  o.size = p.size;
-  o.prewarm = p.prewarm;
-  o.max_concurrent_starts = p.max_concurrent_starts;
-  o.start_timeout = ms(p.start_timeout_ms);
-  o.init_timeout = ms(p.init_timeout_ms);
-  o.checkout_timeout = ms(p.checkout_timeout_ms);
-  o.request_timeout = ms(p.request_timeout_ms);
-  o.max_queue = p.max_queue;
-  o.recycle_after_requests = p.recycle_after_requests;
-  o.recycle_jitter = p.recycle_jitter;
-  o.recycle_after_age = ms(p.recycle_after_age_ms);
-  o.recycle_above_rss_kib = p.recycle_above_rss_kib;
-  o.idle_ping_interval = ms(p.idle_ping_interval_ms);
-  o.ping_timeout = ms(p.ping_timeout_ms);
-  o.restart_backoff_initial = ms(p.restart_backoff_ms);
-  o.restart_backoff_max = ms(p.restart_backoff_max_ms);
-  o.crash_loop_failures = p.crash_loop_failures;
-  o.crash_loop_window = ms(p.crash_loop_window_ms);
-  o.max_frame_bytes = p.max_frame_bytes;
   o.seed = s.seed;
   return o;
 }

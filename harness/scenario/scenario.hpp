@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fake_worker/knob_table.hpp"
 #include "procpool/pool_options.hpp"
 #include "procpool/result.hpp"
 
@@ -60,8 +61,7 @@ struct enum_traits<worker_type> {
 };
 template <>
 struct enum_traits<service_dist> {
-  static constexpr auto names =
-      std::to_array<std::string_view>({"fixed", "uniform", "exponential", "lognormal"});
+  static constexpr auto names = fake::service_dists;
 };
 template <>
 struct enum_traits<prewarm_mode> {
@@ -85,11 +85,11 @@ struct enum_traits<load_command> {
 };
 template <>
 struct enum_traits<crash_mode> {
-  static constexpr auto names = std::to_array<std::string_view>({"exit", "segv", "kill"});
+  static constexpr auto names = fake::crash_modes;
 };
 template <>
 struct enum_traits<hang_mode> {
-  static constexpr auto names = std::to_array<std::string_view>({"sleep", "spin"});
+  static constexpr auto names = fake::hang_modes;
 };
 
 template <class E>
@@ -134,6 +134,7 @@ struct worker_config {
   std::vector<std::string> command;  // command
 };
 
+// Each key sets the pool_options member its row of the key table names (pool_options_for).
 struct pool_config {
   std::size_t size = 4;
   prewarm_mode prewarm = prewarm_mode::parallel;
@@ -173,26 +174,26 @@ struct environment_config {
   std::size_t cpus = 0;  // 0: all
 };
 
-// The fake worker's fault knobs, same names and defaults (fake_worker/knobs.hpp).
+// The worker's fault knobs ([faults]), with the knob table's names and defaults.
 struct fault_config {
-  std::uint64_t crash_after = 0;
-  double crash_probability = 0;
-  harness::crash_mode crash_mode = harness::crash_mode::exit;
-  int crash_exit_code = 3;
-  double hang_probability = 0;
-  harness::hang_mode hang_mode = harness::hang_mode::sleep;
-  double slow_probability = 0;
-  double slow_ms = 1'000;
-  double garbage_probability = 0;
-  double truncated_probability = 0;
-  double oversize_probability = 0;
-  double wrong_id_probability = 0;
-  bool exit_during_init = false;
-  bool never_ready = false;
-  double stderr_flood_mb = 0;
-  double memory_growth_kb = 0;
-  bool ignore_sigterm = false;
-  bool grandchild = false;
+  std::uint64_t crash_after = fake::knob("crash_after").default_as<std::uint64_t>();
+  double crash_probability = fake::knob("crash_probability").default_as<double>();
+  harness::crash_mode crash_mode = fake::knob("crash_mode").default_as<harness::crash_mode>();
+  int crash_exit_code = fake::knob("crash_exit_code").default_as<int>();
+  double hang_probability = fake::knob("hang_probability").default_as<double>();
+  harness::hang_mode hang_mode = fake::knob("hang_mode").default_as<harness::hang_mode>();
+  double slow_probability = fake::knob("slow_probability").default_as<double>();
+  double slow_ms = fake::knob("slow_ms").default_as<double>();
+  double garbage_probability = fake::knob("garbage_probability").default_as<double>();
+  double truncated_probability = fake::knob("truncated_probability").default_as<double>();
+  double oversize_probability = fake::knob("oversize_probability").default_as<double>();
+  double wrong_id_probability = fake::knob("wrong_id_probability").default_as<double>();
+  bool exit_during_init = fake::knob("exit_during_init").default_as<bool>();
+  bool never_ready = fake::knob("never_ready").default_as<bool>();
+  double stderr_flood_mb = fake::knob("stderr_flood_mb").default_as<double>();
+  double memory_growth_kb = fake::knob("memory_growth_kb").default_as<double>();
+  bool ignore_sigterm = fake::knob("ignore_sigterm").default_as<bool>();
+  bool grandchild = fake::knob("grandchild").default_as<bool>();
 };
 
 struct assert_config {

@@ -87,6 +87,15 @@ std::string_view to_string(ready_state s) noexcept {
   return "unknown";
 }
 
+std::optional<worker_state> worker_state_from_string(std::string_view name) noexcept {
+  for (auto s : {worker_state::pending, worker_state::starting, worker_state::idle,
+                 worker_state::busy, worker_state::pinging, worker_state::stopping,
+                 worker_state::exited}) {
+    if (to_string(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
 // --- pool ------------------------------------------------------------------------------
 
 result<pool> pool::create(pool_options options) {

@@ -2,7 +2,8 @@
 
 Every knob is both a command-line flag (``--name-with-dashes``) and an init-args key
 (``name_with_underscores``); init args override flags. Names, types and defaults are the
-fake worker's, so one scenario can drive either worker.
+fake worker's, so one scenario can drive either worker: tests/test_knob_table.py holds this
+list to the C++ knob table (fake_worker/include/fake_worker/knob_table.hpp).
 """
 
 from __future__ import annotations

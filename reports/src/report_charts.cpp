@@ -11,6 +11,7 @@
 
 #include "report_svg.hpp"
 #include "report_text.hpp"
+#include "scenario/verdicts.hpp"
 #include "statistics/statistics.hpp"
 
 namespace procpool::harness::report_charts {
@@ -397,10 +398,10 @@ std::string verdicts(const report_model::document& doc) {
     std::string colour;
     std::string family;
   };
-  static const std::vector<std::string> family_order = {"environmental", "capacity", "workload", "architectural", "fault"};
-  const auto rank = [&](std::string_view family) {
-    const auto it = std::find(family_order.begin(), family_order.end(), family);
-    return static_cast<std::size_t>(it - family_order.begin());
+  const auto rank = [](std::string_view family) {
+    const auto it = std::find_if(verdict_families.begin(), verdict_families.end(),
+                                 [&](const auto& f) { return f.name == family; });
+    return static_cast<std::size_t>(it - verdict_families.begin());
   };
   std::vector<bar> bars;
   for (const auto& [verdict, n] : doc.verdicts) {
@@ -439,8 +440,9 @@ std::string verdicts(const report_model::document& doc) {
     families.insert(b.family);
   }
   std::vector<legend_entry> entries;
-  for (const auto& f : family_order) {
-    if (families.count(f)) entries.push_back({f, report_model::family_colour(f), legend_entry::mark::swatch});
+  for (const auto& f : verdict_families) {
+    const std::string name(f.name);
+    if (families.count(name)) entries.push_back({name, std::string(f.colour), legend_entry::mark::swatch});
   }
   if (families.count("")) entries.push_back({"no verdict", report_model::family_colour(""), legend_entry::mark::swatch});
   const double bottom = report_svg::legend(c, area.left, area.bottom() + 44, area.width, entries, "family:");

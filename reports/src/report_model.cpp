@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "diagnosis/diagnosis.hpp"
+#include "results/assertions.hpp"
 #include "report_text.hpp"
 #include "run/runner.hpp"
 #include "scenario/scenario.hpp"
@@ -212,89 +213,69 @@ document view_of(const json& results) {
 std::string_view family_of(std::string_view verdict) noexcept { return verdict_family(verdict); }
 
 std::string family_colour(std::string_view family) {
-  if (family == "environmental") return "#2563eb";
-  if (family == "architectural") return "#dc2626";
-  if (family == "capacity") return "#d97706";
-  if (family == "workload") return "#7c3aed";
-  if (family == "fault") return "#4b5563";
-  return "#db2777";  // failures without a (known) verdict
+  return std::string(harness::family_colour(family));
 }
 
 std::string verdict_colour(std::string_view verdict) {
-  static const std::map<std::string, std::string, std::less<>> shades = {
-      {"environmental.startup", "#1e40af"},
-      {"environmental.init", "#3b82f6"},
-      {"environmental.contention", "#93c5fd"},
-      {"architectural.dispatch", "#991b1b"},
-      {"architectural.startup_serialization", "#dc2626"},
-      {"architectural.scaling", "#f87171"},
-      {"fault.crash", "#1f2937"},
-      {"fault.hang", "#6b7280"},
-      {"fault.protocol", "#9ca3af"},
-  };
-  const auto it = shades.find(verdict);
-  return it != shades.end() ? it->second : family_colour(family_of(verdict));
+  return std::string(harness::verdict_colour(verdict));
 }
 
 std::string_view verdict_meaning(std::string_view verdict) noexcept {
-  if (verdict == "environmental.startup") return "a worker's process start was slow";
-  if (verdict == "environmental.init") return "the init handshake was slow";
-  if (verdict == "environmental.contention") return "the host was short of CPU";
-  if (verdict == "capacity") return "all workers were busy with real work";
-  if (verdict == "workload") return "the task itself outlived the deadline";
-  if (verdict == "architectural.dispatch") return "a request waited while a ready worker sat idle";
-  if (verdict == "architectural.startup_serialization") {
-    return "workers started one at a time with slots and CPU free";
-  }
-  if (verdict == "architectural.scaling") return "throughput does not grow with workers";
-  if (verdict == "fault.crash") return "a worker died";
-  if (verdict == "fault.hang") return "a worker stopped answering";
-  if (verdict == "fault.protocol") return "a worker broke the framing";
-  return {};
+  return harness::verdict_meaning(verdict);
 }
 
+namespace {
+
+case_figures figures_of(const case_row& c) {
+  return {.id = c.id,
+          .requests = c.requests,
+          .timeouts = c.timeouts,
+          .p99_ms = c.latency.p99 / 1000.0,
+          .verdicts = {c.verdicts.begin(), c.verdicts.end()}};
+}
+
+case_check timeout_rate_check(const case_figures& c, double limit) {
+  return {"max_timeout_rate", timeout_rate_held(c, limit),
+          fmt::format("{} timeouts in {} requests ({}), limit {}", c.timeouts, c.requests,
+                      report_text::percent(c.timeout_rate()), report_text::percent(limit)),
+          {}};
+}
+
+case_check p99_check(const case_figures& c, double limit_ms) {
+  return {"p99_ms", p99_held(c, limit_ms),
+          fmt::format("p99 {} ms, limit {} ms", report_text::significant(c.p99_ms),
+                      report_text::significant(limit_ms)),
+          {}};
+}
+
+case_check forbid_check(const case_figures& c, const std::vector<std::string>& patterns) {
+  case_check check{"forbid_verdicts", true, {}, {}};
+  std::vector<std::string> found;
+  for (const auto& [verdict, n] : c.verdicts) {
+    const auto matching = harness::forbidding_patterns(patterns, verdict);
+    if (n == 0 || matching.empty()) continue;
+    check.verdicts.push_back(verdict);
+    found.push_back(fmt::format("{} x{} (forbidden by {})", verdict, n, fmt::join(matching, ", ")));
+  }
+  check.held = found.empty();
+  check.detail = found.empty() ? "no forbidden verdict" : fmt::format("{}", fmt::join(found, "; "));
+  return check;
+}
+
+}  // namespace
+
 std::vector<case_check> check_case(const json& assert_section, const case_row& c) {
+  const assert_config a = assertions_of(assert_section);
+  const case_figures figures = figures_of(c);
   std::vector<case_check> checks;
-  if (const json* limit = find(assert_section, "max_timeout_rate"); limit && limit->is_number()) {
-    const double max_rate = limit->get<double>();
-    checks.push_back({"max_timeout_rate", c.timeout_rate <= max_rate,
-                      fmt::format("{} timeouts in {} requests ({}), limit {}", c.timeouts,
-                                  c.requests, report_text::percent(c.timeout_rate),
-                                  report_text::percent(max_rate)),
-                      {}});
-  }
-  if (const json* limit = find(assert_section, "p99_ms"); limit && limit->is_number()) {
-    const double p99_ms = c.latency.p99 / 1000.0;
-    checks.push_back({"p99_ms", p99_ms <= limit->get<double>(),
-                      fmt::format("p99 {} ms, limit {} ms", report_text::significant(p99_ms),
-                                  report_text::significant(limit->get<double>())),
-                      {}});
-  }
-  if (const json* patterns = find(assert_section, "forbid_verdicts");
-      patterns && patterns->is_array() && !patterns->empty()) {
-    case_check check{"forbid_verdicts", true, {}, {}};
-    std::vector<std::string> found;
-    for (const auto& [verdict, n] : c.verdicts) {
-      const auto matching = forbidding_patterns(assert_section, verdict);
-      if (n == 0 || matching.empty()) continue;
-      check.verdicts.push_back(verdict);
-      found.push_back(fmt::format("{} x{} (forbidden by {})", verdict, n, fmt::join(matching, ", ")));
-    }
-    check.held = found.empty();
-    check.detail = found.empty() ? "no forbidden verdict" : fmt::format("{}", fmt::join(found, "; "));
-    checks.push_back(std::move(check));
-  }
+  if (a.max_timeout_rate) checks.push_back(timeout_rate_check(figures, *a.max_timeout_rate));
+  if (a.p99_ms) checks.push_back(p99_check(figures, *a.p99_ms));
+  if (!a.forbid_verdicts.empty()) checks.push_back(forbid_check(figures, a.forbid_verdicts));
   return checks;
 }
 
 std::vector<std::string> forbidding_patterns(const json& assert_section, std::string_view verdict) {
-  std::vector<std::string> out;
-  const json* patterns = find(assert_section, "forbid_verdicts");
-  if (!patterns || !patterns->is_array()) return out;
-  for (const auto& p : *patterns) {
-    if (p.is_string() && verdict_matches(p.get<std::string>(), verdict)) out.push_back(p.get<std::string>());
-  }
-  return out;
+  return harness::forbidding_patterns(assertions_of(assert_section).forbid_verdicts, verdict);
 }
 
 std::string failure_family(const case_row& c) {

@@ -81,12 +81,12 @@ std::string top_of(const counts& verdicts);
 
 // ---- Verdicts ----
 
-// Text before the first dot: "environmental", "architectural", "capacity", ...
+// Lookups in the verdict table (scenario/verdicts.hpp), for the writers' convenience.
 std::string_view family_of(std::string_view verdict) noexcept;
 // One colour per family, a shade of it per verdict, so charts and legends agree.
 std::string family_colour(std::string_view family);
 std::string verdict_colour(std::string_view verdict);
-// A verdict's one-line meaning (harness/diagnosis/verdicts.md); empty for names it does not know.
+// The verdict's one-line meaning; empty for names the table does not know.
 std::string_view verdict_meaning(std::string_view verdict) noexcept;
 
 // ---- The scenario's [assert] table against one case ----

@@ -566,20 +566,32 @@ TEST(ScenarioJson, ReadmeExamplesParse) {
 
 TEST(ScenarioWorker, FaultKeysAreTheFakeWorkersKnobs) {
   const fake::knobs knob_defaults;
-  const json defaults = scenario_to_json(scenario{});
   std::size_t faults = 0;
   for (const auto& doc : scenario_schema()) {
     if (!doc.key.starts_with("faults.")) continue;
     ++faults;
     const std::string name = doc.key.substr(7);
-    auto knob = std::find_if(fake::knob_table().begin(), fake::knob_table().end(),
-                             [&](const fake::knob_spec& k) { return name == k.name; });
-    ASSERT_NE(knob, fake::knob_table().end()) << doc.key << " is no fake worker knob";
+    auto knob = std::find_if(fake::knob_bindings().begin(), fake::knob_bindings().end(),
+                             [&](const fake::knob_spec& k) { return name == k.info->name; });
+    ASSERT_NE(knob, fake::knob_bindings().end()) << doc.key << " is no fake worker knob";
+    EXPECT_EQ(knob->info->group, fake::knob_group::fault) << doc.key;
     const json knob_default =
         std::visit([&](auto m) { return json(knob_defaults.*m); }, knob->field);
     EXPECT_EQ(doc.default_value, knob_default) << doc.key;
+    EXPECT_EQ(doc.meaning, knob->info->help) << doc.key;
   }
+  // And every fault knob has its key.
+  EXPECT_EQ(faults, static_cast<std::size_t>(std::count_if(
+                        fake::knob_table.begin(), fake::knob_table.end(),
+                        [](const fake::knob_info& k) { return k.group == fake::knob_group::fault; })));
   EXPECT_EQ(faults, 18u);
+}
+
+TEST(ScenarioWorker, KnobKeysTakeTheKnobsRanges) {
+  // Out of the knob's range for the scenario too, with the same bounds.
+  expect_error("[faults]\ncrash_exit_code = 256\n", 2, "faults.crash_exit_code", "between 0 and 255");
+  expect_error("[worker.service]\nsigma = -1\n", 2, "worker.service.sigma", "at least 0");
+  parse_ok("[faults]\ncrash_exit_code = 255\nslow_probability = 1\n");
 }
 
 TEST(ScenarioWorker, InitArgsCarryServiceSeedAndChangedFaults) {
@@ -652,6 +664,40 @@ TEST(ScenarioWorker, PoolOptions) {
   EXPECT_EQ(options.max_queue, 3u);
   EXPECT_EQ(options.seed, 5u);
   EXPECT_EQ(options.init_args.at("slow_probability"), 0.5);
+}
+
+TEST(ScenarioWorker, EveryPoolKeyReachesItsOption) {
+  auto file = parse_ok(
+      "[pool]\nsize = 3\nprewarm = \"none\"\nmax_concurrent_starts = 2\nstart_timeout_ms = 11\n"
+      "init_timeout_ms = 12\nrequest_timeout_ms = 13\ncheckout_timeout_ms = 14\nmax_queue = 15\n"
+      "recycle_after_requests = 16\nrecycle_jitter = 17\nrecycle_after_age_ms = 18\n"
+      "recycle_above_rss_kib = 19\nidle_ping_interval_ms = 20\nping_timeout_ms = 21\n"
+      "restart_backoff_ms = 22\nrestart_backoff_max_ms = 23\ncrash_loop_failures = 24\n"
+      "crash_loop_window_ms = 25\nmax_frame_bytes = 4096\n");
+  std::size_t pool_keys = 0;
+  for (const auto& doc : scenario_schema()) pool_keys += doc.key.starts_with("pool.") ? 1 : 0;
+  EXPECT_EQ(pool_keys, 19u) << "a new [pool] key needs a line here";
+  using ms = std::chrono::milliseconds;
+  const auto o = pool_options_for(file.scenario);
+  EXPECT_EQ(o.size, 3u);
+  EXPECT_EQ(o.prewarm, prewarm_mode::none);
+  EXPECT_EQ(o.max_concurrent_starts, 2u);
+  EXPECT_EQ(o.start_timeout, ms(11));
+  EXPECT_EQ(o.init_timeout, ms(12));
+  EXPECT_EQ(o.request_timeout, ms(13));
+  EXPECT_EQ(o.checkout_timeout, ms(14));
+  EXPECT_EQ(o.max_queue, 15u);
+  EXPECT_EQ(o.recycle_after_requests, 16u);
+  EXPECT_EQ(o.recycle_jitter, 17u);
+  EXPECT_EQ(o.recycle_after_age, ms(18));
+  EXPECT_EQ(o.recycle_above_rss_kib, 19u);
+  EXPECT_EQ(o.idle_ping_interval, ms(20));
+  EXPECT_EQ(o.ping_timeout, ms(21));
+  EXPECT_EQ(o.restart_backoff_initial, ms(22));
+  EXPECT_EQ(o.restart_backoff_max, ms(23));
+  EXPECT_EQ(o.crash_loop_failures, 24u);
+  EXPECT_EQ(o.crash_loop_window, ms(25));
+  EXPECT_EQ(o.max_frame_bytes, 4096u);
 }
 
 TEST(ScenarioVerdicts, GlobMatch) {

@@ -29,6 +29,8 @@ enum class worker_state {
 };
 
 std::string_view to_string(worker_state s) noexcept;
+// The state to_string names; nullopt for any other text.
+std::optional<worker_state> worker_state_from_string(std::string_view name) noexcept;
 
 struct worker_event {
   std::int64_t t_ns = 0;
