@@ -1,7 +1,7 @@
 // The verdicts, one table: each verdict's name, family, one-line meaning and chart colour,
 // and each family's colour. The scenario checks forbid_verdicts patterns against it, the
 // diagnosis names its verdicts from it, the reports describe and colour them from it. The
-// names are a contract (reports/verdicts.md).
+// names are a contract (harness/diagnosis/verdicts.md).
 #pragma once
 
 #include <array>
