@@ -130,12 +130,15 @@ struct case_view {
   std::size_t cpu_hogs = 0;
 };
 
-// A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
-// behind, whatever its exit looked like ("exited with code 0", "killed by SIGTERM" after a
-// graceful stop ran out of time). `why` is the cause of its stopping state when it had one,
-// else of its exit.
-bool is_fault_exit(const std::string& why) {
-  return !why.starts_with("pool stopping") && !why.starts_with("recycled");
+// Why a worker left, from its stopping or exited event. Documents written before events
+// carried "exit_kind" (merge and report read old results.json files) say it only in the free
+// text of the cause, so the cause's wording is the fallback there.
+bool is_planned_exit(const json& e) {
+  if (const auto it = e.find("exit_kind"); it != e.end()) {
+    return *it == "planned_stop" || *it == "recycled";
+  }
+  const std::string cause = e.value("cause", "");
+  return cause.starts_with("pool stopping") || cause.starts_with("recycled");
 }
 
 std::int64_t ns(const json& j, const char* key) { return j.value(key, std::int64_t{0}); }
@@ -200,7 +203,9 @@ case_view view_of(const json& c) {
   std::map<std::uint64_t, open_state> open;
   std::map<std::uint64_t, worker_start> starting;
   std::map<std::size_t, fault_exit> slot_down_since;  // slots whose worker died of a fault
-  std::map<std::uint64_t, std::string> stopping_cause;
+  // A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
+  // behind, whatever its exit looked like: its stopping event decides when it had one.
+  std::map<std::uint64_t, bool> stopping_planned;
   for (const auto& e : events) {
     const auto worker = e.value("worker", std::uint64_t{0});
     const auto slot = e.value("slot", std::size_t{0});
@@ -223,12 +228,11 @@ case_view view_of(const json& c) {
       v.starts.push_back(st->second);
       starting.erase(st);
     }
-    if (to == wstate::stopping) stopping_cause[worker] = e.value("cause", "");
+    if (to == wstate::stopping) stopping_planned[worker] = is_planned_exit(e);
     if (to == wstate::exited) {
-      const std::string cause = e.value("cause", "");
-      v.exit_causes[worker] = cause;
-      const auto stopped = stopping_cause.find(worker);
-      if (is_fault_exit(stopped != stopping_cause.end() ? stopped->second : cause)) {
+      v.exit_causes[worker] = e.value("cause", "");
+      const auto stopped = stopping_planned.find(worker);
+      if (!(stopped != stopping_planned.end() ? stopped->second : is_planned_exit(e))) {
         v.fault_exits.push_back({t, worker});
         slot_down_since[slot] = {t, worker};
       }

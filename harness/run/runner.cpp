@@ -41,6 +41,7 @@ json event_json(const worker_event& e) {
   if (e.t_spawn_ns) j["t_spawn_ns"] = e.t_spawn_ns;
   if (e.t_main_ns) j["t_main_ns"] = e.t_main_ns;
   if (e.t_init_done_ns) j["t_init_done_ns"] = e.t_init_done_ns;
+  if (e.exit != exit_kind::none) j["exit_kind"] = to_string(e.exit);
   return j;
 }
 
