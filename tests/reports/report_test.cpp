@@ -18,6 +18,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/report_command.hpp"
 #include "report_text.hpp"
 
 namespace procpool::harness {
