@@ -449,98 +449,81 @@ judgement replacement_wait(const wait_picture& p, const loss_verdicts& losses, j
   return j;
 }
 
-judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const timeline_record& t,
-                                 const loss_verdicts& losses) {
-  const std::int64_t a = t.t_submit, b = t.t_reply;
-  const wait_picture p = picture(v, cs, a, b);
-  json base = {{"waited_ms", round3(p.wait_ms)}, {"checkout_timeout_ms", cs.checkout_timeout_ms}};
+judgement idle_worker_wait(const wait_picture& p, json evidence, double dispatch_bound) {
+  judgement j{verdict::dispatch,
+              "a ready worker sat idle during the wait for longer than the dispatch bound "
+              "(5 ms, or 10% of the wait)"};
+  j.evidence = std::move(evidence);
+  j.evidence.update({{"idle_worker", p.idle_worker},
+                     {"idle_ms", round3(p.idle_max_ms)},
+                     {"dispatch_bound_ms", round3(dispatch_bound)}});
+  j.summary = fmt::format("waited {:.0f} ms while worker {} sat idle for {:.0f} ms", p.wait_ms,
+                          p.idle_worker, p.idle_max_ms);
+  return j;
+}
 
-  const double dispatch_bound = std::max(dispatch_bound_ms, dispatch_bound_share * p.wait_ms);
-  if (p.idle_max_ms >= dispatch_bound) {
-    judgement j{verdict::dispatch,
-                "a ready worker sat idle during the wait for longer than the dispatch bound "
-                "(5 ms, or 10% of the wait)"};
-    j.evidence = base;
-    j.evidence.update({{"idle_worker", p.idle_worker},
-                       {"idle_ms", round3(p.idle_max_ms)},
-                       {"dispatch_bound_ms", round3(dispatch_bound)}});
-    j.summary = fmt::format("waited {:.0f} ms while worker {} sat idle for {:.0f} ms", p.wait_ms,
-                            p.idle_worker, p.idle_max_ms);
-    return j;
+// The mean start-up and init of the starts the request saw finish; the case's completed
+// starts otherwise.
+std::pair<double, double> start_phases_ms(const case_view& v, const wait_picture& p) {
+  double startup_ms = 0, init_ms = 0;
+  std::size_t n = 0;
+  for (const auto* s : p.starts) {
+    if (!s->t_main || !s->t_init_done) continue;
+    startup_ms += (s->t_main - s->t_spawn) / ns_per_ms;
+    init_ms += (s->t_init_done - s->t_main) / ns_per_ms;
+    ++n;
   }
-  if (!p.lost_workers.empty() && p.outage_ms >= dominant_share * p.wait_ms) {
-    json evidence = base;
-    evidence["slot_down_ms"] = round3(p.outage_ms);
-    return replacement_wait(p, losses, std::move(evidence),
-                            "workers were lost during the wait and their slots were down for most "
-                            "of it; the verdict is that of what lost them");
-  }
-  if (p.starting_ms >= dominant_share * p.wait_ms) {
-    base.update({{"starting_ms", round3(p.starting_ms)},
-                 {"max_concurrent_starts", p.max_starting},
-                 {"start_cap", cs.start_cap},
-                 {"starts_during_wait", p.starts.size()},
-                 {"short_slots_ms", round3(p.short_slots_ms)}});
-    const bool room_to_start_more = cs.start_cap >= 2 && cs.pool_size >= 2 &&
-                                    p.short_slots_ms >= dominant_share * p.starting_ms;
-    if (p.max_starting <= 1 && room_to_start_more && p.others_waiting) {
-      judgement j{verdict::startup_serialization,
-                  "starts were in progress for most of the wait but never overlapped, although "
-                  "the start cap allowed more, slots were free and other requests waited too"};
-      j.evidence = base;
-      j.summary = fmt::format(
-          "waited {:.0f} ms while workers started one at a time, although the start cap "
-          "allowed {} and the pool of {} had free slots for {:.0f} ms of the wait",
-          p.wait_ms, cs.start_cap, cs.pool_size, p.short_slots_ms);
-      return j;
-    }
-    // Which phase of the starts kept the request waiting: the starts it saw when they
-    // finished; the case's completed starts otherwise.
-    double startup_ms = 0, init_ms = 0;
-    std::size_t n = 0;
-    for (const auto* s : p.starts) {
-      if (!s->t_main || !s->t_init_done) continue;
-      startup_ms += (s->t_main - s->t_spawn) / ns_per_ms;
-      init_ms += (s->t_init_done - s->t_main) / ns_per_ms;
-      ++n;
-    }
-    if (n) {
-      startup_ms /= n;
-      init_ms /= n;
-    } else {
-      startup_ms = v.mean_startup_ms;
-      init_ms = v.mean_init_ms;
-    }
-    const bool init_slower = init_ms > startup_ms;
-    judgement j{init_slower ? verdict::init : verdict::startup,
-                init_slower ? "starts were in progress for most of the wait, concurrent or at the "
-                              "cap, and their init phase (main to init done) was the longer"
-                            : "starts were in progress for most of the wait, concurrent or at the "
-                              "cap, and their start-up phase (spawn to main) was the longer"};
+  if (!n) return {v.mean_startup_ms, v.mean_init_ms};
+  return {startup_ms / n, init_ms / n};
+}
+
+// Starts were in progress for most of the wait: serialised starts, or the slower of their
+// two phases.
+judgement starting_wait(const case_view& v, const case_settings& cs, const wait_picture& p, json base) {
+  base.update({{"starting_ms", round3(p.starting_ms)},
+               {"max_concurrent_starts", p.max_starting},
+               {"start_cap", cs.start_cap},
+               {"starts_during_wait", p.starts.size()},
+               {"short_slots_ms", round3(p.short_slots_ms)}});
+  const bool room_to_start_more = cs.start_cap >= 2 && cs.pool_size >= 2 &&
+                                  p.short_slots_ms >= dominant_share * p.starting_ms;
+  if (p.max_starting <= 1 && room_to_start_more && p.others_waiting) {
+    judgement j{verdict::startup_serialization,
+                "starts were in progress for most of the wait but never overlapped, although "
+                "the start cap allowed more, slots were free and other requests waited too"};
     j.evidence = base;
-    j.evidence.update({{"startup_ms", round3(startup_ms)}, {"init_ms", round3(init_ms)}});
     j.summary = fmt::format(
-        "start-up took {:.0f} ms and init {:.0f} ms against a {:.0f} ms checkout timeout; {}",
-        startup_ms, init_ms, cs.checkout_timeout_ms,
-        p.max_starting > 1 ? fmt::format("starts were concurrent (up to {} at once, cap {})",
-                                         p.max_starting, cs.start_cap)
-                           : fmt::format("one start at a time, as the cap ({}) or the pool's "
-                                         "free slots allowed",
-                                         cs.start_cap));
+        "waited {:.0f} ms while workers started one at a time, although the start cap "
+        "allowed {} and the pool of {} had free slots for {:.0f} ms of the wait",
+        p.wait_ms, cs.start_cap, cs.pool_size, p.short_slots_ms);
     return j;
   }
-  const auto stretch = contention_stretch_of(v, cs);
-  if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
-    return contention(v, stretch, p.wait_ms, cs.checkout_timeout_ms,
-                      fmt::format("waited {:.0f} ms for workers busy with slowed service", p.wait_ms));
-  }
-  if (!p.lost_workers.empty()) {
-    return replacement_wait(p, losses, base, "workers were lost during the wait");
-  }
+  // Which phase of the starts kept the request waiting.
+  const auto [startup_ms, init_ms] = start_phases_ms(v, p);
+  const bool init_slower = init_ms > startup_ms;
+  judgement j{init_slower ? verdict::init : verdict::startup,
+              init_slower ? "starts were in progress for most of the wait, concurrent or at the "
+                            "cap, and their init phase (main to init done) was the longer"
+                          : "starts were in progress for most of the wait, concurrent or at the "
+                            "cap, and their start-up phase (spawn to main) was the longer"};
+  j.evidence = base;
+  j.evidence.update({{"startup_ms", round3(startup_ms)}, {"init_ms", round3(init_ms)}});
+  j.summary = fmt::format(
+      "start-up took {:.0f} ms and init {:.0f} ms against a {:.0f} ms checkout timeout; {}",
+      startup_ms, init_ms, cs.checkout_timeout_ms,
+      p.max_starting > 1 ? fmt::format("starts were concurrent (up to {} at once, cap {})",
+                                       p.max_starting, cs.start_cap)
+                         : fmt::format("one start at a time, as the cap ({}) or the pool's "
+                                       "free slots allowed",
+                                       cs.start_cap));
+  return j;
+}
+
+judgement saturated_wait(const case_settings& cs, const wait_picture& p, json base) {
   judgement j{verdict::capacity,
               "no worker was idle or starting for most of the wait: every live worker was busy "
               "with requests"};
-  j.evidence = base;
+  j.evidence = std::move(base);
   j.evidence.update({{"saturated_ms", round3(p.saturated_ms)},
                      {"utilisation", round3(p.busy_share)},
                      {"pool_size", cs.pool_size}});
@@ -549,6 +532,32 @@ judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, co
       "utilisation (pool of {})",
       p.wait_ms, p.saturated_ms, 100 * p.busy_share, cs.pool_size);
   return j;
+}
+
+// The rules for a request that never got a worker, in the order reports/verdicts.md gives.
+judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const timeline_record& t,
+                                 const loss_verdicts& losses) {
+  const wait_picture p = picture(v, cs, t.t_submit, t.t_reply);
+  json base = {{"waited_ms", round3(p.wait_ms)}, {"checkout_timeout_ms", cs.checkout_timeout_ms}};
+  const double dispatch_bound = std::max(dispatch_bound_ms, dispatch_bound_share * p.wait_ms);
+  if (p.idle_max_ms >= dispatch_bound) return idle_worker_wait(p, base, dispatch_bound);
+  if (!p.lost_workers.empty() && p.outage_ms >= dominant_share * p.wait_ms) {
+    json evidence = base;
+    evidence["slot_down_ms"] = round3(p.outage_ms);
+    return replacement_wait(p, losses, std::move(evidence),
+                            "workers were lost during the wait and their slots were down for most "
+                            "of it; the verdict is that of what lost them");
+  }
+  if (p.starting_ms >= dominant_share * p.wait_ms) return starting_wait(v, cs, p, base);
+  const auto stretch = contention_stretch_of(v, cs);
+  if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
+    return contention(v, stretch, p.wait_ms, cs.checkout_timeout_ms,
+                      fmt::format("waited {:.0f} ms for workers busy with slowed service", p.wait_ms));
+  }
+  if (!p.lost_workers.empty()) {
+    return replacement_wait(p, losses, base, "workers were lost during the wait");
+  }
+  return saturated_wait(cs, p, base);
 }
 
 judgement judge_request_timeout(const case_view& v, const case_settings& cs, const timeline_record& t) {
