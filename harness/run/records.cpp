@@ -84,6 +84,12 @@ std::uint64_t case_record::timeouts() const noexcept {
   return n;
 }
 
+case_timelines timelines_of(const json& c) {
+  case_timelines t;
+  if (c.is_object()) read(c, "timelines", t);
+  return t;
+}
+
 void to_json(json& j, const timeline_record& t) {
   j = {{"request_id", t.request_id},       {"worker", t.worker},
        {"t_submit", t.t_submit},           {"t_checkout", t.t_checkout},

@@ -103,6 +103,9 @@ struct case_record {
   std::uint64_t timeouts() const noexcept;
 };
 
+// The timelines of a results.json case, read without the rest of it; empty when it has none.
+case_timelines timelines_of(const nlohmann::json& c);
+
 // Parses what to_string(worker_state) / to_string(exit_kind) wrote; nullopt for other text.
 std::optional<worker_state> parse_worker_state(std::string_view name) noexcept;
 std::optional<exit_kind> parse_exit_kind(std::string_view name) noexcept;

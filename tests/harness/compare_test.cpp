@@ -11,6 +11,7 @@
 
 #include "results/results.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/compare_command.hpp"
 
 namespace procpool::harness {
 namespace {

@@ -12,6 +12,7 @@
 
 #include "results/results.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/plan_command.hpp"
 
 // A synthetic sweep whose throughput follows the USL with lambda 1000 req/s, sigma 0.05 and
 // kappa 0.001 (N* = 30.8, X(N*) = 9038 req/s) and whose workers take exactly 1 ms a request.
