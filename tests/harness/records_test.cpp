@@ -3,16 +3,21 @@
 // what old or hand-written documents lack.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
 
+#include "procpool/pool.hpp"
 #include "procpool/wire/worker_process.hpp"
 #include "run/records.hpp"
+#include "support/pool_recorder.hpp"
 #include "support/process_audit.hpp"
+#include "support/workers.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -78,6 +83,47 @@ TEST_F(RealDocument, EveryDepartureSaysWhyAndThePoolStopIsPlanned) {
     }
     EXPECT_GE(exits, 1u) << c["id"];
   }
+}
+
+class PoolExitKinds : public testing::leak_checked_test {
+ protected:
+  testing::pool_recorder recorder;
+};
+
+// The pool marks a recycle as recycled on the worker's stopping and exited events, and the
+// workers left at its stop as planned_stop: the diagnosis counts neither as lost.
+TEST_F(PoolExitKinds, RecyclesAndTheStopArePlanned) {
+  pool_options o = testing::fake_pool_options(json::object(), 1);
+  o.recycle_after_requests = 2;
+  o.observer = recorder.observer();
+  {
+    auto p = pool::create(std::move(o));
+    ASSERT_TRUE(p) << p.error().message;
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(p->call("echo", i)) << "call " << i;
+    // The third worker ready, so that the stop finds one to stop.
+    ASSERT_TRUE(recorder.wait_for([](const auto& events) {
+      return std::count_if(events.begin(), events.end(), [](const auto& e) {
+               return e.from == worker_state::starting && e.to != worker_state::exited;
+             }) >= 3;
+    }));
+    p->stop();
+  }
+  std::map<std::uint64_t, exit_kind> stop_kind;
+  std::size_t recycled = 0, planned = 0;
+  for (const auto& e : recorder.events()) {
+    if (e.to == worker_state::stopping) {
+      stop_kind[e.worker] = e.exit;
+      EXPECT_EQ(e.exit, e.cause.starts_with("recycled") ? exit_kind::recycled : exit_kind::planned_stop) << e.cause;
+    }
+    if (e.to != worker_state::exited) continue;
+    if (const auto it = stop_kind.find(e.worker); it != stop_kind.end()) {
+      EXPECT_EQ(e.exit, it->second) << "an exit keeps its stop's kind: " << e.cause;
+    }
+    (e.exit == exit_kind::recycled ? recycled : planned) += 1;
+    EXPECT_NE(e.exit, exit_kind::fault) << e.cause;
+  }
+  EXPECT_EQ(recycled, 2u);
+  EXPECT_EQ(planned, 1u);
 }
 
 TEST(Records, AWorkerEventWritesOnlyTheStampsAndKindItHas) {
