@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "results/results.hpp"
+#include "run/records.hpp"
 #include "statistics/statistics.hpp"
 
 namespace procpool::harness {
@@ -101,14 +102,9 @@ std::vector<double> per_repetition(const case_runs& runs, const json::json_point
 std::vector<double> sampled_latencies_us(const case_runs& runs) {
   std::vector<double> values;
   for (const json* c : runs.usable) {
-    const json* sampled = c->contains("timelines") ? &c->at("timelines") : nullptr;
-    if (!sampled || !sampled->contains("requests_sampled")) continue;
-    for (const auto& t : sampled->at("requests_sampled")) {
-      if (t.value("outcome", "") != "ok") continue;
-      const auto submit = t.value("t_submit", std::uint64_t{0});
-      const auto reply = t.value("t_reply", std::uint64_t{0});
-      if (submit == 0 || reply < submit) continue;
-      values.push_back(double(reply - submit) / 1e3);
+    for (const auto& t : timelines_of(*c).requests_sampled) {
+      if (!t.ok() || t.t_submit <= 0 || t.t_reply < t.t_submit) continue;
+      values.push_back(double(t.t_reply - t.t_submit) / 1e3);
     }
   }
   return values;

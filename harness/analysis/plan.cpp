@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "results/results.hpp"
+#include "run/records.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -329,12 +330,9 @@ double gather_cases(capacity_plan& plan, const json& results, const json& scenar
     const double throughput = c.value("throughput_rps", 0.0);
     if (!selected || !n || !n->is_number() || !(throughput > 0)) continue;
     plan.points.push_back({n->get<double>(), throughput});
-    if (!c.contains("timelines") || !c.at("timelines").contains("requests_sampled")) continue;
-    for (const auto& t : c.at("timelines").at("requests_sampled")) {
-      const auto recv = t.value("t_worker_recv", std::uint64_t{0});
-      const auto done = t.value("t_worker_done", std::uint64_t{0});
-      if (t.value("outcome", "") != "ok" || recv == 0 || done < recv) continue;
-      service_sum_s += double(done - recv) / 1e9;
+    for (const auto& t : timelines_of(c).requests_sampled) {
+      if (!t.ok() || t.t_worker_recv <= 0 || t.t_worker_done < t.t_worker_recv) continue;
+      service_sum_s += double(t.t_worker_done - t.t_worker_recv) / 1e9;
       ++plan.service_samples;
     }
   }

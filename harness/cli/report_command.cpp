@@ -28,7 +28,7 @@ int report(const report_command_options& opts) {
     return exit_usage;
   }
   if (!opts.render.timeline_case.empty()) {
-    const auto view = report_model::view_of(*doc);
+    const auto view = report_model::read_document(*doc);
     const bool known = std::any_of(view.cases.begin(), view.cases.end(),
                                    [&](const auto& c) { return c.id == opts.render.timeline_case; });
     if (!known) {

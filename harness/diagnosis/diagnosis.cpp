@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "results/worker_intervals.hpp"
+#include "run/records.hpp"
 #include "run/runner.hpp"
 
 namespace procpool::harness {
@@ -39,22 +41,10 @@ constexpr double contention_stretch = 1.3;
 // that runs close to it.
 constexpr double workload_near_deadline = 0.5;
 
-using wstate = worker_state;
-
-wstate parse_state(const std::string& name) {
-  return worker_state_from_string(name).value_or(wstate::pending);
+bool is_live(worker_state s) {
+  return s == worker_state::starting || s == worker_state::idle || s == worker_state::busy ||
+         s == worker_state::pinging;
 }
-
-bool is_live(wstate s) {
-  return s == wstate::starting || s == wstate::idle || s == wstate::busy || s == wstate::pinging;
-}
-
-struct state_interval {
-  std::int64_t begin = 0;
-  std::int64_t end = 0;
-  wstate state = wstate::pending;
-  std::uint64_t worker = 0;
-};
 
 struct worker_start {
   std::uint64_t worker = 0;
@@ -104,7 +94,7 @@ struct case_settings {
   service_reference service;
 };
 
-// The case rebuilt from its record: worker state intervals, occupancy over time, the starts,
+// The case rebuilt from its record (rebuild_case_view): worker state intervals, occupancy over time, the starts,
 // slot outages after faults, request waits, and reference figures.
 struct case_view {
   std::vector<state_interval> intervals;
@@ -125,15 +115,18 @@ struct case_view {
   std::size_t cpu_hogs = 0;
 };
 
-// A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
-// behind, whatever its exit looked like ("exited with code 0", "killed by SIGTERM" after a
-// graceful stop ran out of time). `why` is the cause of its stopping state when it had one,
-// else of its exit.
-bool is_fault_exit(const std::string& why) {
-  return !why.starts_with("pool stopping") && !why.starts_with("recycled");
+// Why a worker left, from its stopping or exited event. Documents written before events
+// carried exit_kind (merge and report read old results.json files) say it only in the free
+// text of the cause, so the cause's wording is the fallback there.
+bool is_planned_exit(const worker_event& e) {
+  switch (e.exit) {
+    case exit_kind::planned_stop:
+    case exit_kind::recycled: return true;
+    case exit_kind::fault: return false;
+    case exit_kind::none: break;
+  }
+  return e.cause.starts_with("pool stopping") || e.cause.starts_with("recycled");
 }
-
-std::int64_t ns(const json& j, const char* key) { return j.value(key, std::int64_t{0}); }
 
 service_reference service_of(const scenario& s) {
   service_reference r;
@@ -174,95 +167,86 @@ case_settings settings_of(const scenario& s) {
           .service = service_of(s)};
 }
 
-case_view view_of(const json& c) {
-  case_view v;
-  const json& timelines = c.at("timelines");
-  std::vector<json> events(timelines.at("workers").begin(), timelines.at("workers").end());
-  std::stable_sort(events.begin(), events.end(),
-                   [](const json& a, const json& b) { return ns(a, "t_ns") < ns(b, "t_ns"); });
-  for (const auto& e : events) v.t_end = std::max(v.t_end, ns(e, "t_ns"));
-  // Past the last kept event the pool's state is unknown when events were dropped.
-  if (timelines.value("worker_events_dropped", std::uint64_t{0}) > 0) v.t_events_known = v.t_end;
-  for (const char* kind : {"requests_failed", "requests_sampled"}) {
-    for (const auto& t : timelines.at(kind)) v.t_end = std::max(v.t_end, ns(t, "t_reply"));
+// The latest thing the case recorded: its last worker event or request reply.
+std::int64_t end_of(const case_timelines& tl) {
+  std::int64_t t_end = 0;
+  for (const auto& e : tl.workers) t_end = std::max(t_end, e.t_ns);
+  for (const auto* list : {&tl.requests_failed, &tl.requests_sampled}) {
+    for (const auto& t : *list) t_end = std::max(t_end, t.t_reply);
   }
+  return t_end;
+}
 
-  struct open_state {
-    wstate state;
-    std::int64_t since;
-    std::size_t slot;
-  };
-  std::map<std::uint64_t, open_state> open;
+// The starts, the exits that were faults, and the outages of the slots those left empty.
+void read_departures(const case_timelines& tl, case_view& v) {
   std::map<std::uint64_t, worker_start> starting;
   std::map<std::size_t, fault_exit> slot_down_since;  // slots whose worker died of a fault
-  std::map<std::uint64_t, std::string> stopping_cause;
-  for (const auto& e : events) {
-    const auto worker = e.value("worker", std::uint64_t{0});
-    const auto slot = e.value("slot", std::size_t{0});
-    const std::int64_t t = ns(e, "t_ns");
-    const wstate to = parse_state(e.value("to", ""));
-    if (auto it = open.find(worker); it != open.end()) {
-      v.intervals.push_back({it->second.since, t, it->second.state, worker});
-    }
-    open[worker] = {to, t, slot};
-    if (to == wstate::starting) {
-      starting[worker] = {.worker = worker, .t_spawn = ns(e, "t_spawn_ns") ? ns(e, "t_spawn_ns") : t};
-      if (auto down = slot_down_since.find(slot); down != slot_down_since.end()) {
+  // A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
+  // behind, whatever its exit looked like: its stopping event decides when it had one.
+  std::map<std::uint64_t, bool> stopping_planned;
+  for (const worker_event* e : in_time_order(tl.workers)) {
+    const std::int64_t t = e->t_ns;
+    if (e->to == worker_state::starting) {
+      starting[e->worker] = {.worker = e->worker, .t_spawn = e->t_spawn_ns ? e->t_spawn_ns : t};
+      if (auto down = slot_down_since.find(e->slot); down != slot_down_since.end()) {
         v.outages.push_back({down->second.t, t, down->second.worker});
         slot_down_since.erase(down);
       }
-    } else if (auto st = starting.find(worker); st != starting.end()) {
+    } else if (auto st = starting.find(e->worker); st != starting.end()) {
       st->second.t_end = t;
-      st->second.t_main = ns(e, "t_main_ns");
-      st->second.t_init_done = ns(e, "t_init_done_ns");
+      st->second.t_main = e->t_main_ns;
+      st->second.t_init_done = e->t_init_done_ns;
       v.starts.push_back(st->second);
       starting.erase(st);
     }
-    if (to == wstate::stopping) stopping_cause[worker] = e.value("cause", "");
-    if (to == wstate::exited) {
-      const std::string cause = e.value("cause", "");
-      v.exit_causes[worker] = cause;
-      const auto stopped = stopping_cause.find(worker);
-      if (is_fault_exit(stopped != stopping_cause.end() ? stopped->second : cause)) {
-        v.fault_exits.push_back({t, worker});
-        slot_down_since[slot] = {t, worker};
-      }
-      open.erase(worker);
+    if (e->to == worker_state::stopping) stopping_planned[e->worker] = is_planned_exit(*e);
+    if (e->to != worker_state::exited) continue;
+    v.exit_causes[e->worker] = e->cause;
+    const auto stopped = stopping_planned.find(e->worker);
+    if (!(stopped != stopping_planned.end() ? stopped->second : is_planned_exit(*e))) {
+      v.fault_exits.push_back({t, e->worker});
+      slot_down_since[e->slot] = {t, e->worker};
     }
   }
-  for (const auto& [worker, st] : open) v.intervals.push_back({st.since, v.t_end, st.state, worker});
   for (auto& [worker, st] : starting) {
     st.t_end = v.t_end;
     v.starts.push_back(st);
   }
   for (const auto& [slot, since] : slot_down_since) v.outages.push_back({since.t, v.t_end, since.worker});
+}
 
-  // Occupancy: +1/-1 per interval edge, summed in time order.
+// How many workers were in each state, from one change to the next: +1/-1 per interval
+// edge, summed in time order.
+std::vector<occupancy_step> occupancy_of(const std::vector<state_interval>& intervals) {
   struct edge {
     std::int64_t t;
-    wstate state;
+    worker_state state;
     int delta;
   };
   std::vector<edge> edges;
-  for (const auto& i : v.intervals) {
+  for (const auto& i : intervals) {
     edges.push_back({i.begin, i.state, +1});
     edges.push_back({i.end, i.state, -1});
   }
   std::sort(edges.begin(), edges.end(), [](const edge& a, const edge& b) { return a.t < b.t; });
+  std::vector<occupancy_step> steps;
   occupancy_step current;
   for (std::size_t i = 0; i < edges.size();) {
     const std::int64_t t = edges[i].t;
     for (; i < edges.size() && edges[i].t == t; ++i) {
       const auto& e = edges[i];
-      if (e.state == wstate::starting) current.starting += e.delta;
-      if (e.state == wstate::idle) current.idle += e.delta;
-      if (e.state == wstate::busy) current.busy += e.delta;
+      if (e.state == worker_state::starting) current.starting += e.delta;
+      if (e.state == worker_state::idle) current.idle += e.delta;
+      if (e.state == worker_state::busy) current.busy += e.delta;
       if (is_live(e.state)) current.live += e.delta;
     }
     current.t = t;
-    v.steps.push_back(current);
+    steps.push_back(current);
   }
+  return steps;
+}
 
+void read_start_means(case_view& v) {
   double startup_sum = 0, init_sum = 0;
   for (const auto& s : v.starts) {
     if (!s.t_main || !s.t_init_done) continue;
@@ -274,25 +258,40 @@ case_view view_of(const json& c) {
     v.mean_startup_ms = startup_sum / v.completed_starts;
     v.mean_init_ms = init_sum / v.completed_starts;
   }
+}
 
-  for (const char* kind : {"requests_failed", "requests_sampled"}) {
-    for (const auto& t : timelines.at(kind)) {
-      const auto end = ns(t, "t_checkout") ? ns(t, "t_checkout") : ns(t, "t_reply");
-      v.waits.emplace_back(ns(t, "t_submit"), end);
-    }
+void read_requests(const case_timelines& tl, case_view& v) {
+  for (const auto* list : {&tl.requests_failed, &tl.requests_sampled}) {
+    for (const auto& t : *list) v.waits.emplace_back(t.t_submit, t.t_checkout ? t.t_checkout : t.t_reply);
   }
-  for (const auto& t : timelines.at("requests_sampled")) {
-    if (ns(t, "t_worker_recv") && ns(t, "t_worker_done")) {
-      v.ok_service_ms.push_back((ns(t, "t_worker_done") - ns(t, "t_worker_recv")) / ns_per_ms);
+  for (const auto& t : tl.requests_sampled) {
+    if (t.t_worker_recv && t.t_worker_done) {
+      v.ok_service_ms.push_back((t.t_worker_done - t.t_worker_recv) / ns_per_ms);
     }
   }
   std::sort(v.ok_service_ms.begin(), v.ok_service_ms.end());
+}
 
-  static const json no_environment = json::object();
-  const json& env = c.contains("environment") ? c["environment"] : no_environment;
+void read_environment(const json& env, case_view& v) {
   v.psi_available = env.value("psi_available", false);
   if (env.contains("psi")) v.cpu_pressure_pct = env["psi"].value("cpu_some_pct", 0.0);
   v.cpu_hogs = env.value("cpu_hogs", std::size_t{0});
+}
+
+// The pool's history during the case, rebuilt from its worker events and requests.
+case_view rebuild_case_view(const case_timelines& tl, const json& environment) {
+  case_view v;
+  v.t_end = end_of(tl);
+  // Past the last kept event the pool's state is unknown when events were dropped.
+  if (tl.worker_events_dropped > 0) {
+    for (const auto& e : tl.workers) v.t_events_known = std::max(v.t_events_known, e.t_ns);
+  }
+  v.intervals = worker_intervals(tl.workers, v.t_end);
+  v.steps = occupancy_of(v.intervals);
+  read_departures(tl, v);
+  read_start_means(v);
+  read_requests(tl, v);
+  read_environment(environment, v);
   return v;
 }
 
@@ -321,7 +320,7 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
   wait_picture p;
   p.wait_ms = std::max<std::int64_t>(0, b - a) / ns_per_ms;
   for (const auto& i : v.intervals) {
-    if (i.state != wstate::idle) continue;
+    if (i.state != worker_state::idle) continue;
     const double o = overlap_ms(i.begin, i.end, a, b);
     if (o > p.idle_max_ms) {
       p.idle_max_ms = o;
@@ -450,98 +449,81 @@ judgement replacement_wait(const wait_picture& p, const loss_verdicts& losses, j
   return j;
 }
 
-judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const json& t,
-                                 const loss_verdicts& losses) {
-  const std::int64_t a = ns(t, "t_submit"), b = ns(t, "t_reply");
-  const wait_picture p = picture(v, cs, a, b);
-  json base = {{"waited_ms", round3(p.wait_ms)}, {"checkout_timeout_ms", cs.checkout_timeout_ms}};
+judgement idle_worker_wait(const wait_picture& p, json evidence, double dispatch_bound) {
+  judgement j{verdict::dispatch,
+              "a ready worker sat idle during the wait for longer than the dispatch bound "
+              "(5 ms, or 10% of the wait)"};
+  j.evidence = std::move(evidence);
+  j.evidence.update({{"idle_worker", p.idle_worker},
+                     {"idle_ms", round3(p.idle_max_ms)},
+                     {"dispatch_bound_ms", round3(dispatch_bound)}});
+  j.summary = fmt::format("waited {:.0f} ms while worker {} sat idle for {:.0f} ms", p.wait_ms,
+                          p.idle_worker, p.idle_max_ms);
+  return j;
+}
 
-  const double dispatch_bound = std::max(dispatch_bound_ms, dispatch_bound_share * p.wait_ms);
-  if (p.idle_max_ms >= dispatch_bound) {
-    judgement j{verdict::dispatch,
-                "a ready worker sat idle during the wait for longer than the dispatch bound "
-                "(5 ms, or 10% of the wait)"};
-    j.evidence = base;
-    j.evidence.update({{"idle_worker", p.idle_worker},
-                       {"idle_ms", round3(p.idle_max_ms)},
-                       {"dispatch_bound_ms", round3(dispatch_bound)}});
-    j.summary = fmt::format("waited {:.0f} ms while worker {} sat idle for {:.0f} ms", p.wait_ms,
-                            p.idle_worker, p.idle_max_ms);
-    return j;
+// The mean start-up and init of the starts the request saw finish; the case's completed
+// starts otherwise.
+std::pair<double, double> start_phases_ms(const case_view& v, const wait_picture& p) {
+  double startup_ms = 0, init_ms = 0;
+  std::size_t n = 0;
+  for (const auto* s : p.starts) {
+    if (!s->t_main || !s->t_init_done) continue;
+    startup_ms += (s->t_main - s->t_spawn) / ns_per_ms;
+    init_ms += (s->t_init_done - s->t_main) / ns_per_ms;
+    ++n;
   }
-  if (!p.lost_workers.empty() && p.outage_ms >= dominant_share * p.wait_ms) {
-    json evidence = base;
-    evidence["slot_down_ms"] = round3(p.outage_ms);
-    return replacement_wait(p, losses, std::move(evidence),
-                            "workers were lost during the wait and their slots were down for most "
-                            "of it; the verdict is that of what lost them");
-  }
-  if (p.starting_ms >= dominant_share * p.wait_ms) {
-    base.update({{"starting_ms", round3(p.starting_ms)},
-                 {"max_concurrent_starts", p.max_starting},
-                 {"start_cap", cs.start_cap},
-                 {"starts_during_wait", p.starts.size()},
-                 {"short_slots_ms", round3(p.short_slots_ms)}});
-    const bool room_to_start_more = cs.start_cap >= 2 && cs.pool_size >= 2 &&
-                                    p.short_slots_ms >= dominant_share * p.starting_ms;
-    if (p.max_starting <= 1 && room_to_start_more && p.others_waiting) {
-      judgement j{verdict::startup_serialization,
-                  "starts were in progress for most of the wait but never overlapped, although "
-                  "the start cap allowed more, slots were free and other requests waited too"};
-      j.evidence = base;
-      j.summary = fmt::format(
-          "waited {:.0f} ms while workers started one at a time, although the start cap "
-          "allowed {} and the pool of {} had free slots for {:.0f} ms of the wait",
-          p.wait_ms, cs.start_cap, cs.pool_size, p.short_slots_ms);
-      return j;
-    }
-    // Which phase of the starts kept the request waiting: the starts it saw when they
-    // finished; the case's completed starts otherwise.
-    double startup_ms = 0, init_ms = 0;
-    std::size_t n = 0;
-    for (const auto* s : p.starts) {
-      if (!s->t_main || !s->t_init_done) continue;
-      startup_ms += (s->t_main - s->t_spawn) / ns_per_ms;
-      init_ms += (s->t_init_done - s->t_main) / ns_per_ms;
-      ++n;
-    }
-    if (n) {
-      startup_ms /= n;
-      init_ms /= n;
-    } else {
-      startup_ms = v.mean_startup_ms;
-      init_ms = v.mean_init_ms;
-    }
-    const bool init_slower = init_ms > startup_ms;
-    judgement j{init_slower ? verdict::init : verdict::startup,
-                init_slower ? "starts were in progress for most of the wait, concurrent or at the "
-                              "cap, and their init phase (main to init done) was the longer"
-                            : "starts were in progress for most of the wait, concurrent or at the "
-                              "cap, and their start-up phase (spawn to main) was the longer"};
+  if (!n) return {v.mean_startup_ms, v.mean_init_ms};
+  return {startup_ms / n, init_ms / n};
+}
+
+// Starts were in progress for most of the wait: serialised starts, or the slower of their
+// two phases.
+judgement starting_wait(const case_view& v, const case_settings& cs, const wait_picture& p, json base) {
+  base.update({{"starting_ms", round3(p.starting_ms)},
+               {"max_concurrent_starts", p.max_starting},
+               {"start_cap", cs.start_cap},
+               {"starts_during_wait", p.starts.size()},
+               {"short_slots_ms", round3(p.short_slots_ms)}});
+  const bool room_to_start_more = cs.start_cap >= 2 && cs.pool_size >= 2 &&
+                                  p.short_slots_ms >= dominant_share * p.starting_ms;
+  if (p.max_starting <= 1 && room_to_start_more && p.others_waiting) {
+    judgement j{verdict::startup_serialization,
+                "starts were in progress for most of the wait but never overlapped, although "
+                "the start cap allowed more, slots were free and other requests waited too"};
     j.evidence = base;
-    j.evidence.update({{"startup_ms", round3(startup_ms)}, {"init_ms", round3(init_ms)}});
     j.summary = fmt::format(
-        "start-up took {:.0f} ms and init {:.0f} ms against a {:.0f} ms checkout timeout; {}",
-        startup_ms, init_ms, cs.checkout_timeout_ms,
-        p.max_starting > 1 ? fmt::format("starts were concurrent (up to {} at once, cap {})",
-                                         p.max_starting, cs.start_cap)
-                           : fmt::format("one start at a time, as the cap ({}) or the pool's "
-                                         "free slots allowed",
-                                         cs.start_cap));
+        "waited {:.0f} ms while workers started one at a time, although the start cap "
+        "allowed {} and the pool of {} had free slots for {:.0f} ms of the wait",
+        p.wait_ms, cs.start_cap, cs.pool_size, p.short_slots_ms);
     return j;
   }
-  const auto stretch = contention_stretch_of(v, cs);
-  if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
-    return contention(v, stretch, p.wait_ms, cs.checkout_timeout_ms,
-                      fmt::format("waited {:.0f} ms for workers busy with slowed service", p.wait_ms));
-  }
-  if (!p.lost_workers.empty()) {
-    return replacement_wait(p, losses, base, "workers were lost during the wait");
-  }
+  // Which phase of the starts kept the request waiting.
+  const auto [startup_ms, init_ms] = start_phases_ms(v, p);
+  const bool init_slower = init_ms > startup_ms;
+  judgement j{init_slower ? verdict::init : verdict::startup,
+              init_slower ? "starts were in progress for most of the wait, concurrent or at the "
+                            "cap, and their init phase (main to init done) was the longer"
+                          : "starts were in progress for most of the wait, concurrent or at the "
+                            "cap, and their start-up phase (spawn to main) was the longer"};
+  j.evidence = base;
+  j.evidence.update({{"startup_ms", round3(startup_ms)}, {"init_ms", round3(init_ms)}});
+  j.summary = fmt::format(
+      "start-up took {:.0f} ms and init {:.0f} ms against a {:.0f} ms checkout timeout; {}",
+      startup_ms, init_ms, cs.checkout_timeout_ms,
+      p.max_starting > 1 ? fmt::format("starts were concurrent (up to {} at once, cap {})",
+                                       p.max_starting, cs.start_cap)
+                         : fmt::format("one start at a time, as the cap ({}) or the pool's "
+                                       "free slots allowed",
+                                       cs.start_cap));
+  return j;
+}
+
+judgement saturated_wait(const case_settings& cs, const wait_picture& p, json base) {
   judgement j{verdict::capacity,
               "no worker was idle or starting for most of the wait: every live worker was busy "
               "with requests"};
-  j.evidence = base;
+  j.evidence = std::move(base);
   j.evidence.update({{"saturated_ms", round3(p.saturated_ms)},
                      {"utilisation", round3(p.busy_share)},
                      {"pool_size", cs.pool_size}});
@@ -552,8 +534,34 @@ judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, co
   return j;
 }
 
-judgement judge_request_timeout(const case_view& v, const case_settings& cs, const json& t) {
-  const double ran_ms = (ns(t, "t_reply") - (ns(t, "t_sent") ? ns(t, "t_sent") : ns(t, "t_checkout"))) / ns_per_ms;
+// The rules for a request that never got a worker, in the order harness/diagnosis/verdicts.md gives.
+judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const timeline_record& t,
+                                 const loss_verdicts& losses) {
+  const wait_picture p = picture(v, cs, t.t_submit, t.t_reply);
+  json base = {{"waited_ms", round3(p.wait_ms)}, {"checkout_timeout_ms", cs.checkout_timeout_ms}};
+  const double dispatch_bound = std::max(dispatch_bound_ms, dispatch_bound_share * p.wait_ms);
+  if (p.idle_max_ms >= dispatch_bound) return idle_worker_wait(p, base, dispatch_bound);
+  if (!p.lost_workers.empty() && p.outage_ms >= dominant_share * p.wait_ms) {
+    json evidence = base;
+    evidence["slot_down_ms"] = round3(p.outage_ms);
+    return replacement_wait(p, losses, std::move(evidence),
+                            "workers were lost during the wait and their slots were down for most "
+                            "of it; the verdict is that of what lost them");
+  }
+  if (p.starting_ms >= dominant_share * p.wait_ms) return starting_wait(v, cs, p, base);
+  const auto stretch = contention_stretch_of(v, cs);
+  if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
+    return contention(v, stretch, p.wait_ms, cs.checkout_timeout_ms,
+                      fmt::format("waited {:.0f} ms for workers busy with slowed service", p.wait_ms));
+  }
+  if (!p.lost_workers.empty()) {
+    return replacement_wait(p, losses, base, "workers were lost during the wait");
+  }
+  return saturated_wait(cs, p, base);
+}
+
+judgement judge_request_timeout(const case_view& v, const case_settings& cs, const timeline_record& t) {
+  const double ran_ms = (t.t_reply - (t.t_sent ? t.t_sent : t.t_checkout)) / ns_per_ms;
   const double deadline_ms = cs.request_timeout_ms;
   json base = {{"ran_ms", round3(ran_ms)}, {"request_timeout_ms", deadline_ms}};
   const double ok_p99 = percentile(v.ok_service_ms, 0.99);
@@ -595,9 +603,9 @@ judgement judge_request_timeout(const case_view& v, const case_settings& cs, con
   return j;
 }
 
-judgement judge_start_failed(const case_view& v, const case_settings& cs, const json& t) {
+judgement judge_start_failed(const case_view& v, const case_settings& cs, const timeline_record& t) {
   // The last start that failed before the request gave up says why.
-  const std::int64_t b = ns(t, "t_reply");
+  const std::int64_t b = t.t_reply;
   std::string cause;
   for (const auto& s : v.starts) {
     if (s.t_main || s.t_end > b) continue;
@@ -642,12 +650,12 @@ judgement judge_start_failed(const case_view& v, const case_settings& cs, const 
   return j;
 }
 
-std::optional<judgement> judge(const case_view& v, const case_settings& cs, const json& t,
+std::optional<judgement> judge(const case_view& v, const case_settings& cs, const timeline_record& t,
                                const loss_verdicts& losses) {
-  const std::string outcome = t.value("outcome", "ok");
+  const std::string& outcome = t.outcome;
   // Past the last kept worker event the pool's state is unknown: no verdict rather than a
   // wrong one.
-  if (v.t_events_known && ns(t, "t_reply") > v.t_events_known &&
+  if (v.t_events_known && t.t_reply > v.t_events_known &&
       (outcome == "checkout_timeout" || outcome == "request_timeout")) {
     return std::nullopt;
   }
@@ -655,13 +663,13 @@ std::optional<judgement> judge(const case_view& v, const case_settings& cs, cons
   if (outcome == "request_timeout") return judge_request_timeout(v, cs, t);
   if (outcome == "start_failed") return judge_start_failed(v, cs, t);
   if (outcome == "worker_crashed") {
-    const auto it = v.exit_causes.find(t.value("worker", std::uint64_t{0}));
+    const auto it = v.exit_causes.find(t.worker);
     const std::string cause = it == v.exit_causes.end() ? "" : it->second;
     return judgement{verdict::crash, "the worker died during the request", {{"exit", cause}},
                      fmt::format("the worker died during the request ({})", cause.empty() ? "exit" : cause)};
   }
   if (outcome == "protocol_error") {
-    const auto it = v.exit_causes.find(t.value("worker", std::uint64_t{0}));
+    const auto it = v.exit_causes.find(t.worker);
     const std::string cause = it == v.exit_causes.end() ? "" : it->second;
     return judgement{verdict::protocol, "the worker broke the framing or the message format",
                      {{"error", cause}}, fmt::format("the worker broke the protocol ({})", cause)};
@@ -679,77 +687,88 @@ std::optional<judgement> judge(const case_view& v, const case_settings& cs, cons
 
 }  // namespace
 
-void diagnose_case(json& c, const scenario& s) {
-  json verdicts = json::object();
-  json findings = json::array();
-  if (!c.contains("timelines")) {
-    c["verdicts"] = verdicts;
-    c["findings"] = findings;
-    return;
-  }
-  const case_view v = view_of(c);
-  const case_settings cs = settings_of(s);
-  struct finding {
-    std::uint64_t count = 0;
-    std::string rule;
-    json evidence;
-    std::string summary;
-    double waited = -1;
-  };
-  std::map<std::string, finding> by_verdict;
-  // Requests that lost their worker first, so that waits for its replacement can be charged
-  // to the same cause.
-  json& failed = c["timelines"]["requests_failed"];
+namespace {
+
+// Every failed request's judgement, in the order of `failed`. Requests that lost their worker
+// are judged first, so that waits for its replacement can be charged to the same cause.
+std::vector<std::optional<judgement>> judge_all(const case_view& v, const case_settings& cs,
+                                                const std::vector<timeline_record>& failed) {
   loss_verdicts losses;
   std::vector<std::optional<judgement>> judged(failed.size());
   for (std::size_t i = 0; i < failed.size(); ++i) {
-    const json& t = failed[i];
-    if (t.value("outcome", "") == "checkout_timeout") continue;
+    const timeline_record& t = failed[i];
+    if (t.outcome == "checkout_timeout") continue;
     judged[i] = judge(v, cs, t, losses);
-    if (judged[i] && t.value("worker", std::uint64_t{0}) != 0) {
-      losses.emplace(t["worker"].get<std::uint64_t>(), judged[i]->verdict);
-    }
+    if (judged[i] && t.worker != 0) losses.emplace(t.worker, judged[i]->verdict);
   }
   for (std::size_t i = 0; i < failed.size(); ++i) {
-    if (failed[i].value("outcome", "") == "checkout_timeout") judged[i] = judge(v, cs, failed[i], losses);
+    if (failed[i].outcome == "checkout_timeout") judged[i] = judge(v, cs, failed[i], losses);
   }
-  for (std::size_t i = 0; i < failed.size(); ++i) {
-    json& t = failed[i];
-    auto& j = judged[i];
-    if (!j) continue;
-    t["verdict"] = j->verdict;
-    t["evidence"] = j->evidence;
-    finding& f = by_verdict[std::string(j->verdict)];
-    ++f.count;
-    // The representative request is the one that waited longest: the clearest evidence.
-    const double waited = (ns(t, "t_reply") - ns(t, "t_submit")) / ns_per_ms;
-    if (waited > f.waited) {
-      f.waited = waited;
-      f.rule = j->rule;
-      f.evidence = j->evidence;
-      f.evidence["request_id"] = t.value("request_id", std::uint64_t{0});
-      f.summary = j->summary;
-    }
-  }
-  // Requests beyond the kept timelines are counted under the verdicts of the kept ones, in
-  // proportion.
-  const auto dropped = c["timelines"].value("requests_failed_dropped", std::uint64_t{0});
+  return judged;
+}
+
+struct verdict_tally {
+  std::uint64_t count = 0;
+  finding_record finding;  // of the representative request
+  double waited = -1;
+};
+
+// One finding per verdict, most frequent first, with the counts of the requests beyond the
+// kept timelines added under the verdicts of the kept ones, in proportion.
+std::vector<finding_record> findings_of(std::map<std::string, verdict_tally> by_verdict,
+                                        std::uint64_t dropped, count_map& verdicts) {
   std::uint64_t judged_count = 0;
   for (const auto& [name, f] : by_verdict) judged_count += f.count;
-  std::vector<std::pair<std::string, finding>> ordered(by_verdict.begin(), by_verdict.end());
+  std::vector<std::pair<std::string, verdict_tally>> ordered(by_verdict.begin(), by_verdict.end());
   for (auto& [name, f] : ordered) {
     if (dropped && judged_count) f.count += dropped * f.count / judged_count;
     verdicts[name] = f.count;
   }
   std::stable_sort(ordered.begin(), ordered.end(),
                    [](const auto& a, const auto& b) { return a.second.count > b.second.count; });
-  for (const auto& [name, f] : ordered) {
-    findings.push_back({{"verdict", name},
-                        {"count", f.count},
-                        {"rule", f.rule},
-                        {"summary", f.summary},
-                        {"evidence", f.evidence}});
+  std::vector<finding_record> findings;
+  for (auto& [name, f] : ordered) {
+    f.finding.verdict = name;
+    f.finding.count = f.count;
+    findings.push_back(std::move(f.finding));
   }
+  return findings;
+}
+
+}  // namespace
+
+void diagnose_case(json& c, const scenario& s) {
+  count_map verdicts;
+  std::vector<finding_record> findings;
+  if (!c.contains("timelines")) {
+    c["verdicts"] = verdicts;
+    c["findings"] = findings;
+    return;
+  }
+  const auto timelines = c["timelines"].get<case_timelines>();
+  const case_view v = rebuild_case_view(timelines, c.value("environment", json::object()));
+  const auto judged = judge_all(v, settings_of(s), timelines.requests_failed);
+  std::map<std::string, verdict_tally> by_verdict;
+  json& failed = c["timelines"]["requests_failed"];
+  for (std::size_t i = 0; i < judged.size(); ++i) {
+    const auto& j = judged[i];
+    if (!j) continue;
+    const timeline_record& t = timelines.requests_failed[i];
+    failed[i]["verdict"] = j->verdict;
+    failed[i]["evidence"] = j->evidence;
+    verdict_tally& f = by_verdict[std::string(j->verdict)];
+    ++f.count;
+    // The representative request is the one that waited longest: the clearest evidence.
+    const double waited = (t.t_reply - t.t_submit) / ns_per_ms;
+    if (waited > f.waited) {
+      f.waited = waited;
+      f.finding.rule = j->rule;
+      f.finding.evidence = j->evidence;
+      f.finding.evidence["request_id"] = t.request_id;
+      f.finding.summary = j->summary;
+    }
+  }
+  findings = findings_of(std::move(by_verdict), timelines.requests_failed_dropped, verdicts);
   c["verdicts"] = verdicts;
   c["findings"] = findings;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procpool/wire/worker_process.hpp"
+#include "run/records.hpp"
 #include "scenario/scenario.hpp"
 
 namespace procpool::harness {
@@ -18,12 +19,10 @@ namespace procpool::harness {
 // statement), or the configured command.
 launch_options worker_launch_for(const scenario& s);
 
-// One results.json case, not yet diagnosed (diagnosis/diagnosis.hpp's diagnose_case). `index` is the case's position in the unsharded expansion, which
-// `merge` uses to restore the run's order. Stops early, and marks the case interrupted, when
+// One results.json case (a case_record, run/records.hpp), not yet diagnosed
+// (diagnosis/diagnosis.hpp's diagnose_case). `index` is the case's position in the unsharded
+// expansion, which `merge` uses to restore the run's order. Stops early, and marks the case interrupted, when
 // `interrupted` becomes true.
 nlohmann::json run_case(const scenario_case& c, std::size_t index, const std::atomic<bool>& interrupted);
-
-// Outcomes that count as timeouts in rates and assertions.
-bool is_timeout_outcome(std::string_view outcome) noexcept;
 
 }  // namespace procpool::harness

@@ -27,6 +27,7 @@ struct lazy_worker {
   worker_state state = worker_state::pending;
   std::int64_t t_main_ns = 0;
   std::int64_t t_init_done_ns = 0;
+  exit_kind leaving = exit_kind::none;  // set once a planned stop begins
 };
 
 struct waiter {
@@ -65,9 +66,11 @@ class sequential_init_pool final : public subject {
   void demand_starts();
   // A free worker goes to the longest waiter, else onto the idle stack.
   void release_worker(const std::shared_ptr<lazy_worker>& w, std::string_view cause);
-  void set_state(lazy_worker& w, worker_state to, std::string_view cause);
+  // `exit` marks a planned departure; the worker's later events keep it.
+  void set_state(lazy_worker& w, worker_state to, std::string_view cause,
+                 exit_kind exit = exit_kind::none);
   // Kills and reaps the worker and empties its slot.
-  void retire(lazy_worker& w, const std::string& cause);
+  void retire(lazy_worker& w, const std::string& cause, exit_kind exit = exit_kind::none);
   void fail_waiters(const error& e);
   std::size_t occupied_slots() const;
 
@@ -279,7 +282,7 @@ void sequential_init_pool::start_one(std::size_t slot) {
     slots[slot] = w;
     set_state(*w, worker_state::starting, "spawned");
     if (stopping) {
-      retire(*w, "pool stopping during start-up");
+      retire(*w, "pool stopping during start-up", exit_kind::planned_stop);
       state_changed.notify_all();
       return;
     }
@@ -306,7 +309,7 @@ void sequential_init_pool::start_one(std::size_t slot) {
     failure = hello.error().message;
   }
   if (stopping) {
-    if (w) retire(*w, "pool stopping during start-up: " + failure);
+    if (w) retire(*w, "pool stopping during start-up: " + failure, exit_kind::planned_stop);
     state_changed.notify_all();
     return;
   }
@@ -331,7 +334,7 @@ void sequential_init_pool::shutdown_workers() {
       // Still busy after stop's kill: its caller is doing I/O on it and retires it; failing
       // that, the kernel kills it when this thread exits (PR_SET_PDEATHSIG).
       if (!w || w->state == worker_state::busy) continue;
-      set_state(*w, worker_state::stopping, "pool stopping");
+      set_state(*w, worker_state::stopping, "pool stopping", exit_kind::planned_stop);
       w->conn.process().close_stdin();  // all at once, so they exit together
       live.push_back(w);
     }
@@ -374,26 +377,24 @@ void sequential_init_pool::release_worker(const std::shared_ptr<lazy_worker>& w,
   idle.push_back(w);
 }
 
-void sequential_init_pool::set_state(lazy_worker& w, worker_state to,
-                                           std::string_view cause) {
+void sequential_init_pool::set_state(lazy_worker& w, worker_state to, std::string_view cause,
+                                exit_kind exit) {
   const worker_state from = w.state;
   w.state = to;
+  if (exit != exit_kind::none) w.leaving = exit;
   if (!options.observer.on_worker_event) return;
-  options.observer.on_worker_event(worker_event{.t_ns = monotonic_ns(),
-                                                .worker = w.id,
-                                                .slot = w.slot,
-                                                .from = from,
-                                                .to = to,
-                                                .cause = std::string(cause),
-                                                .t_spawn_ns = w.conn.process().t_spawn_ns(),
-                                                .t_main_ns = w.t_main_ns,
-                                                .t_init_done_ns = w.t_init_done_ns,
-                                                .pid = w.conn.process().pid()});
+  options.observer.on_worker_event(make_worker_event({.worker = w.id,
+                                                      .slot = w.slot,
+                                                      .pid = w.conn.process().pid(),
+                                                      .t_spawn_ns = w.conn.process().t_spawn_ns(),
+                                                      .t_main_ns = w.t_main_ns,
+                                                      .t_init_done_ns = w.t_init_done_ns},
+                                                     from, to, cause, w.leaving));
 }
 
-void sequential_init_pool::retire(lazy_worker& w, const std::string& cause) {
+void sequential_init_pool::retire(lazy_worker& w, const std::string& cause, exit_kind exit) {
   w.conn.process().kill();
-  set_state(w, worker_state::exited, cause);
+  set_state(w, worker_state::exited, cause, exit);
   if (slots[w.slot].get() == &w) slots[w.slot].reset();
 }
 

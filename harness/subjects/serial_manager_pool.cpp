@@ -27,6 +27,7 @@ struct managed_worker {
   worker_state state = worker_state::pending;
   std::int64_t t_main_ns = 0;
   std::int64_t t_init_done_ns = 0;
+  exit_kind leaving = exit_kind::none;  // set once a planned stop begins
 };
 
 // One call, living on its caller's stack until `done` (or until the caller withdraws it
@@ -74,9 +75,11 @@ class serial_manager_pool final : public subject {
 
   // --- helpers, REQUIRES: mutex held -------------------------------------------------------
   managed_worker* next_idle();
-  void set_state(managed_worker& w, worker_state to, std::string_view cause);
+  // `exit` marks a planned departure; the worker's later events keep it.
+  void set_state(managed_worker& w, worker_state to, std::string_view cause,
+                 exit_kind exit = exit_kind::none);
   // Kills and reaps the worker and empties its slot.
-  void retire(managed_worker& w, const std::string& cause);
+  void retire(managed_worker& w, const std::string& cause, exit_kind exit = exit_kind::none);
   void start_failed(managed_worker* w, const std::string& message);
   void complete(job& j, result<response> r);
   std::size_t ready_count() const;
@@ -266,7 +269,7 @@ managed_worker* serial_manager_pool::launch(std::size_t slot) {
   managed_worker& w = *slots[slot];
   set_state(w, worker_state::starting, "spawned");
   if (stopping) {
-    retire(w, "pool stopping during start-up");
+    retire(w, "pool stopping during start-up", exit_kind::planned_stop);
     return nullptr;
   }
   if (auto sent = w.conn.send_init(options.init_args, start_deadline(w)); !sent) {
@@ -386,7 +389,7 @@ void serial_manager_pool::shutdown_workers() {
     std::lock_guard lock(mutex);
     for (const auto& w : slots) {
       if (!w) continue;
-      set_state(*w, worker_state::stopping, "pool stopping");
+      set_state(*w, worker_state::stopping, "pool stopping", exit_kind::planned_stop);
       w->conn.process().close_stdin();  // all at once, so they exit together
       live.push_back(w.get());
     }
@@ -415,26 +418,24 @@ managed_worker* serial_manager_pool::next_idle() {
   return nullptr;
 }
 
-void serial_manager_pool::set_state(managed_worker& w, worker_state to,
-                                          std::string_view cause) {
+void serial_manager_pool::set_state(managed_worker& w, worker_state to, std::string_view cause,
+                                exit_kind exit) {
   const worker_state from = w.state;
   w.state = to;
+  if (exit != exit_kind::none) w.leaving = exit;
   if (!options.observer.on_worker_event) return;
-  options.observer.on_worker_event(worker_event{.t_ns = monotonic_ns(),
-                                                .worker = w.id,
-                                                .slot = w.slot,
-                                                .from = from,
-                                                .to = to,
-                                                .cause = std::string(cause),
-                                                .t_spawn_ns = w.conn.process().t_spawn_ns(),
-                                                .t_main_ns = w.t_main_ns,
-                                                .t_init_done_ns = w.t_init_done_ns,
-                                                .pid = w.conn.process().pid()});
+  options.observer.on_worker_event(make_worker_event({.worker = w.id,
+                                                      .slot = w.slot,
+                                                      .pid = w.conn.process().pid(),
+                                                      .t_spawn_ns = w.conn.process().t_spawn_ns(),
+                                                      .t_main_ns = w.t_main_ns,
+                                                      .t_init_done_ns = w.t_init_done_ns},
+                                                     from, to, cause, w.leaving));
 }
 
-void serial_manager_pool::retire(managed_worker& w, const std::string& cause) {
+void serial_manager_pool::retire(managed_worker& w, const std::string& cause, exit_kind exit) {
   w.conn.process().kill();
-  set_state(w, worker_state::exited, cause);
+  set_state(w, worker_state::exited, cause, exit);
   slots[w.slot].reset();
   state_changed.notify_all();
 }
@@ -445,7 +446,10 @@ void serial_manager_pool::start_failed(managed_worker* w, const std::string& mes
     last_start_failed = true;
     last_start_failure = message;
   }
-  if (w) retire(*w, (stopping ? "pool stopping during start-up: " : "start failed: ") + message);
+  if (w) {
+    retire(*w, (stopping ? "pool stopping during start-up: " : "start failed: ") + message,
+           stopping ? exit_kind::planned_stop : exit_kind::none);
+  }
   state_changed.notify_all();
 }
 

@@ -87,6 +87,16 @@ std::string_view to_string(ready_state s) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(exit_kind k) noexcept {
+  switch (k) {
+    case exit_kind::none: return "none";
+    case exit_kind::planned_stop: return "planned_stop";
+    case exit_kind::recycled: return "recycled";
+    case exit_kind::fault: return "fault";
+  }
+  return "unknown";
+}
+
 std::optional<worker_state> worker_state_from_string(std::string_view name) noexcept {
   for (auto s : {worker_state::pending, worker_state::starting, worker_state::idle,
                  worker_state::busy, worker_state::pinging, worker_state::stopping,
@@ -94,6 +104,27 @@ std::optional<worker_state> worker_state_from_string(std::string_view name) noex
     if (to_string(s) == name) return s;
   }
   return std::nullopt;
+}
+
+worker_event make_worker_event(const worker_facts& w, worker_state from, worker_state to,
+                               std::string_view cause, exit_kind exit) {
+  const bool leaving = to == worker_state::stopping || to == worker_state::exited;
+  if (!leaving) {
+    exit = exit_kind::none;
+  } else if (exit == exit_kind::none) {
+    exit = exit_kind::fault;
+  }
+  return {.t_ns = monotonic_ns(),
+          .worker = w.worker,
+          .slot = w.slot,
+          .from = from,
+          .to = to,
+          .cause = std::string(cause),
+          .t_spawn_ns = w.t_spawn_ns,
+          .t_main_ns = w.t_main_ns,
+          .t_init_done_ns = w.t_init_done_ns,
+          .pid = w.pid,
+          .exit = exit};
 }
 
 // --- pool ------------------------------------------------------------------------------
@@ -217,20 +248,18 @@ void pool::impl::stop(const stop_options& so) {
   sup->shutdown();
 }
 
-void pool::impl::set_state(pool_worker& w, worker_state to, std::string_view cause) {
+void pool::impl::set_state(pool_worker& w, worker_state to, std::string_view cause, exit_kind exit) {
   const worker_state from = w.state;
   w.state = to;
+  if (exit != exit_kind::none) w.leaving = exit;
   if (options.observer.on_worker_event) {
-    options.observer.on_worker_event(worker_event{.t_ns = monotonic_ns(),
-                                                  .worker = w.id,
-                                                  .slot = w.slot,
-                                                  .from = from,
-                                                  .to = to,
-                                                  .cause = std::string(cause),
-                                                  .t_spawn_ns = w.t_spawn_ns,
-                                                  .t_main_ns = w.t_main_ns,
-                                                  .t_init_done_ns = w.t_init_done_ns,
-                                                  .pid = w.conn.process().pid()});
+    options.observer.on_worker_event(make_worker_event({.worker = w.id,
+                                                        .slot = w.slot,
+                                                        .pid = w.conn.process().pid(),
+                                                        .t_spawn_ns = w.t_spawn_ns,
+                                                        .t_main_ns = w.t_main_ns,
+                                                        .t_init_done_ns = w.t_init_done_ns},
+                                                       from, to, cause, w.leaving));
   }
 }
 

@@ -167,14 +167,14 @@ bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* f
   if (!healthy) {
     sup->retire(w, fault ? fmt::format("{}: {}", to_string(fault->code), fault->message)
                          : std::string("connection broken"),
-                /*graceful=*/false);
+                exit_kind::fault);
   } else if (w->exit_seen) {
-    sup->retire(w, "exited after replying", /*graceful=*/false);
+    sup->retire(w, "exited after replying", exit_kind::fault);
   } else if (stopping) {
-    sup->retire(w, "pool stopping", /*graceful=*/true);
+    sup->retire(w, "pool stopping", exit_kind::planned_stop);
   } else if (recycle_reason) {
     ++totals.recycled;
-    sup->retire(w, *recycle_reason, /*graceful=*/true);
+    sup->retire(w, *recycle_reason, exit_kind::recycled);
   } else {
     release_worker(w, "free");
   }

@@ -58,6 +58,7 @@ struct pool_worker {
   bool exit_seen = false;         // its pidfd fired while a caller held it
   bool lost = false;              // retired for a fault: its slot backs off before restarting
   std::atomic<lease_state> lease{lease_state::none};  // atomic: read by the lease unlocked
+  exit_kind leaving = exit_kind::none;  // set once a planned stop or recycle begins
   std::unique_ptr<worker_io> io;  // supervisor thread only
 };
 
@@ -105,7 +106,9 @@ class pool::impl {
   void stop(const stop_options& so);
 
   // --- shared helpers, REQUIRES: mutex held ---------------------------------------------
-  void set_state(pool_worker& w, worker_state to, std::string_view cause);
+  // `exit` marks a planned departure (stop, recycle); the worker's later events keep it.
+  void set_state(pool_worker& w, worker_state to, std::string_view cause,
+                 exit_kind exit = exit_kind::none);
   // A free worker goes to the longest waiter that accepts it, else to the idle stack.
   void release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause);
   void remove_from_idle(pool_worker& w);
@@ -161,8 +164,9 @@ class supervisor {
   void start();
   // Something may be startable now (a slot became wanted, a start finished).
   void pump_starts();
-  // A caller returns a worker that must go: killed at once, or stopped gracefully (recycle).
-  void retire(std::shared_ptr<pool_worker> w, std::string cause, bool graceful);
+  // A caller returns a worker that must go: killed at once for a fault, or stopped
+  // gracefully for a planned exit (the pool stopping, a recycle).
+  void retire(std::shared_ptr<pool_worker> w, std::string cause, exit_kind exit);
   // Stops every worker (killing the busy ones) and joins the thread.
   void shutdown();
 

@@ -154,7 +154,7 @@ struct supervisor::state {
     if (pool.degraded) pool.degraded = false;
     pool.failed_start_times.clear();
     if (pool.stopping) {
-      graceful_stop(w, "pool stopping");
+      graceful_stop(w, "pool stopping", exit_kind::planned_stop);
     } else {
       pool.release_worker(w, "init done");
     }
@@ -269,13 +269,14 @@ struct supervisor::state {
 
   // The worker is gone or must go now: kill its group, reap it, release its descriptors and
   // queue the slot's replacement. REQUIRES: pool.mutex held.
-  void finish(const std::shared_ptr<pool_worker>& w, const std::string& cause) {
+  void finish(const std::shared_ptr<pool_worker>& w, const std::string& cause,
+              exit_kind exit = exit_kind::none) {
     if (w->state == worker_state::exited) return;
     w->conn.process().kill();
     guard.remove(w->conn.process().pid());
     w->io.reset();
     pool.forget_worker(*w);
-    pool.set_state(*w, worker_state::exited, cause);
+    pool.set_state(*w, worker_state::exited, cause, exit);
     if (pool.slots[w->slot].worker == w) pool.schedule_replacement(w->slot, w->lost);
     pool.state_changed.notify_all();
     if (shutting_down && pool.live.empty()) {
@@ -308,8 +309,8 @@ struct supervisor::state {
   }
 
   // Close stdin, then SIGTERM the group, then SIGKILL it. REQUIRES: pool.mutex held.
-  void graceful_stop(const std::shared_ptr<pool_worker>& w, const std::string& cause) {
-    if (w->state != worker_state::stopping) pool.set_state(*w, worker_state::stopping, cause);
+  void graceful_stop(const std::shared_ptr<pool_worker>& w, const std::string& cause, exit_kind exit) {
+    if (w->state != worker_state::stopping) pool.set_state(*w, worker_state::stopping, cause, exit);
     w->conn.process().close_stdin();
     if (!w->io) return finish(w, cause);
     const stop_plan plan = pool.options.worker_stop;
@@ -363,7 +364,7 @@ struct supervisor::state {
           now - w->t_ready_ns >= std::chrono::nanoseconds(o.recycle_after_age).count()) {
         pool.remove_from_idle(*w);
         ++pool.totals.recycled;
-        graceful_stop(w, "recycled at its maximum age");
+        graceful_stop(w, "recycled at its maximum age", exit_kind::recycled);
       } else if (o.idle_ping_interval.count() > 0 &&
                  now - w->idle_since_ns >= std::chrono::nanoseconds(o.idle_ping_interval).count()) {
         pool.remove_from_idle(*w);
@@ -419,17 +420,18 @@ void supervisor::pump_starts() {
   asio::post(s_->io, [this] { s_->pump(); });
 }
 
-void supervisor::retire(std::shared_ptr<pool_worker> w, std::string cause, bool graceful) {
+void supervisor::retire(std::shared_ptr<pool_worker> w, std::string cause, exit_kind exit) {
   // Called by a caller holding the pool's lock: the state changes now, the work is posted.
+  const bool graceful = exit == exit_kind::planned_stop || exit == exit_kind::recycled;
   if (!graceful) {
     w->lost = true;
     ++s_->pool.totals.workers_lost;
   }
-  s_->pool.set_state(*w, worker_state::stopping, cause);
-  asio::post(s_->io, [this, w = std::move(w), cause = std::move(cause), graceful] {
+  s_->pool.set_state(*w, worker_state::stopping, cause, exit);
+  asio::post(s_->io, [this, w = std::move(w), cause = std::move(cause), graceful, exit] {
     std::lock_guard lock(s_->pool.mutex);
     if (graceful) {
-      s_->graceful_stop(w, cause);
+      s_->graceful_stop(w, cause, exit);
     } else {
       s_->finish(w, cause);
     }
@@ -451,10 +453,10 @@ void supervisor::shutdown() {
         s.revoke_or_kill(w);
       } else if (w->state == worker_state::starting) {
         --s.pool.starting;
-        s.finish(w, "pool stopping during start-up");
+        s.finish(w, "pool stopping during start-up", exit_kind::planned_stop);
       } else if (w->state != worker_state::stopping) {
         s.pool.remove_from_idle(*w);
-        s.graceful_stop(w, "pool stopping");
+        s.graceful_stop(w, "pool stopping", exit_kind::planned_stop);
       }
     }
     if (s.pool.live.empty()) {

@@ -268,6 +268,129 @@ std::vector<json> values_of(const report_model::document& doc, const std::string
 
 }  // namespace
 
+namespace {
+
+// The two swept keys the heatmap draws: the scaling axis across when it is swept, and the
+// start-up or environment key most likely to explain timeouts up.
+std::pair<std::string, std::string> heatmap_axes(const report_model::document& doc, const std::vector<std::string>& keys) {
+  const auto scaling = report_model::scaling_axis(doc);
+  std::string x_key = scaling && std::find(keys.begin(), keys.end(), *scaling) != keys.end() ? *scaling : keys[0];
+  for (const char* preferred : {"worker.startup_ms", "worker.init_ms", "environment.cpu_hogs",
+                                "pool.max_concurrent_starts", "pool.size"}) {
+    if (preferred != x_key && std::find(keys.begin(), keys.end(), preferred) != keys.end()) {
+      return {x_key, preferred};
+    }
+  }
+  return {x_key, keys[0] == x_key ? keys[1] : keys[0]};
+}
+
+struct heat_cell {
+  std::uint64_t requests = 0, timeouts = 0;
+  report_model::counts verdicts;
+};
+
+// The cases summed into cells, rows in `ys` order, columns in `xs` order.
+struct heat_grid {
+  std::string x_key, y_key;
+  std::vector<json> xs, ys;
+  std::vector<std::vector<heat_cell>> cells;
+  double max_rate = 0;
+};
+
+heat_grid grid_of(const report_model::document& doc, std::string x_key, std::string y_key) {
+  heat_grid g{std::move(x_key), std::move(y_key), {}, {}, {}, 0};
+  g.xs = values_of(doc, g.x_key);
+  g.ys = values_of(doc, g.y_key);
+  std::reverse(g.ys.begin(), g.ys.end());  // the largest value on top
+  g.cells.assign(g.ys.size(), std::vector<heat_cell>(g.xs.size()));
+  for (const auto& c : doc.cases) {
+    const json* xv = find(c.params, g.x_key);
+    const json* yv = find(c.params, g.y_key);
+    if (c.error || !xv || !yv) continue;
+    const auto xi = static_cast<std::size_t>(std::find(g.xs.begin(), g.xs.end(), *xv) - g.xs.begin());
+    const auto yi = static_cast<std::size_t>(std::find(g.ys.begin(), g.ys.end(), *yv) - g.ys.begin());
+    heat_cell& into = g.cells[yi][xi];
+    into.requests += c.requests;
+    into.timeouts += c.timeouts;
+    for (const auto& [v, n] : c.verdicts) into.verdicts[v] += n;
+  }
+  for (const auto& row : g.cells) {
+    for (const auto& k : row) {
+      if (k.requests) g.max_rate = std::max(g.max_rate, static_cast<double>(k.timeouts) / static_cast<double>(k.requests));
+    }
+  }
+  return g;
+}
+
+// What the legend shows: the kinds of cell that were drawn.
+struct heat_marks {
+  std::set<std::string> verdicts;
+  bool unexplained = false, clean = false, empty = false;
+};
+
+struct cell_box {
+  double left, top, w, h;
+};
+
+void draw_heat_cell(report_svg::canvas& c, const heat_cell& k, const cell_box& b, const std::string& where,
+                    double max_rate, heat_marks& marks) {
+  if (k.requests == 0) {
+    marks.empty = true;
+    c.rect(b.left + 1, b.top + 1, b.w - 2, b.h - 2, "#e5e7eb", where + ": no requests");
+    c.text(b.left + b.w / 2, b.top + b.h / 2 + 4, "no data", "middle", 10, 0, "#6b7280");
+    return;
+  }
+  const double rate = static_cast<double>(k.timeouts) / static_cast<double>(k.requests);
+  const std::string top_verdict = report_model::top_of(k.verdicts);
+  std::string tooltip = fmt::format("{}: {} timeouts in {} requests ({})", where, k.timeouts, k.requests,
+                                    report_text::percent(rate));
+  if (k.timeouts == 0) {
+    marks.clean = true;
+    c.rect(b.left + 1, b.top + 1, b.w - 2, b.h - 2, "#f3f4f6", tooltip);
+    c.text(b.left + b.w / 2, b.top + b.h / 2 + 4, "0%", "middle", 10, 0, "#6b7280");
+    return;
+  }
+  std::string colour;
+  if (top_verdict.empty()) {
+    marks.unexplained = true;
+    colour = report_model::family_colour("");
+  } else {
+    marks.verdicts.insert(top_verdict);
+    colour = report_model::verdict_colour(top_verdict);
+    tooltip += fmt::format("; dominant verdict {}", top_verdict);
+  }
+  const double opacity = 0.25 + 0.75 * std::sqrt(rate / max_rate);
+  c.rect(b.left + 1, b.top + 1, b.w - 2, b.h - 2, colour, tooltip, opacity);
+  c.text(b.left + b.w / 2, b.top + b.h / 2 + 4, report_text::percent(rate), "middle", 10, 0,
+         opacity > 0.6 ? "#ffffff" : "#111111");
+}
+
+double draw_heat_legend(report_svg::canvas& c, const plot_area& area, const heat_marks& marks) {
+  std::vector<legend_entry> entries;
+  for (const auto& v : marks.verdicts) entries.push_back({v, report_model::verdict_colour(v), legend_entry::mark::swatch});
+  if (marks.unexplained) entries.push_back({"timeouts without a verdict", report_model::family_colour(""), legend_entry::mark::swatch});
+  if (marks.clean) entries.push_back({"no timeouts", "#f3f4f6", legend_entry::mark::swatch});
+  if (marks.empty) entries.push_back({"no requests", "#e5e7eb", legend_entry::mark::swatch});
+  return report_svg::legend(c, area.left, area.bottom() + 46, area.width, entries, "dominant verdict:");
+}
+
+std::string heatmap_caption(const report_model::document& doc, const heat_grid& g) {
+  std::vector<std::string> others;
+  for (const auto& key : doc.swept_keys) {
+    if (key != g.x_key && key != g.y_key) others.push_back(key);
+  }
+  const bool repeated = std::any_of(doc.cases.begin(), doc.cases.end(), [](const auto& k) { return k.repetition > 0; });
+  if (repeated) others.push_back("repetitions");
+  return fmt::format("Timeout rate (checkout and request timeouts over requests) for each {} and {}{}. "
+                     "The colour is the cell's dominant verdict, its depth the rate relative to the "
+                     "highest cell ({}).",
+                     g.x_key, g.y_key,
+                     others.empty() ? "" : fmt::format(", summed over {}", fmt::join(others, ", ")),
+                     report_text::percent(g.max_rate));
+}
+
+}  // namespace
+
 std::string timeout_heatmap(const report_model::document& doc) {
   std::vector<std::string> keys;
   for (const auto& key : doc.swept_keys) {
@@ -280,113 +403,30 @@ std::string timeout_heatmap(const report_model::document& doc) {
                                               "The cases table shows the timeout rate per value.",
                                               keys.front()));
   }
-  const auto scaling = report_model::scaling_axis(doc);
-  std::string x_key = scaling && std::find(keys.begin(), keys.end(), *scaling) != keys.end() ? *scaling : keys[0];
-  std::string y_key;
-  for (const char* preferred : {"worker.startup_ms", "worker.init_ms", "environment.cpu_hogs",
-                                "pool.max_concurrent_starts", "pool.size"}) {
-    if (preferred != x_key && std::find(keys.begin(), keys.end(), preferred) != keys.end()) {
-      y_key = preferred;
-      break;
-    }
-  }
-  if (y_key.empty()) y_key = keys[0] == x_key ? keys[1] : keys[0];
-  const auto xs = values_of(doc, x_key);
-  auto ys = values_of(doc, y_key);
-  std::reverse(ys.begin(), ys.end());  // the largest value on top
+  auto [x_key, y_key] = heatmap_axes(doc, keys);
+  const heat_grid g = grid_of(doc, std::move(x_key), std::move(y_key));
 
-  struct cell {
-    std::uint64_t requests = 0, timeouts = 0;
-    report_model::counts verdicts;
-  };
-  std::vector<std::vector<cell>> grid(ys.size(), std::vector<cell>(xs.size()));
-  for (const auto& c : doc.cases) {
-    const json* xv = find(c.params, x_key);
-    const json* yv = find(c.params, y_key);
-    if (c.error || !xv || !yv) continue;
-    const auto xi = static_cast<std::size_t>(std::find(xs.begin(), xs.end(), *xv) - xs.begin());
-    const auto yi = static_cast<std::size_t>(std::find(ys.begin(), ys.end(), *yv) - ys.begin());
-    cell& into = grid[yi][xi];
-    into.requests += c.requests;
-    into.timeouts += c.timeouts;
-    for (const auto& [v, n] : c.verdicts) into.verdicts[v] += n;
-  }
-  double max_rate = 0;
-  for (const auto& row : grid) {
-    for (const auto& k : row) {
-      if (k.requests) max_rate = std::max(max_rate, static_cast<double>(k.timeouts) / static_cast<double>(k.requests));
-    }
-  }
-
-  report_svg::canvas c("timeouts", fmt::format("Timeout rate over {} and {}", x_key, y_key), chart_width);
-  const double cell_h = std::clamp(300.0 / static_cast<double>(ys.size()), 18.0, 44.0);
-  const plot_area area{150, 30, chart_width - 150 - 20, cell_h * static_cast<double>(ys.size())};
-  const double cell_w = area.width / static_cast<double>(xs.size());
-  std::set<std::string> shown_verdicts;
-  bool unexplained = false, clean = false, empty = false;
-  for (std::size_t yi = 0; yi < ys.size(); ++yi) {
-    for (std::size_t xi = 0; xi < xs.size(); ++xi) {
-      const cell& k = grid[yi][xi];
-      const double left = area.left + cell_w * static_cast<double>(xi);
-      const double top = area.top + cell_h * static_cast<double>(yi);
-      const std::string where = fmt::format("{}={}, {}={}", x_key, report_text::plain(xs[xi]), y_key,
-                                            report_text::plain(ys[yi]));
-      if (k.requests == 0) {
-        empty = true;
-        c.rect(left + 1, top + 1, cell_w - 2, cell_h - 2, "#e5e7eb", where + ": no requests");
-        c.text(left + cell_w / 2, top + cell_h / 2 + 4, "no data", "middle", 10, 0, "#6b7280");
-        continue;
-      }
-      const double rate = static_cast<double>(k.timeouts) / static_cast<double>(k.requests);
-      const std::string top_verdict = report_model::top_of(k.verdicts);
-      std::string tooltip = fmt::format("{}: {} timeouts in {} requests ({})", where, k.timeouts, k.requests,
-                                        report_text::percent(rate));
-      if (k.timeouts == 0) {
-        clean = true;
-        c.rect(left + 1, top + 1, cell_w - 2, cell_h - 2, "#f3f4f6", tooltip);
-        c.text(left + cell_w / 2, top + cell_h / 2 + 4, "0%", "middle", 10, 0, "#6b7280");
-        continue;
-      }
-      std::string colour;
-      if (top_verdict.empty()) {
-        unexplained = true;
-        colour = report_model::family_colour("");
-      } else {
-        shown_verdicts.insert(top_verdict);
-        colour = report_model::verdict_colour(top_verdict);
-        tooltip += fmt::format("; dominant verdict {}", top_verdict);
-      }
-      const double opacity = 0.25 + 0.75 * std::sqrt(rate / max_rate);
-      c.rect(left + 1, top + 1, cell_w - 2, cell_h - 2, colour, tooltip, opacity);
-      c.text(left + cell_w / 2, top + cell_h / 2 + 4, report_text::percent(rate), "middle", 10, 0,
-             opacity > 0.6 ? "#ffffff" : "#111111");
+  report_svg::canvas c("timeouts", fmt::format("Timeout rate over {} and {}", g.x_key, g.y_key), chart_width);
+  const double cell_h = std::clamp(300.0 / static_cast<double>(g.ys.size()), 18.0, 44.0);
+  const plot_area area{150, 30, chart_width - 150 - 20, cell_h * static_cast<double>(g.ys.size())};
+  const double cell_w = area.width / static_cast<double>(g.xs.size());
+  heat_marks marks;
+  for (std::size_t yi = 0; yi < g.ys.size(); ++yi) {
+    for (std::size_t xi = 0; xi < g.xs.size(); ++xi) {
+      const cell_box box{area.left + cell_w * static_cast<double>(xi), area.top + cell_h * static_cast<double>(yi),
+                         cell_w, cell_h};
+      const std::string where = fmt::format("{}={}, {}={}", g.x_key, report_text::plain(g.xs[xi]), g.y_key,
+                                            report_text::plain(g.ys[yi]));
+      draw_heat_cell(c, g.cells[yi][xi], box, where, g.max_rate, marks);
     }
   }
   std::vector<std::string> x_labels, y_labels;
-  for (const auto& v : xs) x_labels.push_back(report_text::plain(v));
-  for (const auto& v : ys) y_labels.push_back(report_text::plain(v));
-  report_svg::x_categories(c, area, x_labels, axis_title(x_key));
-  report_svg::y_categories(c, area, y_labels, axis_title(y_key));
-  std::vector<legend_entry> entries;
-  for (const auto& v : shown_verdicts) entries.push_back({v, report_model::verdict_colour(v), legend_entry::mark::swatch});
-  if (unexplained) entries.push_back({"timeouts without a verdict", report_model::family_colour(""), legend_entry::mark::swatch});
-  if (clean) entries.push_back({"no timeouts", "#f3f4f6", legend_entry::mark::swatch});
-  if (empty) entries.push_back({"no requests", "#e5e7eb", legend_entry::mark::swatch});
-  const double bottom = report_svg::legend(c, area.left, area.bottom() + 46, area.width, entries, "dominant verdict:");
-
-  std::vector<std::string> others;
-  for (const auto& key : doc.swept_keys) {
-    if (key != x_key && key != y_key) others.push_back(key);
-  }
-  const bool repeated = std::any_of(doc.cases.begin(), doc.cases.end(), [](const auto& k) { return k.repetition > 0; });
-  if (repeated) others.push_back("repetitions");
-  return figure("timeouts", c.finish(bottom),
-                fmt::format("Timeout rate (checkout and request timeouts over requests) for each {} and {}{}. "
-                            "The colour is the cell's dominant verdict, its depth the rate relative to the "
-                            "highest cell ({}).",
-                            x_key, y_key,
-                            others.empty() ? "" : fmt::format(", summed over {}", fmt::join(others, ", ")),
-                            report_text::percent(max_rate)));
+  for (const auto& v : g.xs) x_labels.push_back(report_text::plain(v));
+  for (const auto& v : g.ys) y_labels.push_back(report_text::plain(v));
+  report_svg::x_categories(c, area, x_labels, axis_title(g.x_key));
+  report_svg::y_categories(c, area, y_labels, axis_title(g.y_key));
+  const double bottom = draw_heat_legend(c, area, marks);
+  return figure("timeouts", c.finish(bottom), heatmap_caption(doc, g));
 }
 
 // ---- Verdict counts ----

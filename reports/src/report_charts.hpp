@@ -4,7 +4,7 @@
 // nothing failed), a <p class="note" data-chart-note="NAME"> saying why. NAME is throughput,
 // latency, timeouts, lifecycle or verdicts.
 //
-//   const auto doc = report_model::view_of(results);
+//   const auto doc = report_model::read_document(results);
 //   html += report_charts::throughput(results, doc);
 #pragma once
 

@@ -28,7 +28,7 @@ void add_row(std::string& out, const std::vector<std::string>& fields) {
 }  // namespace
 
 std::string render_csv(const nlohmann::json& results) {
-  const auto doc = report_model::view_of(results);
+  const auto doc = report_model::read_document(results);
   std::set<std::string> outcomes, verdicts;
   for (const auto& c : doc.cases) {
     for (const auto& [name, n] : c.outcomes) outcomes.insert(name);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -17,16 +18,14 @@
 #include "report_charts.hpp"
 #include "report_svg.hpp"
 #include "report_text.hpp"
-#include "run/runner.hpp"
+#include "results/worker_intervals.hpp"
+#include "run/records.hpp"
 
 namespace procpool::harness::report_charts {
 namespace {
 
 using json = nlohmann::json;
 using report_model::find;
-using report_model::number;
-using report_model::whole;
-using report_model::text;
 using report_svg::legend_entry;
 
 constexpr std::size_t max_rows = 64;
@@ -96,275 +95,348 @@ std::vector<span> coalesce(const std::vector<span>& spans, double min_ns, bool& 
   return out;
 }
 
-struct request_mark {
-  const json* r;
-  bool failed;
-};
-
 struct placed_request {
-  const json* r;
+  const timeline_record* r;
   bool failed, timeout;
   std::size_t row;  // 0: waiting; else the worker row + 1
   double from, to;  // ns from the case's first event
 };
 
-}  // namespace
+// The case's time span: from the first thing that happened to the last.
+struct time_span {
+  double t0 = std::numeric_limits<double>::infinity();
+  double t_end = 0;
+  double ns() const { return t_end - t0; }
+};
 
-std::string lifecycle(const report_model::case_row& c, std::string_view why_this_case) {
-  const json& timelines = report_model::object_at(*c.doc, "timelines");
-  const json* events = find(timelines, "workers");
-  if (!events || !events->is_array() || events->empty()) {
-    return note("lifecycle", fmt::format("No worker lifecycle chart: case {} recorded no worker events{}.", c.id,
-                                         c.error ? " (its subject could not be created)" : ""));
-  }
-  std::vector<const json*> requests;
-  for (const char* list : {"requests_failed", "requests_sampled"}) {
-    if (const json* rs = find(timelines, list); rs && rs->is_array()) {
-      for (const auto& r : *rs) requests.push_back(&r);
-    }
-  }
-
-  // The time origin: the first thing that happened in the case.
-  double t0 = std::numeric_limits<double>::infinity(), t_end = 0;
+time_span span_of(const case_timelines& tl, const std::vector<const timeline_record*>& requests) {
+  time_span s;
   const auto see = [&](double t) {
     if (t <= 0) return;
-    t0 = std::min(t0, t);
-    t_end = std::max(t_end, t);
+    s.t0 = std::min(s.t0, t);
+    s.t_end = std::max(s.t_end, t);
   };
-  for (const auto& e : *events) {
-    see(number(e, "t_ns"));
-    see(number(e, "t_spawn_ns"));
+  for (const auto& e : tl.workers) {
+    see(static_cast<double>(e.t_ns));
+    see(static_cast<double>(e.t_spawn_ns));
   }
   for (const auto* r : requests) {
-    for (const char* k : {"t_submit", "t_checkout", "t_sent", "t_worker_recv", "t_worker_done", "t_reply"}) see(number(*r, k));
+    for (const auto t : {r->t_submit, r->t_checkout, r->t_sent, r->t_worker_recv, r->t_worker_done, r->t_reply}) {
+      see(static_cast<double>(t));
+    }
   }
-  if (!(t_end > t0)) t_end = t0 + 1;
-  const double span_ns = t_end - t0;
+  if (!(s.t_end > s.t0)) s.t_end = s.t0 + 1;
+  return s;
+}
 
-  // Rows, in order of each worker's first event.
+// One row per worker, in order of each worker's first event, at most max_rows of them.
+struct worker_rows {
   std::vector<worker_row> rows;
-  std::map<std::uint64_t, std::size_t> row_of;
-  std::map<std::uint64_t, std::pair<double, std::string>> open;  // worker -> (since, state)
+  std::map<std::uint64_t, std::size_t> row_of;  // past max_rows: npos
   std::size_t omitted_workers = 0, state_changes = 0;
-  std::vector<const json*> sorted;
-  for (const auto& e : *events) sorted.push_back(&e);
-  std::stable_sort(sorted.begin(), sorted.end(),
-                   [](const json* a, const json* b) { return number(*a, "t_ns") < number(*b, "t_ns"); });
-  for (const json* e : sorted) {
-    const auto id = whole(*e, "worker");
-    auto it = row_of.find(id);
-    if (it == row_of.end()) {
-      if (rows.size() >= max_rows) {
-        if (row_of.emplace(id, std::numeric_limits<std::size_t>::max()).second) ++omitted_workers;
-        continue;
-      }
-      it = row_of.emplace(id, rows.size()).first;
-      worker_row row;
-      row.id = id;
-      if (const json* slot = find(*e, "slot")) row.slot = report_text::plain(*slot);
-      if (const json* pid = find(*e, "pid")) row.pid = report_text::plain(*pid);
-      rows.push_back(std::move(row));
-    }
-    if (it->second == std::numeric_limits<std::size_t>::max()) continue;
-    worker_row& row = rows[it->second];
-    ++state_changes;
-    const double t = number(*e, "t_ns") - t0;
-    if (auto o = open.find(id); o != open.end()) {
-      row.states.push_back({o->second.first, t, o->second.second});
-      open.erase(o);
-    }
-    const std::string to = text(*e, "to");
-    if (to != "exited") open[id] = {t, to};
-    if (const double s = number(*e, "t_spawn_ns"); s > 0) row.spawn = s - t0;
-    if (const double m = number(*e, "t_main_ns"); m > 0) row.main = m - t0;
-    if (const double d = number(*e, "t_init_done_ns"); d > 0) row.init_done = d - t0;
-  }
-  for (const auto& [id, since] : open) rows[row_of[id]].states.push_back({since.first, span_ns, since.second});
+  static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+};
 
-  // Requests to draw: failures first, then the successful sample, within the cap.
-  std::vector<request_mark> marks;
-  for (const auto* r : requests) {
-    const std::string outcome = text(*r, "outcome", "ok");
-    marks.push_back({r, outcome != "ok"});
-  }
-  std::stable_partition(marks.begin(), marks.end(), [](const request_mark& m) { return m.failed; });
-  const std::size_t recorded_requests = marks.size();
-  if (marks.size() > max_requests) marks.resize(max_requests);
-  std::size_t off_chart = 0;
-  std::vector<placed_request> placed;
-  for (const auto& m : marks) {
-    const json& r = *m.r;
-    placed_request p{&r, m.failed, is_timeout_outcome(text(r, "outcome", "ok")), 0, 0, 0};
-    const auto worker = whole(r, "worker");
-    // On a worker: from send to reply. Waiting (never reached a worker): from submission.
-    p.from = number(r, "t_submit");
-    if (worker != 0) {
-      const auto row = row_of.find(worker);
-      if (row == row_of.end() || row->second >= rows.size()) {
-        ++off_chart;
+worker_rows rows_of(const case_timelines& tl, const time_span& span) {
+  worker_rows out;
+  for (const worker_event* e : in_time_order(tl.workers)) {
+    auto it = out.row_of.find(e->worker);
+    if (it == out.row_of.end()) {
+      if (out.rows.size() >= max_rows) {
+        out.row_of.emplace(e->worker, worker_rows::npos);
+        ++out.omitted_workers;
         continue;
       }
-      p.row = row->second + 1;
-      for (const char* k : {"t_sent", "t_checkout", "t_submit"}) {
-        if (number(r, k) > 0) {
-          p.from = number(r, k);
-          break;
-        }
-      }
+      it = out.row_of.emplace(e->worker, out.rows.size()).first;
+      worker_row& row = out.rows.emplace_back();
+      row.id = e->worker;
+      row.slot = std::to_string(e->slot);
+      row.pid = std::to_string(e->pid);
     }
-    for (const char* k : {"t_reply", "t_worker_done"}) {
-      if (number(r, k) > 0) {
-        p.to = number(r, k);
-        break;
-      }
-    }
-    if (p.from <= 0) continue;
-    if (p.to < p.from) p.to = t_end;
-    p.from -= t0;
-    p.to -= t0;
-    placed.push_back(p);
+    if (it->second == worker_rows::npos) continue;
+    worker_row& row = out.rows[it->second];
+    ++out.state_changes;
+    if (e->t_spawn_ns > 0) row.spawn = static_cast<double>(e->t_spawn_ns) - span.t0;
+    if (e->t_main_ns > 0) row.main = static_cast<double>(e->t_main_ns) - span.t0;
+    if (e->t_init_done_ns > 0) row.init_done = static_cast<double>(e->t_init_done_ns) - span.t0;
   }
-  // Waiting requests overlap in time: each goes to the first lane free at its start.
-  std::vector<double> lane_ends;
-  std::vector<std::size_t> lane_of(placed.size(), 0);
+  const auto t_end = std::isfinite(span.t_end) ? static_cast<std::int64_t>(span.t_end) : 0;
+  for (const auto& i : worker_intervals(tl.workers, t_end)) {
+    const std::size_t row = out.row_of.at(i.worker);
+    if (row == worker_rows::npos) continue;
+    out.rows[row].states.push_back({static_cast<double>(i.begin) - span.t0,
+                                    static_cast<double>(i.end) - span.t0, std::string(to_string(i.state))});
+  }
+  return out;
+}
+
+// Where one request is drawn: on the worker that served it from send to reply, or on the
+// waiting row from submission when it never reached a worker. nullopt when it has no time.
+std::optional<placed_request> place(const timeline_record& r, const worker_rows& rows, const time_span& span,
+                                    std::size_t& off_chart) {
+  placed_request p{&r, !r.ok(), is_timeout_outcome(r.outcome), 0, static_cast<double>(r.t_submit), 0};
+  if (r.worker != 0) {
+    const auto row = rows.row_of.find(r.worker);
+    if (row == rows.row_of.end() || row->second >= rows.rows.size()) {
+      ++off_chart;
+      return std::nullopt;
+    }
+    p.row = row->second + 1;
+    p.from = static_cast<double>(r.t_sent > 0 ? r.t_sent : r.t_checkout > 0 ? r.t_checkout : r.t_submit);
+  }
+  p.to = static_cast<double>(r.t_reply > 0 ? r.t_reply : r.t_worker_done > 0 ? r.t_worker_done : 0);
+  if (p.from <= 0) return std::nullopt;
+  if (p.to < p.from) p.to = span.t_end;
+  p.from -= span.t0;
+  p.to -= span.t0;
+  return p;
+}
+
+// The requests to draw: failures first, then the successful sample, within max_requests.
+struct placed_requests {
+  std::vector<placed_request> placed;
+  std::size_t recorded = 0, off_chart = 0;
+};
+
+placed_requests place_all(const std::vector<const timeline_record*>& requests, const worker_rows& rows,
+                          const time_span& span) {
+  std::vector<const timeline_record*> marks = requests;
+  std::stable_partition(marks.begin(), marks.end(), [](const timeline_record* r) { return !r->ok(); });
+  placed_requests out;
+  out.recorded = marks.size();
+  if (marks.size() > max_requests) marks.resize(max_requests);
+  for (const auto* r : marks) {
+    if (auto p = place(*r, rows, span, out.off_chart)) out.placed.push_back(*p);
+  }
+  return out;
+}
+
+// Waiting requests overlap in time: each goes to the first lane free at its start.
+struct waiting_lanes {
+  std::vector<double> ends;          // one per lane
+  std::vector<std::size_t> lane_of;  // per placed request
+};
+
+waiting_lanes lanes_of(const std::vector<placed_request>& placed) {
+  waiting_lanes lanes;
+  lanes.lane_of.assign(placed.size(), 0);
   std::vector<std::size_t> waiting;
   for (std::size_t i = 0; i < placed.size(); ++i) {
     if (placed[i].row == 0) waiting.push_back(i);
   }
   std::stable_sort(waiting.begin(), waiting.end(), [&](std::size_t a, std::size_t b) { return placed[a].from < placed[b].from; });
+  auto& ends = lanes.ends;
   for (const std::size_t i : waiting) {
-    auto lane = std::find_if(lane_ends.begin(), lane_ends.end(), [&](double end) { return end <= placed[i].from; });
-    if (lane == lane_ends.end() && lane_ends.size() < max_waiting_lanes) lane = lane_ends.insert(lane_ends.end(), 0.0);
-    if (lane == lane_ends.end()) lane = std::min_element(lane_ends.begin(), lane_ends.end());
+    auto lane = std::find_if(ends.begin(), ends.end(), [&](double end) { return end <= placed[i].from; });
+    if (lane == ends.end() && ends.size() < max_waiting_lanes) lane = ends.insert(ends.end(), 0.0);
+    if (lane == ends.end()) lane = std::min_element(ends.begin(), ends.end());
     *lane = placed[i].to;
-    lane_of[i] = static_cast<std::size_t>(lane - lane_ends.begin());
+    lanes.lane_of[i] = static_cast<std::size_t>(lane - ends.begin());
+  }
+  return lanes;
+}
+
+// Worker rows as tall as a few workers allow and thin enough for many; the waiting row above
+// them, one thin lane per overlapping wait.
+struct chart_layout {
+  double row_height = 0, waiting_height = 0;
+  static constexpr double lane_height = 4;
+  report_svg::plot_area area;
+  report_svg::scale x;
+  double span_ns = 0;
+
+  chart_layout(std::size_t rows, std::size_t lanes, double span)
+      : row_height(std::clamp(260.0 / static_cast<double>(rows + 1), 14.0, 26.0)),
+        waiting_height(lanes == 0 ? 0
+                                  : std::max(row_height, lane_height * static_cast<double>(lanes) + 2) + row_gap),
+        area{label_width, 14, chart_width - label_width - 20,
+             waiting_height + (row_height + row_gap) * static_cast<double>(rows)},
+        x(report_svg::scale::linear(0, span / 1e6, area.left, area.right())),
+        span_ns(span) {}
+
+  double at(double ns) const { return x(ns / 1e6); }
+  double row_top(std::size_t i) const {
+    return area.top + waiting_height + (row_height + row_gap) * static_cast<double>(i) + row_gap / 2;
   }
 
-  // Layout: worker rows as tall as a few workers allow and thin enough for many; the waiting
-  // row above them, one thin lane per overlapping wait.
-  const double row_height = std::clamp(260.0 / static_cast<double>(rows.size() + 1), 14.0, 26.0);
-  const double lane_height = 4;
-  const double waiting_height =
-      lane_ends.empty() ? 0 : std::max(row_height, lane_height * static_cast<double>(lane_ends.size()) + 2) + row_gap;
-  const double label_w = 120;
-  const report_svg::plot_area area{label_w, 14, chart_width - label_w - 20,
-                                   waiting_height + (row_height + row_gap) * static_cast<double>(rows.size())};
-  const auto x = report_svg::scale::linear(0, span_ns / 1e6, area.left, area.right());
-  const auto at = [&](double ns) { return x(ns / 1e6); };
-  const auto row_top = [&](std::size_t i) {
-    return area.top + waiting_height + (row_height + row_gap) * static_cast<double>(i) + row_gap / 2;
-  };
+ private:
+  static constexpr double label_width = 120;
+};
 
-  // Bars narrower than a pixel merge until the page stays within its budget.
-  bool merged = false;
+// Bars narrower than a pixel merge until the page stays within its budget. Sets `merged`
+// when any did.
+std::vector<std::vector<span>> bars_of(const std::vector<worker_row>& rows, const chart_layout& l, bool& merged) {
   std::vector<std::vector<span>> bars(rows.size());
   for (double min_px = 0.75;; min_px *= 2) {
     merged = false;
     std::size_t total = 0;
-    const double min_ns = min_px * span_ns / area.width;
+    const double min_ns = min_px * l.span_ns / l.area.width;
     for (std::size_t i = 0; i < rows.size(); ++i) {
       bars[i] = coalesce(rows[i].states, min_ns, merged);
       total += bars[i].size();
     }
-    if (total <= max_state_bars || min_px > area.width) break;
+    if (total <= max_state_bars || min_px > l.area.width) break;
   }
+  return bars;
+}
 
-  report_svg::canvas canvas("lifecycle", fmt::format("Worker lifecycle of case {}", c.id), chart_width);
-  report_svg::x_axis(canvas, area, x, "time since the case's first event (ms)");
+void draw_labels(report_svg::canvas& canvas, const chart_layout& l, const std::vector<worker_row>& rows,
+                 bool waiting_row) {
+  report_svg::x_axis(canvas, l.area, l.x, "time since the case's first event (ms)");
   canvas.decorating(true);
-  if (!lane_ends.empty()) canvas.text(area.left - 7, area.top + waiting_height / 2 + 4, "waiting", "end", 11);
+  if (waiting_row) canvas.text(l.area.left - 7, l.area.top + l.waiting_height / 2 + 4, "waiting", "end", 11);
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    canvas.text(area.left - 7, row_top(i) + row_height / 2 + 4,
+    canvas.text(l.area.left - 7, l.row_top(i) + l.row_height / 2 + 4,
                 fmt::format("w{}{}", rows[i].id, rows[i].slot.empty() ? "" : " slot " + rows[i].slot), "end", 11);
   }
-  canvas.line(area.left, area.top, area.left, area.bottom(), "#6b7280");
+  canvas.line(l.area.left, l.area.top, l.area.left, l.area.bottom(), "#6b7280");
   canvas.decorating(false);
+}
 
-  std::set<std::string> states_seen;
-  bool phases = false;
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const double top = row_top(i);
-    for (const auto& b : bars[i]) {
-      states_seen.insert(b.state);
-      canvas.rect(at(b.from), top, std::max(at(b.to) - at(b.from), 0.5), row_height, state_colour(b.state));
-    }
-    const worker_row& row = rows[i];
-    if (row.spawn >= 0 && row.main > row.spawn) {
-      phases = true;
-      canvas.rect(at(row.spawn), top, std::max(at(row.main) - at(row.spawn), 0.5), row_height * 0.35, startup_colour,
-                  fmt::format("worker {} (pid {}): start-up (spawn to main) {} ms", row.id, row.pid,
-                              report_text::significant((row.main - row.spawn) / 1e6)));
-      if (row.init_done > row.main) {
-        canvas.rect(at(row.main), top, std::max(at(row.init_done) - at(row.main), 0.5), row_height * 0.35, init_colour,
-                    fmt::format("worker {} (pid {}): init (main to init done) {} ms", row.id, row.pid,
-                                report_text::significant((row.init_done - row.main) / 1e6)));
-      }
-    }
+// What the legend shows: the states, phases and request kinds that were drawn.
+struct drawn_marks {
+  std::set<std::string> states;
+  bool phases = false, ok = false, timeout = false, failure = false;
+  std::size_t requests = 0, failed = 0;
+};
+
+void draw_start_phases(report_svg::canvas& canvas, const chart_layout& l, const worker_row& row, double top,
+                       drawn_marks& drawn) {
+  if (row.spawn < 0 || row.main <= row.spawn) return;
+  drawn.phases = true;
+  canvas.rect(l.at(row.spawn), top, std::max(l.at(row.main) - l.at(row.spawn), 0.5), l.row_height * 0.35,
+              startup_colour,
+              fmt::format("worker {} (pid {}): start-up (spawn to main) {} ms", row.id, row.pid,
+                          report_text::significant((row.main - row.spawn) / 1e6)));
+  if (row.init_done > row.main) {
+    canvas.rect(l.at(row.main), top, std::max(l.at(row.init_done) - l.at(row.main), 0.5), l.row_height * 0.35,
+                init_colour,
+                fmt::format("worker {} (pid {}): init (main to init done) {} ms", row.id, row.pid,
+                            report_text::significant((row.init_done - row.main) / 1e6)));
   }
+}
 
-  std::size_t drawn = 0, drawn_failed = 0;
-  bool any_ok = false, any_timeout = false, any_failure = false;
+void draw_rows(report_svg::canvas& canvas, const chart_layout& l, const std::vector<worker_row>& rows,
+               const std::vector<std::vector<span>>& bars, drawn_marks& drawn) {
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const double top = l.row_top(i);
+    for (const auto& b : bars[i]) {
+      drawn.states.insert(b.state);
+      canvas.rect(l.at(b.from), top, std::max(l.at(b.to) - l.at(b.from), 0.5), l.row_height, state_colour(b.state));
+    }
+    draw_start_phases(canvas, l, rows[i], top, drawn);
+  }
+}
+
+void draw_requests(report_svg::canvas& canvas, const chart_layout& l, const std::vector<worker_row>& rows,
+                   const std::vector<placed_request>& placed, const waiting_lanes& lanes, drawn_marks& drawn) {
   // Successes first so that failures are drawn over them.
   for (std::size_t k = placed.size(); k-- > 0;) {
     const placed_request& p = placed[k];
     const std::string_view colour = !p.failed ? ok_colour : p.timeout ? timeout_colour : failure_colour;
-    const double top = p.row == 0 ? area.top + 1 + lane_height * static_cast<double>(lane_of[k])
-                                  : row_top(p.row - 1) + row_height * 0.55;
-    const double h = p.row == 0 ? lane_height - 1 : row_height * 0.4;
-    ++drawn;
-    any_ok = any_ok || !p.failed;
-    any_timeout = any_timeout || p.timeout;
-    any_failure = any_failure || (p.failed && !p.timeout);
+    const double top = p.row == 0 ? l.area.top + 1 + chart_layout::lane_height * static_cast<double>(lanes.lane_of[k])
+                                  : l.row_top(p.row - 1) + l.row_height * 0.55;
+    const double h = p.row == 0 ? chart_layout::lane_height - 1 : l.row_height * 0.4;
+    ++drawn.requests;
+    drawn.ok = drawn.ok || !p.failed;
+    drawn.timeout = drawn.timeout || p.timeout;
+    drawn.failure = drawn.failure || (p.failed && !p.timeout);
     if (!p.failed) {
-      canvas.rect(at(p.from), top, std::max(at(p.to) - at(p.from), 1.0), h, colour, {}, 0.75);
+      canvas.rect(l.at(p.from), top, std::max(l.at(p.to) - l.at(p.from), 1.0), h, colour, {}, 0.75);
       continue;
     }
-    ++drawn_failed;
-    const json& r = *p.r;
-    const json* id = find(r, "request_id");
-    std::string tooltip = fmt::format("request {} {}: {}, from {} ms to {} ms", id ? report_text::plain(*id) : "?",
+    ++drawn.failed;
+    const timeline_record& r = *p.r;
+    std::string tooltip = fmt::format("request {} {}: {}, from {} ms to {} ms", r.request_id,
                                       p.row == 0 ? "waiting for a worker" : fmt::format("on worker {}", rows[p.row - 1].id),
-                                      text(r, "outcome", "?"), report_text::significant(p.from / 1e6),
+                                      r.outcome, report_text::significant(p.from / 1e6),
                                       report_text::significant(p.to / 1e6));
-    if (const std::string verdict = text(r, "verdict"); !verdict.empty()) tooltip += "; verdict " + verdict;
-    canvas.rect(at(p.from), top, std::max(at(p.to) - at(p.from), 1.0), h, colour, tooltip, p.row == 0 ? 0.6 : 0.9);
-    canvas.circle(at(p.to), top + h / 2, p.row == 0 ? 2 : 2.5, colour);  // the bar carries the tooltip
+    if (r.verdict && !r.verdict->empty()) tooltip += "; verdict " + *r.verdict;
+    canvas.rect(l.at(p.from), top, std::max(l.at(p.to) - l.at(p.from), 1.0), h, colour, tooltip, p.row == 0 ? 0.6 : 0.9);
+    canvas.circle(l.at(p.to), top + h / 2, p.row == 0 ? 2 : 2.5, colour);  // the bar carries the tooltip
   }
+}
 
+double draw_legend(report_svg::canvas& canvas, const chart_layout& l, const drawn_marks& drawn) {
   std::vector<legend_entry> entries;
   for (const auto& [name, colour] : state_colours()) {
-    if (states_seen.count(name)) entries.push_back({name, colour, legend_entry::mark::swatch});
+    if (drawn.states.count(name)) entries.push_back({name, colour, legend_entry::mark::swatch});
   }
-  if (phases) {
+  if (drawn.phases) {
     entries.push_back({"start-up (spawn to main)", std::string(startup_colour), legend_entry::mark::swatch});
     entries.push_back({"init (main to init done)", std::string(init_colour), legend_entry::mark::swatch});
   }
-  if (any_ok) entries.push_back({"request ok", std::string(ok_colour), legend_entry::mark::swatch});
-  if (any_timeout) entries.push_back({"request timed out", std::string(timeout_colour), legend_entry::mark::dot});
-  if (any_failure) entries.push_back({"request failed otherwise", std::string(failure_colour), legend_entry::mark::dot});
-  const double bottom = report_svg::legend(canvas, area.left, area.bottom() + 46, area.width, entries);
+  if (drawn.ok) entries.push_back({"request ok", std::string(ok_colour), legend_entry::mark::swatch});
+  if (drawn.timeout) entries.push_back({"request timed out", std::string(timeout_colour), legend_entry::mark::dot});
+  if (drawn.failure) entries.push_back({"request failed otherwise", std::string(failure_colour), legend_entry::mark::dot});
+  return report_svg::legend(canvas, l.area.left, l.area.bottom() + 46, l.area.width, entries);
+}
 
+std::string caption_of(const report_model::case_row& c, std::string_view why_this_case, const case_timelines& tl,
+                       const worker_rows& rows, const placed_requests& requests, const drawn_marks& drawn,
+                       bool merged) {
   std::string caption = fmt::format(
       "Workers of case {} ({}): {} worker processes, {} state changes; {} of the case's recorded requests "
       "drawn ({} failed, each failed request is recorded, successes are a sample). Requests sit on the "
       "worker that served them, from send to reply; requests that never reached a worker (checkout "
       "timeouts) sit on the waiting row at the top, from submission, one lane per overlapping wait.",
-      c.id, why_this_case, rows.size() + omitted_workers, state_changes, drawn, drawn_failed);
-  if (omitted_workers > 0) {
+      c.id, why_this_case, rows.rows.size() + rows.omitted_workers, rows.state_changes, drawn.requests,
+      drawn.failed);
+  if (rows.omitted_workers > 0) {
     caption += fmt::format(" Only the first {} workers are drawn; {} more are left out, with {} of their requests.",
-                           max_rows, omitted_workers, off_chart);
+                           max_rows, rows.omitted_workers, requests.off_chart);
   }
-  if (recorded_requests > max_requests) {
-    caption += fmt::format(" Requests are capped at {} marks of {} recorded.", max_requests, recorded_requests);
+  if (requests.recorded > max_requests) {
+    caption += fmt::format(" Requests are capped at {} marks of {} recorded.", max_requests, requests.recorded);
   }
   if (merged) caption += " States shorter than a pixel are merged into the state that filled most of the pixel.";
-  const auto dropped_events = whole(timelines, "worker_events_dropped");
-  const auto dropped_failed = whole(timelines, "requests_failed_dropped");
-  if (dropped_events || dropped_failed) {
+  if (tl.worker_events_dropped || tl.requests_failed_dropped) {
     caption += fmt::format(" The run itself dropped {} worker events and {} failed requests beyond its limits.",
-                           dropped_events, dropped_failed);
+                           tl.worker_events_dropped, tl.requests_failed_dropped);
   }
-  return figure("lifecycle", canvas.finish(bottom), caption);
+  return caption;
+}
+
+// The case's timelines as records. The reports render any document, however malformed
+// (report_model.hpp): timelines that do not read as records draw no chart.
+case_timelines timelines_of(const json& c) {
+  const json* recorded = find(c, "timelines");
+  if (!recorded || !recorded->is_object()) return {};
+  try {
+    return recorded->get<case_timelines>();
+  } catch (const json::exception&) {
+    return {};
+  }
+}
+
+}  // namespace
+
+std::string lifecycle(const report_model::case_row& c, std::string_view why_this_case) {
+  const case_timelines tl = timelines_of(*c.doc);
+  if (tl.workers.empty()) {
+    return note("lifecycle", fmt::format("No worker lifecycle chart: case {} recorded no worker events{}.", c.id,
+                                         c.error ? " (its subject could not be created)" : ""));
+  }
+  std::vector<const timeline_record*> requests;
+  for (const auto* list : {&tl.requests_failed, &tl.requests_sampled}) {
+    for (const auto& r : *list) requests.push_back(&r);
+  }
+  const time_span span = span_of(tl, requests);
+  const worker_rows rows = rows_of(tl, span);
+  const placed_requests placed = place_all(requests, rows, span);
+  const waiting_lanes lanes = lanes_of(placed.placed);
+  const chart_layout layout(rows.rows.size(), lanes.ends.size(), span.ns());
+  bool merged = false;
+  const auto bars = bars_of(rows.rows, layout, merged);
+
+  report_svg::canvas canvas("lifecycle", fmt::format("Worker lifecycle of case {}", c.id), chart_width);
+  draw_labels(canvas, layout, rows.rows, !lanes.ends.empty());
+  drawn_marks drawn;
+  draw_rows(canvas, layout, rows.rows, bars, drawn);
+  draw_requests(canvas, layout, rows.rows, placed.placed, lanes, drawn);
+  const double bottom = draw_legend(canvas, layout, drawn);
+  return figure("lifecycle", canvas.finish(bottom),
+                caption_of(c, why_this_case, tl, rows, placed, drawn, merged));
 }
 
 }  // namespace procpool::harness::report_charts

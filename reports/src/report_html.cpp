@@ -122,7 +122,7 @@ std::string charts(const nlohmann::json& results, const report_model::document& 
 }  // namespace
 
 std::string render_html(const nlohmann::json& results, const report_options& options) {
-  const auto doc = report_model::view_of(results);
+  const auto doc = report_model::read_document(results);
   const auto sections = sections_of(results, doc);
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";

@@ -179,7 +179,7 @@ void write_testcase(std::string& out, const testcase& t, const std::string& clas
 }  // namespace
 
 std::string render_junit(const nlohmann::json& results, const report_options& options) {
-  const auto doc = report_model::view_of(results);
+  const auto doc = report_model::read_document(results);
   const json* scenario = report_model::find(results, "scenario");
   const json* found = scenario ? report_model::find(*scenario, "assert") : nullptr;
   const json assert_section = found ? *found : json::object();

@@ -67,7 +67,7 @@ void render(std::string& out, const block& b) {
 }  // namespace
 
 std::string render_markdown(const nlohmann::json& results) {
-  const auto doc = report_model::view_of(results);
+  const auto doc = report_model::read_document(results);
   std::string out = fmt::format("# procpool report: {}\n\n", report_text::markdown_text(doc.name));
   if (!doc.description.empty()) out += report_text::markdown_text(doc.description) + "\n\n";
   for (const auto& s : sections_of(results, doc)) {

@@ -127,7 +127,7 @@ std::string top_of(const counts& verdicts) {
   return best;
 }
 
-document view_of(const json& results) {
+document read_document(const json& results) {
   document doc;
   const json* scenario = find(results, "scenario");
   if (scenario) {

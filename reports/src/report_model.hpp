@@ -3,7 +3,7 @@
 // Every field is optional here: documents written before the diagnosis existed lack verdicts,
 // findings and analyses, and a case whose subject could not be created lacks most figures.
 //
-//   const auto doc = report_model::view_of(results);
+//   const auto doc = report_model::read_document(results);
 //   for (const auto& c : doc.cases) fmt::print("{} {:.0f} req/s\n", c.id, c.throughput_rps);
 #pragma once
 
@@ -74,7 +74,8 @@ struct document {
   bool partial = false;
 };
 
-document view_of(const nlohmann::json& results);
+// Reads the figures of every case, the run's verdicts and its conclusion from a results document.
+document read_document(const nlohmann::json& results);
 
 // The verdict with the highest count (ties: the first name); empty for no counts.
 std::string top_of(const counts& verdicts);

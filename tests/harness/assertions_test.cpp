@@ -63,7 +63,7 @@ TEST(Assertions, TheReportsPerCaseChecksAgreeWithTheRunLevelEntries) {
   const std::vector<json> cases = {a_case("a", 9, 1, 4000, {{"capacity", 1}}),
                                    a_case("b", 5, 5, 1000, {{"fault.hang", 5}})};
   const json run = check_assertions(results_with(assertions, cases));
-  const auto doc = report_model::view_of(results_with(assertions, cases));
+  const auto doc = report_model::read_document(results_with(assertions, cases));
   ASSERT_EQ(doc.cases.size(), 2u);
   for (std::size_t rule = 0; rule < run.size(); ++rule) {
     bool every_case_held = true;

@@ -341,5 +341,32 @@ TEST(Diagnosis, RecycledAndStoppedWorkersAreNotLost) {
   EXPECT_NE(only_verdict(c), verdict::crash);
 }
 
+// A worker leaving at 25 ms whose slot stays empty through a 20-70 ms wait: lost to a fault
+// (the wait is charged to the crash), or planned (the wait is the busy worker's capacity).
+json departure_during_wait(const std::string& cause, const json& exit_kind) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "checkout").event(3 * ms, 2, "idle", "busy", "checkout");
+  const json kind = exit_kind.is_null() ? json::object() : json{{"exit_kind", exit_kind}};
+  b.event(24 * ms, 1, "busy", "stopping", cause, kind);
+  b.event(25 * ms, 1, "stopping", "exited", "killed by SIGTERM", kind);
+  b.start(3, 80 * ms, 81 * ms, 82 * ms);
+  b.event(400 * ms, 2, "busy", "idle", "free");
+  b.failed("checkout_timeout", 20 * ms, 70 * ms);
+  return b.diagnosed(settings(2, 2, 50, 1000));
+}
+
+TEST(Diagnosis, TheTypedExitKindDecidesOverTheCauseWording) {
+  EXPECT_EQ(only_verdict(departure_during_wait("retired", "recycled")), verdict::capacity);
+  EXPECT_EQ(only_verdict(departure_during_wait("retired", "planned_stop")), verdict::capacity);
+  EXPECT_EQ(only_verdict(departure_during_wait("recycled after 100 requests", "fault")), verdict::crash);
+}
+
+TEST(Diagnosis, DocumentsWithoutExitKindAreReadByTheCauseWording) {
+  EXPECT_EQ(only_verdict(departure_during_wait("recycled after 100 requests", nullptr)), verdict::capacity);
+  EXPECT_EQ(only_verdict(departure_during_wait("pool stopping", nullptr)), verdict::capacity);
+  EXPECT_EQ(only_verdict(departure_during_wait("failed a health ping", nullptr)), verdict::crash);
+}
+
 }  // namespace
 }  // namespace procpool::harness

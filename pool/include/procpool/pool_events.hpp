@@ -32,6 +32,18 @@ std::string_view to_string(worker_state s) noexcept;
 // The state to_string names; nullopt for any other text.
 std::optional<worker_state> worker_state_from_string(std::string_view name) noexcept;
 
+// Why a worker is leaving the pool, carried by its stopping and exited events: a planned exit
+// (the pool stopping, or a recycle at one of its limits) leaves no fault behind, whatever the
+// exit itself looked like ("killed by SIGTERM" after a graceful stop ran out of time).
+enum class exit_kind {
+  none,          // the event is not a departure (or the record predates the field)
+  planned_stop,  // the pool is stopping
+  recycled,      // retired at its maximum requests, age or resident size
+  fault,         // anything else: a crash, a failed start, a broken connection, a hang
+};
+
+std::string_view to_string(exit_kind k) noexcept;
+
 struct worker_event {
   std::int64_t t_ns = 0;
   std::uint64_t worker = 0;  // unique per worker process for the pool's lifetime
@@ -44,7 +56,26 @@ struct worker_event {
   std::int64_t t_main_ns = 0;
   std::int64_t t_init_done_ns = 0;
   std::int64_t pid = 0;
+  // On stopping and exited events: why the worker is leaving. An exit after a planned stop
+  // keeps the stop's kind. none on every other event.
+  exit_kind exit = exit_kind::none;
 };
+
+// What an event says about the worker itself, as opposed to the change it reports.
+struct worker_facts {
+  std::uint64_t worker = 0;
+  std::size_t slot = 0;
+  std::int64_t pid = 0;
+  std::int64_t t_spawn_ns = 0;
+  std::int64_t t_main_ns = 0;
+  std::int64_t t_init_done_ns = 0;
+};
+
+// The event of one state change, stamped now. Every pool builds its events here, so that
+// they agree on the stamps and on the exit kind: a departure (to stopping or exited) given
+// no kind is a fault, and other changes carry none.
+worker_event make_worker_event(const worker_facts& w, worker_state from, worker_state to,
+                               std::string_view cause, exit_kind exit = exit_kind::none);
 
 struct request_timeline {
   std::uint64_t request_id = 0;

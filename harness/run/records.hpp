@@ -1,0 +1,135 @@
+// The typed records of a results.json case (schema in reports/README.md): what the runner
+// writes and what the diagnosis, the reports, compare and plan read back, with nlohmann
+// to_json/from_json so that a case passes through them unchanged, byte for byte.
+//
+//   case_record r = ...;                     // run_case fills one
+//   nlohmann::json j = r;                    // the results.json case
+//   const auto back = j.get<case_record>();  // json(back) == j
+//
+// They live with the runner, the stage that writes them, because every later stage (results,
+// diagnosis, analysis, reports) may include its headers and none of the earlier ones.
+// Readers are tolerant: a key missing from an old or hand-written document reads as its
+// default. Keys this version does not know are kept in `extra` and written back.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "procpool/pool_events.hpp"
+
+namespace procpool::harness {
+
+// An outcome name -> count; verdict name -> count.
+using count_map = std::map<std::string, std::uint64_t, std::less<>>;
+
+// One request as recorded: its steps (CLOCK_MONOTONIC ns, 0 when a step did not happen),
+// its outcome ("ok" or an error type), and for a failed request the diagnosis's verdict.
+struct timeline_record {
+  std::uint64_t request_id = 0;
+  std::uint64_t worker = 0;  // 0 when no worker was checked out
+  std::int64_t t_submit = 0;
+  std::int64_t t_checkout = 0;
+  std::int64_t t_sent = 0;
+  std::int64_t t_worker_recv = 0;
+  std::int64_t t_worker_done = 0;
+  std::int64_t t_reply = 0;
+  std::string outcome = "ok";
+  std::optional<std::string> verdict;      // set by the diagnosis
+  std::optional<nlohmann::json> evidence;  // the figures its rule decided on
+
+  static timeline_record of(const request_timeline& t);
+  bool ok() const noexcept { return outcome == "ok"; }
+};
+
+// A case's timelines: every failed request up to a cap, a sample of the successes, and
+// every worker event (procpool::worker_event, its JSON defined below) up to a cap.
+struct case_timelines {
+  std::vector<timeline_record> requests_failed;
+  std::uint64_t requests_failed_dropped = 0;
+  std::vector<timeline_record> requests_sampled;
+  std::vector<worker_event> workers;
+  std::uint64_t worker_events_dropped = 0;
+};
+
+// Request latency in microseconds.
+struct latency_record {
+  std::uint64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
+  double mean = 0;
+  std::uint64_t count = 0;
+};
+
+// One per verdict of a case, most frequent first.
+struct finding_record {
+  std::string verdict;
+  std::uint64_t count = 0;
+  std::string rule;     // the rule that decided, in words
+  std::string summary;  // one sentence
+  nlohmann::json evidence = nlohmann::json::object();  // of the request that waited longest
+};
+
+struct case_error {
+  std::string type;
+  std::string message;
+};
+
+struct case_record {
+  std::string id;
+  std::size_t index = 0;  // position in the unsharded expansion
+  nlohmann::json params = nlohmann::json::object();  // swept key -> value
+  std::size_t repetition = 0;
+  count_map outcomes = {{"ok", 0}};
+  latency_record latency_us;
+  double throughput_rps = 0;
+  double wall_ms = 0;
+  std::optional<double> load_wall_ms;        // absent when the subject could not be created
+  std::optional<std::uint64_t> late_starts;  // likewise
+  bool interrupted = false;
+  nlohmann::json environment = nlohmann::json::object();  // environment_json's readings
+  std::optional<case_timelines> timelines;
+  count_map verdicts;                                // set by the diagnosis
+  std::optional<std::vector<finding_record>> findings;  // likewise
+  std::optional<case_error> error;  // the subject could not be created
+  nlohmann::json extra = nlohmann::json::object();  // keys not known here, kept as they were
+
+  // Every outcome but ok; the timeouts among them (is_timeout_outcome).
+  std::uint64_t requests() const noexcept;
+  std::uint64_t failed() const noexcept;
+  std::uint64_t timeouts() const noexcept;
+};
+
+// The timelines of a results.json case, read without the rest of it; empty when it has none.
+case_timelines timelines_of(const nlohmann::json& c);
+
+// Parses what to_string(worker_state) / to_string(exit_kind) wrote; nullopt for other text.
+std::optional<worker_state> parse_worker_state(std::string_view name) noexcept;
+std::optional<exit_kind> parse_exit_kind(std::string_view name) noexcept;
+
+// Outcomes that count as timeouts in rates and assertions.
+bool is_timeout_outcome(std::string_view outcome) noexcept;
+
+void to_json(nlohmann::json& j, const timeline_record& t);
+void from_json(const nlohmann::json& j, timeline_record& t);
+void to_json(nlohmann::json& j, const case_timelines& t);
+void from_json(const nlohmann::json& j, case_timelines& t);
+void to_json(nlohmann::json& j, const latency_record& l);
+void from_json(const nlohmann::json& j, latency_record& l);
+void to_json(nlohmann::json& j, const finding_record& f);
+void from_json(const nlohmann::json& j, finding_record& f);
+void to_json(nlohmann::json& j, const case_record& c);
+void from_json(const nlohmann::json& j, case_record& c);
+
+}  // namespace procpool::harness
+
+// procpool::worker_event is the pool's own type: its JSON form is defined here, for the
+// harness, rather than in the pool's namespace.
+template <>
+struct nlohmann::adl_serializer<procpool::worker_event> {
+  static void to_json(nlohmann::json& j, const procpool::worker_event& e);
+  static void from_json(const nlohmann::json& j, procpool::worker_event& e);
+};

@@ -1,0 +1,175 @@
+// The typed results.json records: a real run's document passes through them byte for byte,
+// the worker events carry the exit kind the diagnosis relies on, and the readers tolerate
+// what old or hand-written documents lack.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "procpool/pool.hpp"
+#include "procpool/wire/worker_process.hpp"
+#include "run/records.hpp"
+#include "support/pool_recorder.hpp"
+#include "support/process_audit.hpp"
+#include "support/workers.hpp"
+
+namespace procpool::harness {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// One ci-smoke run shared by the tests that read a real document: it takes a few seconds.
+class RealDocument : public testing::leak_checked_test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::filesystem::temp_directory_path() / ("procpool-records-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+    auto proc = worker_process::launch(
+        {.argv = {PROCPOOL_CLI, "run", "scenarios/ci-smoke.toml", "--quiet", "--out", (dir_ / "run").string()},
+         .working_directory = PROCPOOL_SOURCE_DIR});
+    ASSERT_TRUE(proc) << proc.error().message;
+    proc->close_stdin();
+    auto status = proc->wait_for(300s);
+    ASSERT_TRUE(status && status->code == 0);
+    std::ifstream in(dir_ / "run" / "results.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    text_ = text.str();
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+
+  static inline std::filesystem::path dir_;
+  static inline std::string text_;
+};
+
+TEST_F(RealDocument, PassesThroughTheRecordsByteForByte) {
+  ASSERT_FALSE(text_.empty());
+  json doc = json::parse(text_);
+  ASSERT_EQ(doc["cases"].size(), 4u);
+  json cases = json::array();
+  for (const auto& c : doc["cases"]) {
+    const auto record = c.get<case_record>();
+    EXPECT_TRUE(record.timelines.has_value()) << c["id"];
+    EXPECT_TRUE(record.extra.empty()) << "keys the records do not know: " << record.extra.dump();
+    const json back = record;
+    EXPECT_EQ(back.dump(1), c.dump(1)) << c["id"];
+    cases.push_back(back);
+  }
+  doc["cases"] = cases;
+  // results.cpp's write_results writes dump(1) and a newline.
+  EXPECT_EQ(doc.dump(1) + '\n', text_);
+}
+
+TEST_F(RealDocument, EveryDepartureSaysWhyAndThePoolStopIsPlanned) {
+  const json doc = json::parse(text_);
+  for (const auto& c : doc["cases"]) {
+    const auto record = c.get<case_record>();
+    ASSERT_TRUE(record.timelines);
+    std::size_t exits = 0;
+    for (const auto& e : record.timelines->workers) {
+      const bool departure = e.to == worker_state::stopping || e.to == worker_state::exited;
+      EXPECT_EQ(e.exit != exit_kind::none, departure) << e.cause;
+      if (e.to != worker_state::exited) continue;
+      ++exits;
+      // ci-smoke injects no faults: every worker leaves when the pool stops.
+      EXPECT_EQ(e.exit, exit_kind::planned_stop) << c["id"] << ": " << e.cause;
+    }
+    EXPECT_GE(exits, 1u) << c["id"];
+  }
+}
+
+class PoolExitKinds : public testing::leak_checked_test {
+ protected:
+  testing::pool_recorder recorder;
+};
+
+// The pool marks a recycle as recycled on the worker's stopping and exited events, and the
+// workers left at its stop as planned_stop: the diagnosis counts neither as lost.
+TEST_F(PoolExitKinds, RecyclesAndTheStopArePlanned) {
+  pool_options o = testing::fake_pool_options(json::object(), 1);
+  o.recycle_after_requests = 2;
+  o.observer = recorder.observer();
+  {
+    auto p = pool::create(std::move(o));
+    ASSERT_TRUE(p) << p.error().message;
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(p->call("echo", i)) << "call " << i;
+    // The third worker ready, so that the stop finds one to stop.
+    ASSERT_TRUE(recorder.wait_for([](const auto& events) {
+      return std::count_if(events.begin(), events.end(), [](const auto& e) {
+               return e.from == worker_state::starting && e.to != worker_state::exited;
+             }) >= 3;
+    }));
+    p->stop();
+  }
+  std::map<std::uint64_t, exit_kind> stop_kind;
+  std::size_t recycled = 0, planned = 0;
+  for (const auto& e : recorder.events()) {
+    if (e.to == worker_state::stopping) {
+      stop_kind[e.worker] = e.exit;
+      EXPECT_EQ(e.exit, e.cause.starts_with("recycled") ? exit_kind::recycled : exit_kind::planned_stop) << e.cause;
+    }
+    if (e.to != worker_state::exited) continue;
+    if (const auto it = stop_kind.find(e.worker); it != stop_kind.end()) {
+      EXPECT_EQ(e.exit, it->second) << "an exit keeps its stop's kind: " << e.cause;
+    }
+    (e.exit == exit_kind::recycled ? recycled : planned) += 1;
+    EXPECT_NE(e.exit, exit_kind::fault) << e.cause;
+  }
+  EXPECT_EQ(recycled, 2u);
+  EXPECT_EQ(planned, 1u);
+}
+
+TEST(Records, AWorkerEventWritesOnlyTheStampsAndKindItHas) {
+  worker_event e{.t_ns = 5, .worker = 2, .slot = 1, .from = worker_state::busy,
+                 .to = worker_state::stopping, .cause = "recycled after 3 requests",
+                 .t_spawn_ns = 0, .t_main_ns = 0, .t_init_done_ns = 0, .pid = 42,
+                 .exit = exit_kind::recycled};
+  const json j = e;
+  EXPECT_EQ(j.dump(), R"({"cause":"recycled after 3 requests","exit_kind":"recycled","from":"busy",)"
+                      R"("pid":42,"slot":1,"t_ns":5,"to":"stopping","worker":2})");
+  const auto back = j.get<worker_event>();
+  EXPECT_EQ(back.exit, exit_kind::recycled);
+  EXPECT_EQ(back.from, worker_state::busy);
+  EXPECT_EQ(json(back), j);
+}
+
+TEST(Records, OldAndHandWrittenDocumentsReadWithDefaults) {
+  const json c = {{"id", "x#r0"},
+                  {"outcomes", {{"ok", 3}, {"checkout_timeout", 2}, {"worker_crashed", 1}}},
+                  {"timelines", {{"workers", {{{"t_ns", 1}, {"to", "exited"}, {"cause", "pool stopping"}}}}}},
+                  {"something_new", 7}};
+  const auto r = c.get<case_record>();
+  EXPECT_EQ(r.requests(), 6u);
+  EXPECT_EQ(r.failed(), 3u);
+  EXPECT_EQ(r.timeouts(), 2u);
+  ASSERT_TRUE(r.timelines);
+  EXPECT_TRUE(r.timelines->requests_failed.empty());
+  ASSERT_EQ(r.timelines->workers.size(), 1u);
+  EXPECT_EQ(r.timelines->workers[0].to, worker_state::exited);
+  EXPECT_EQ(r.timelines->workers[0].exit, exit_kind::none);  // predates the field
+  EXPECT_FALSE(r.error);
+  EXPECT_EQ(json(r)["something_new"], 7);
+}
+
+TEST(Records, ACaseWhoseSubjectFailedKeepsItsWholeZeros) {
+  case_record r;
+  r.id = "x#r0";
+  r.error = case_error{"invalid_options", "bad"};
+  r.timelines = case_timelines{};
+  const json j = r;
+  EXPECT_EQ(j["throughput_rps"].dump(), "0");
+  EXPECT_EQ(j["wall_ms"].dump(), "0");
+  EXPECT_FALSE(j.contains("load_wall_ms"));
+  EXPECT_EQ(j["error"]["type"], "invalid_options");
+  EXPECT_EQ(json(j.get<case_record>()), j);
+}
+
+}  // namespace
+}  // namespace procpool::harness
