@@ -53,14 +53,9 @@ bool is_timeout_outcome(std::string_view outcome) noexcept {
 
 timeline_record timeline_record::of(const request_timeline& t) {
   timeline_record r;
+  static_cast<request_timing&>(r) = t;
   r.request_id = t.request_id;
   r.worker = t.worker;
-  r.t_submit = t.t_submit;
-  r.t_checkout = t.t_checkout;
-  r.t_sent = t.t_sent;
-  r.t_worker_recv = t.t_worker_recv;
-  r.t_worker_done = t.t_worker_done;
-  r.t_reply = t.t_reply;
   if (t.outcome) r.outcome = to_string(*t.outcome);
   return r;
 }

@@ -30,15 +30,9 @@ using count_map = std::map<std::string, std::uint64_t, std::less<>>;
 
 // One request as recorded: its steps (CLOCK_MONOTONIC ns, 0 when a step did not happen),
 // its outcome ("ok" or an error type), and for a failed request the diagnosis's verdict.
-struct timeline_record {
+struct timeline_record : request_timing {
   std::uint64_t request_id = 0;
   std::uint64_t worker = 0;  // 0 when no worker was checked out
-  std::int64_t t_submit = 0;
-  std::int64_t t_checkout = 0;
-  std::int64_t t_sent = 0;
-  std::int64_t t_worker_recv = 0;
-  std::int64_t t_worker_done = 0;
-  std::int64_t t_reply = 0;
   std::string outcome = "ok";
   std::optional<std::string> verdict;      // set by the diagnosis
   std::optional<nlohmann::json> evidence;  // the figures its rule decided on

@@ -246,7 +246,7 @@ result<void> external_subject::start() {
 
 result<response> external_subject::call(std::string_view command, nlohmann::json args,
                                         const call_options& options) {
-  request_timeline timeline{.t_submit = monotonic_ns()};
+  request_timeline timeline{{.t_submit = monotonic_ns()}};
   const deadline until = call_deadline(options);
   const std::uint64_t id = next_id_.fetch_add(1);
   timeline.request_id = id;

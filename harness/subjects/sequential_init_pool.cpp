@@ -107,7 +107,7 @@ class sequential_init_pool final : public subject {
 
 result<response> sequential_init_pool::call(std::string_view command, nlohmann::json args,
                                                   const call_options& co) {
-  request_timeline timeline{.t_submit = monotonic_ns()};
+  request_timeline timeline{{.t_submit = monotonic_ns()}};
   const deadline checkout_deadline =
       co.checkout_deadline.value_or(std::chrono::steady_clock::now() + options.checkout_timeout);
   std::unique_lock lock(mutex);

@@ -134,12 +134,7 @@ result<reply> pool::impl::exchange(pool_worker& w, std::string_view command,
   return reply{.value = std::move(answer->result),
                .worker = w.id,
                .request_id = t.request_id,
-               .timing = {.t_submit = t.t_submit,
-                          .t_checkout = t.t_checkout,
-                          .t_sent = t.t_sent,
-                          .t_worker_recv = t.t_worker_recv,
-                          .t_worker_done = t.t_worker_done,
-                          .t_reply = t.t_reply}};
+               .timing = t};
 }
 
 bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* fault) {
@@ -184,7 +179,7 @@ bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* f
 
 result<reply> pool::impl::call(std::string_view command, nlohmann::json args,
                                const call_options& co) {
-  request_timeline timeline{.t_submit = monotonic_ns()};
+  request_timeline timeline{{.t_submit = monotonic_ns()}};
   auto w = acquire(co, timeline.t_submit);
   if (!w) {
     ++totals.calls;
@@ -261,7 +256,7 @@ result<reply> worker_lease::call(std::string_view command, nlohmann::json args,
   if (!worker_->lease.compare_exchange_strong(expected, lease_state::in_call)) {
     return error{errc::pool_stopped, "the pool was stopped; the lease was revoked"};
   }
-  request_timeline timeline{.t_submit = monotonic_ns(), .t_checkout = t_checkout_ns_};
+  request_timeline timeline{{.t_submit = monotonic_ns(), .t_checkout = t_checkout_ns_}};
   auto outcome = pool_->exchange(
       *worker_, command, std::move(args),
       reply_deadline.value_or(std::chrono::steady_clock::now() + pool_->options.request_timeout),

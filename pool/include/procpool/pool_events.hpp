@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "procpool/error.hpp"
+#include "procpool/request_timing.hpp"
 
 namespace procpool {
 
@@ -77,15 +78,10 @@ struct worker_facts {
 worker_event make_worker_event(const worker_facts& w, worker_state from, worker_state to,
                                std::string_view cause, exit_kind exit = exit_kind::none);
 
-struct request_timeline {
+// A request's stamps (request_timing) with what the observer needs to place them.
+struct request_timeline : request_timing {
   std::uint64_t request_id = 0;
   std::uint64_t worker = 0;  // 0 when no worker was checked out
-  std::int64_t t_submit = 0;
-  std::int64_t t_checkout = 0;
-  std::int64_t t_sent = 0;
-  std::int64_t t_worker_recv = 0;
-  std::int64_t t_worker_done = 0;
-  std::int64_t t_reply = 0;
   std::optional<errc> outcome = std::nullopt;  // empty: success
 };
 

@@ -14,16 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace procpool {
+#include "procpool/request_timing.hpp"
 
-struct request_timing {
-  std::int64_t t_submit = 0;       // the call was made
-  std::int64_t t_checkout = 0;     // a worker was checked out (a lease's: when it was taken)
-  std::int64_t t_sent = 0;         // the request was written to the worker
-  std::int64_t t_worker_recv = 0;  // the worker read it (the worker's stamp)
-  std::int64_t t_worker_done = 0;  // the worker finished it (the worker's stamp)
-  std::int64_t t_reply = 0;        // the reply was read back
-};
+namespace procpool {
 
 struct reply {
   nlohmann::json value;          // the worker's "result"
