@@ -26,7 +26,7 @@ constexpr std::size_t min_repetitions = 3;
 // The repetitions of one case (one set of params) in one document.
 struct case_runs {
   std::string name;
-  std::vector<const json*> usable;  // neither failed to start nor interrupted
+  std::vector<case_record> usable;  // neither failed to start nor interrupted
   std::vector<std::string> left_out;  // why each other repetition was left out
   std::uint64_t ok = 0;
   std::uint64_t failed = 0;
@@ -37,12 +37,11 @@ struct case_index {
   std::map<std::string, case_runs> by_params;
 };
 
-std::string case_name_of(const json& c) {
-  if (c.value("params", json::object()).empty()) return "(no sweep)";
+std::string case_name_of(const case_record& c) {
+  if (c.params.empty()) return "(no sweep)";
   // The id names the swept values in axis order; the repetition suffix is not part of it.
-  const auto id = c.value("id", std::string{});
-  const auto hash = id.rfind('#');
-  return hash == std::string::npos ? id : id.substr(0, hash);
+  const auto hash = c.id.rfind('#');
+  return hash == std::string::npos ? c.id : c.id.substr(0, hash);
 }
 
 result<case_index> index_cases(const json& doc, std::string_view which) {
@@ -51,31 +50,28 @@ result<case_index> index_cases(const json& doc, std::string_view which) {
     return usage_error(fmt::format("the {} document is not a {} document", which, results_schema));
   }
   case_index index;
-  for (const auto& c : doc.at("cases")) {
-    if (!c.is_object()) return usage_error(fmt::format("the {} document has a malformed case", which));
-    const std::string key = c.value("params", json::object()).dump();
+  for (const auto& element : doc.at("cases")) {
+    if (!element.is_object()) return usage_error(fmt::format("the {} document has a malformed case", which));
+    auto c = element.get<case_record>();
+    const std::string key = c.params.dump();
     auto [it, inserted] = index.by_params.try_emplace(key);
     if (inserted) {
       index.order.push_back(key);
       it->second.name = case_name_of(c);
     }
     case_runs& runs = it->second;
-    if (c.contains("error")) {
-      runs.left_out.push_back(fmt::format("repetition {}: the subject could not be created ({})",
-                                          c.value("repetition", 0),
-                                          c.at("error").value("message", std::string{"no message"})));
+    if (c.error) {
+      runs.left_out.push_back(fmt::format("repetition {}: the subject could not be created ({})", c.repetition,
+                                          c.error->message.empty() ? "no message" : c.error->message));
       continue;
     }
-    if (c.value("interrupted", false)) {
-      runs.left_out.push_back(fmt::format("repetition {}: interrupted", c.value("repetition", 0)));
+    if (c.interrupted) {
+      runs.left_out.push_back(fmt::format("repetition {}: interrupted", c.repetition));
       continue;
     }
-    runs.usable.push_back(&c);
-    const json outcomes = c.value("outcomes", json::object());
-    for (const auto& [outcome, count] : outcomes.items()) {
-      if (!count.is_number_unsigned()) continue;
-      (outcome == "ok" ? runs.ok : runs.failed) += count.get<std::uint64_t>();
-    }
+    runs.ok += c.requests() - c.failed();
+    runs.failed += c.failed();
+    runs.usable.push_back(std::move(c));
   }
   return index;
 }
@@ -87,22 +83,23 @@ double median(std::vector<double> values) {
   return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
 }
 
-double number_at(const json& c, const json::json_pointer& where) {
-  const json* value = c.contains(where) ? &c.at(where) : nullptr;
-  return value && value->is_number() ? value->get<double>() : 0.0;
-}
+// The figures compared per repetition.
+double throughput_of(const case_record& c) { return c.throughput_rps; }
+double p50_of(const case_record& c) { return c.latency_us.p50; }
+double p99_of(const case_record& c) { return c.latency_us.p99; }
 
-std::vector<double> per_repetition(const case_runs& runs, const json::json_pointer& where) {
+std::vector<double> per_repetition(const case_runs& runs, double (*figure)(const case_record&)) {
   std::vector<double> values;
-  for (const json* c : runs.usable) values.push_back(number_at(*c, where));
+  for (const case_record& c : runs.usable) values.push_back(figure(c));
   return values;
 }
 
 // Submission to reply of each sampled successful request, in microseconds.
 std::vector<double> sampled_latencies_us(const case_runs& runs) {
   std::vector<double> values;
-  for (const json* c : runs.usable) {
-    for (const auto& t : timelines_of(*c).requests_sampled) {
+  for (const case_record& c : runs.usable) {
+    if (!c.timelines) continue;
+    for (const auto& t : c.timelines->requests_sampled) {
       if (!t.ok() || t.t_submit <= 0 || t.t_reply < t.t_submit) continue;
       values.push_back(double(t.t_reply - t.t_submit) / 1e3);
     }
@@ -144,9 +141,9 @@ metric_comparison compare_metric(std::string case_name, std::string metric, bool
 
 void compare_case(const case_runs& base, const case_runs& candidate, const compare_options& options,
                   comparison& out) {
-  static const auto throughput = json::json_pointer("/throughput_rps");
-  static const auto p50 = json::json_pointer("/latency_us/p50");
-  static const auto p99 = json::json_pointer("/latency_us/p99");
+  const auto throughput = throughput_of;
+  const auto p50 = p50_of;
+  const auto p99 = p99_of;
   const std::string& name = base.name;
   if (base.usable.empty() || candidate.usable.empty()) {
     out.notes.push_back(fmt::format("{}: not compared, no usable repetition in {}", name,

@@ -156,9 +156,8 @@ result<std::vector<std::pair<std::string, json>>> choose_fixed(const std::vector
 }
 
 // The effective value of a key for a case: its swept value, else the scenario's.
-const json* case_value(const json& c, const json& scenario, const std::string& key) {
-  const auto& params = c.at("params");
-  if (params.contains(key)) return &params.at(key);
+const json* case_value(const case_record& c, const json& scenario, const std::string& key) {
+  if (c.params.is_object() && c.params.contains(key)) return &c.params.at(key);
   return scenario_value(scenario, key);
 }
 
@@ -319,18 +318,21 @@ bool runs_open_loop(const capacity_plan& plan, const json& scenario) {
 // returns the samples' sum in seconds.
 double gather_cases(capacity_plan& plan, const json& results, const json& scenario) {
   double service_sum_s = 0;
-  for (const auto& c : results.at("cases")) {
-    if (!c.is_object() || !c.contains("params") || c.contains("error") || c.value("interrupted", false)) continue;
+  for (const auto& element : results.at("cases")) {
+    if (!element.is_object() || !element.contains("params")) continue;
+    const auto c = element.get<case_record>();
+    if (c.error || c.interrupted) continue;
     bool selected = true;
     for (const auto& [key, value] : plan.fixed) {
       const json* v = case_value(c, scenario, key);
       selected = selected && v && *v == value;
     }
     const json* n = case_value(c, scenario, plan.axis);
-    const double throughput = c.value("throughput_rps", 0.0);
+    const double throughput = c.throughput_rps;
     if (!selected || !n || !n->is_number() || !(throughput > 0)) continue;
     plan.points.push_back({n->get<double>(), throughput});
-    for (const auto& t : timelines_of(c).requests_sampled) {
+    if (!c.timelines) continue;
+    for (const auto& t : c.timelines->requests_sampled) {
       if (!t.ok() || t.t_worker_recv <= 0 || t.t_worker_done < t.t_worker_recv) continue;
       service_sum_s += double(t.t_worker_done - t.t_worker_recv) / 1e9;
       ++plan.service_samples;

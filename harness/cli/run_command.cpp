@@ -34,34 +34,23 @@ struct run_options {
   bool quiet = false;
 };
 
-std::uint64_t timeouts_in(const json& c) {
-  std::uint64_t n = 0;
-  for (const auto& [name, count] : c.at("outcomes").items()) {
-    if (is_timeout_outcome(name)) n += count.get<std::uint64_t>();
-  }
-  return n;
-}
-
 // One line per case; on a terminal, a live line rewritten in place.
 class progress {
  public:
   progress(std::size_t total, bool quiet) : total_(total), quiet_(quiet), live_(::isatty(STDERR_FILENO)) {}
 
-  void case_done(std::size_t done, const json& c) {
-    timeouts_ += timeouts_in(c);
+  void case_done(std::size_t done, const case_record& c) {
+    timeouts_ += c.timeouts();
     if (quiet_) return;
     const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const double eta_s = done ? elapsed_s / done * (total_ - done) : 0;
-    const auto& lat = c.at("latency_us");
     if (live_) {
       fmt::print(stderr, "\r\033[K[{}/{}] ETA {:.0f}s, {} timeouts so far; last: {}", done, total_,
-                 eta_s, timeouts_, c.at("id").get<std::string>());
+                 eta_s, timeouts_, c.id);
       if (done == total_) fmt::print(stderr, "\n");
     } else {
       fmt::print(stderr, "case {}/{} {}: {:.0f} req/s, p50 {} us, p99 {} us, {} timeouts\n", done,
-                 total_, c.at("id").get<std::string>(), c.at("throughput_rps").get<double>(),
-                 lat.at("p50").get<std::uint64_t>(), lat.at("p99").get<std::uint64_t>(),
-                 timeouts_in(c));
+                 total_, c.id, c.throughput_rps, c.latency_us.p50, c.latency_us.p99, c.timeouts());
     }
   }
 
@@ -106,12 +95,11 @@ int run(const run_options& opts, const std::string& command_line) {
   progress bar(cases.size(), opts.quiet);
   for (std::size_t i = 0; i < cases.size() && !interrupted; ++i) {
     const std::size_t index = i * shard->count + shard->index;  // position in the full run
-    json c = run_case(cases[i], index, interrupted);
+    case_record c = run_case(cases[i], index, interrupted);
     diagnose_case(c, cases[i].scenario);
-    const bool cut_short = c.value("interrupted", false);
-    results["cases"].push_back(std::move(c));
-    bar.case_done(i + 1, results["cases"].back());
-    if (cut_short) break;
+    results["cases"].push_back(c);
+    bar.case_done(i + 1, c);
+    if (c.interrupted) break;
   }
   results["partial"] = interrupted.load() || results["cases"].size() != cases.size();
   diagnose_run(results);

@@ -263,16 +263,13 @@ scenario_case case_in_environment(const scenario_case& found, const scenario_env
 
 // Counts a diagnosed case in its environment's tally: it failed when any request did or its
 // subject could not be created.
-void tally_case(tally& t, const json& c, const triage_options& o, std::size_t k) {
+void tally_case(tally& t, const case_record& c, const triage_options& o, std::size_t k) {
   ++t.runs;
-  std::uint64_t bad = 0;
-  for (const auto& [name, n] : c.at("outcomes").items()) {
-    if (name != "ok") bad += n.get<std::uint64_t>();
-  }
-  const bool failed = bad > 0 || c.contains("error");
+  const std::uint64_t bad = c.failed();
+  const bool failed = bad > 0 || c.error.has_value();
   t.failed += failed;
-  t.seconds.push_back(c.value("wall_ms", 0.0) / 1e3);
-  for (const auto& [v, n] : c.at("verdicts").items()) t.verdicts[v] += n.get<std::uint64_t>();
+  t.seconds.push_back(c.wall_ms / 1e3);
+  for (const auto& [v, n] : c.verdicts) t.verdicts[v] += n;
   print_line(o, t, k, failed, bad ? fmt::format("{} requests failed", bad) : "");
 }
 
@@ -284,11 +281,11 @@ void rerun_case(const triage_options& o, const scenario_case& found,
   for (std::size_t k = 0; k < o.runs && !interrupted; ++k) {
     for (std::size_t e = 0; e < environments.size() && !interrupted; ++e) {
       const scenario_case run = case_in_environment(found, environments[e], k, cores);
-      json c = run_case(run, results["cases"].size(), interrupted);
+      case_record c = run_case(run, results["cases"].size(), interrupted);
       diagnose_case(c, run.scenario);
-      if (c.value("interrupted", false)) break;
+      if (c.interrupted) break;
       tally_case(tallies[e], c, o, k);
-      results["cases"].push_back(std::move(c));
+      results["cases"].push_back(c);
     }
   }
 }

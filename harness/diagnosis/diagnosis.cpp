@@ -737,25 +737,20 @@ std::vector<finding_record> findings_of(std::map<std::string, verdict_tally> by_
 
 }  // namespace
 
-void diagnose_case(json& c, const scenario& s) {
-  count_map verdicts;
-  std::vector<finding_record> findings;
-  if (!c.contains("timelines")) {
-    c["verdicts"] = verdicts;
-    c["findings"] = findings;
-    return;
-  }
-  const auto timelines = c["timelines"].get<case_timelines>();
-  const case_view v = rebuild_case_view(timelines, c.value("environment", json::object()));
+void diagnose_case(case_record& c, const scenario& s) {
+  c.verdicts.clear();
+  c.findings.emplace();
+  if (!c.timelines) return;
+  case_timelines& timelines = *c.timelines;
+  const case_view v = rebuild_case_view(timelines, c.environment);
   const auto judged = judge_all(v, settings_of(s), timelines.requests_failed);
   std::map<std::string, verdict_tally> by_verdict;
-  json& failed = c["timelines"]["requests_failed"];
   for (std::size_t i = 0; i < judged.size(); ++i) {
     const auto& j = judged[i];
     if (!j) continue;
-    const timeline_record& t = timelines.requests_failed[i];
-    failed[i]["verdict"] = j->verdict;
-    failed[i]["evidence"] = j->evidence;
+    timeline_record& t = timelines.requests_failed[i];
+    t.verdict = std::string(j->verdict);
+    t.evidence = j->evidence;
     verdict_tally& f = by_verdict[std::string(j->verdict)];
     ++f.count;
     // The representative request is the one that waited longest: the clearest evidence.
@@ -768,9 +763,13 @@ void diagnose_case(json& c, const scenario& s) {
       f.finding.summary = j->summary;
     }
   }
-  findings = findings_of(std::move(by_verdict), timelines.requests_failed_dropped, verdicts);
-  c["verdicts"] = verdicts;
-  c["findings"] = findings;
+  c.findings = findings_of(std::move(by_verdict), timelines.requests_failed_dropped, c.verdicts);
+}
+
+void diagnose_case(json& c, const scenario& s) {
+  auto record = c.get<case_record>();
+  diagnose_case(record, s);
+  c = record;
 }
 
 }  // namespace procpool::harness

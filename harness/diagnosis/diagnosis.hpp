@@ -4,7 +4,7 @@
 // the rules are documented in harness/diagnosis/verdicts.md; the fields it writes, in
 // harness/results/README.md.
 //
-//   json c = run_case(...);          // runner.hpp
+//   case_record c = run_case(...);   // runner.hpp
 //   diagnose_case(c, the_case.scenario);
 //   ...
 //   diagnose_run(results);           // after every case, before check_assertions
@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "run/records.hpp"
 #include "scenario/scenario.hpp"
 #include "scenario/verdicts.hpp"  // the verdict names, families and meanings
 
@@ -22,6 +23,8 @@ namespace procpool::harness {
 // Gives each failed request timeline of the case a `verdict` and `evidence`, and fills the
 // case's `verdicts` (name -> count) and `findings` (one per verdict: count, rule, evidence of
 // a representative request, a one-line summary). `s` is the case's scenario.
+void diagnose_case(case_record& c, const scenario& s);
+// The same, on a case already in a document.
 void diagnose_case(nlohmann::json& c, const scenario& s);
 
 // After every case: the top-level `verdicts` (the cases' sums plus sweep-level verdicts),

@@ -18,18 +18,6 @@ const json* member(const json& object, std::string_view key) {
   return it == object.end() ? nullptr : &*it;
 }
 
-// A count as written (unsigned) or as built in code (signed, or a whole double); 0 otherwise.
-std::uint64_t count(const json& n) {
-  if (n.is_number_unsigned()) return n.get<std::uint64_t>();
-  if (n.is_number_integer()) {
-    return static_cast<std::uint64_t>(std::max<std::int64_t>(n.get<std::int64_t>(), 0));
-  }
-  if (n.is_number_float() && n.get<double>() >= 0) {
-    return static_cast<std::uint64_t>(n.get<double>());
-  }
-  return 0;
-}
-
 // The last case with the highest `figure`, so that a tie names the later case.
 template <class Figure>
 const case_figures* worst(std::span<const case_figures> cases, Figure figure) {
@@ -50,25 +38,15 @@ double case_figures::timeout_rate() const noexcept {
   return requests ? static_cast<double>(timeouts) / static_cast<double>(requests) : 0.0;
 }
 
-case_figures figures_of_case(const json& c) {
-  case_figures f;
-  if (const json* id = member(c, "id"); id && id->is_string()) f.id = id->get<std::string>();
-  if (const json* outcomes = member(c, "outcomes"); outcomes && outcomes->is_object()) {
-    for (const auto& [name, n] : outcomes->items()) {
-      f.requests += count(n);
-      if (is_timeout_outcome(name)) f.timeouts += count(n);
-    }
-  }
-  if (const json* latency = member(c, "latency_us")) {
-    if (const json* p99 = member(*latency, "p99"); p99 && p99->is_number()) {
-      f.p99_ms = p99->get<double>() / 1000.0;
-    }
-  }
-  if (const json* verdicts = member(c, "verdicts"); verdicts && verdicts->is_object()) {
-    for (const auto& [name, n] : verdicts->items()) f.verdicts[name] = count(n);
-  }
-  return f;
+case_figures figures_of_case(const case_record& c) {
+  return {.id = c.id,
+          .requests = c.requests(),
+          .timeouts = c.timeouts(),
+          .p99_ms = c.latency_us.p99 / 1000.0,
+          .verdicts = {c.verdicts.begin(), c.verdicts.end()}};
 }
+
+case_figures figures_of_case(const json& c) { return figures_of_case(c.get<case_record>()); }
 
 assert_config assertions_of(const json& section) {
   assert_config a;

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "run/records.hpp"
 #include "scenario/scenario.hpp"
 
 namespace procpool::harness {
@@ -31,7 +32,8 @@ struct case_figures {
   double timeout_rate() const noexcept;
 };
 
-// The figures of a results document's case; a missing figure reads as 0.
+// The figures of a case; a figure missing from a document reads as 0.
+case_figures figures_of_case(const case_record& c);
 case_figures figures_of_case(const nlohmann::json& c);
 
 // The [assert] table as results.json holds it; entries of the wrong type are left unset.

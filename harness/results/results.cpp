@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "results/assertions.hpp"
+#include "results/run_records.hpp"
 #include "run/runner.hpp"
 
 namespace procpool::harness {
@@ -52,10 +53,8 @@ namespace {
 // The verdicts of the sweep analyses, which belong to no case.
 std::vector<sweep_verdict> sweep_verdicts_of(const json& results) {
   std::vector<sweep_verdict> out;
-  if (!results.contains("analyses") || !results["analyses"].contains("usl")) return out;
-  for (const auto& fit : results["analyses"]["usl"]) {
-    if (!fit.contains("verdict") || !fit["verdict"].is_string()) continue;
-    out.push_back({fit["verdict"].get<std::string>(), fit.value("axis", "?")});
+  for (const auto& fit : analyses_of(results).usl) {
+    if (fit.verdict) out.push_back({*fit.verdict, fit.axis.empty() ? "?" : fit.axis});
   }
   return out;
 }

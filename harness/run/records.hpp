@@ -51,9 +51,10 @@ struct case_timelines {
   std::uint64_t worker_events_dropped = 0;
 };
 
-// Request latency in microseconds.
+// Request latency in microseconds. The runner measures whole microseconds; a document from
+// elsewhere may hold fractions, and they are kept.
 struct latency_record {
-  std::uint64_t p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0;
   double mean = 0;
   std::uint64_t count = 0;
 };
@@ -97,9 +98,6 @@ struct case_record {
   std::uint64_t timeouts() const noexcept;
 };
 
-// The timelines of a results.json case, read without the rest of it; empty when it has none.
-case_timelines timelines_of(const nlohmann::json& c);
-
 // Parses what to_string(worker_state) / to_string(exit_kind) wrote; nullopt for other text.
 std::optional<worker_state> parse_worker_state(std::string_view name) noexcept;
 std::optional<exit_kind> parse_exit_kind(std::string_view name) noexcept;
@@ -115,6 +113,8 @@ void to_json(nlohmann::json& j, const latency_record& l);
 void from_json(const nlohmann::json& j, latency_record& l);
 void to_json(nlohmann::json& j, const finding_record& f);
 void from_json(const nlohmann::json& j, finding_record& f);
+void to_json(nlohmann::json& j, const case_error& e);
+void from_json(const nlohmann::json& j, case_error& e);
 void to_json(nlohmann::json& j, const case_record& c);
 void from_json(const nlohmann::json& j, case_record& c);
 

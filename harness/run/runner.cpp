@@ -74,11 +74,12 @@ class case_recorder {
 };
 
 latency_record latency_of(const latency_histogram& h) {
-  return {.p50 = h.value_at_percentile(50),
-          .p90 = h.value_at_percentile(90),
-          .p99 = h.value_at_percentile(99),
-          .p999 = h.value_at_percentile(99.9),
-          .max = h.max(),
+  const auto us = [](std::uint64_t v) { return static_cast<double>(v); };
+  return {.p50 = us(h.value_at_percentile(50)),
+          .p90 = us(h.value_at_percentile(90)),
+          .p99 = us(h.value_at_percentile(99)),
+          .p999 = us(h.value_at_percentile(99.9)),
+          .max = us(h.max()),
           .mean = h.mean(),
           .count = h.count()};
 }
@@ -132,7 +133,7 @@ launch_options worker_launch_for(const scenario& s) {
   return launch;
 }
 
-json run_case(const scenario_case& c, std::size_t index, const std::atomic<bool>& interrupted) {
+case_record run_case(const scenario_case& c, std::size_t index, const std::atomic<bool>& interrupted) {
   const scenario& s = c.scenario;
   case_record out;
   out.id = c.id;

@@ -19,10 +19,10 @@ namespace procpool::harness {
 // statement), or the configured command.
 launch_options worker_launch_for(const scenario& s);
 
-// One results.json case (a case_record, run/records.hpp), not yet diagnosed
+// One results.json case, not yet diagnosed
 // (diagnosis/diagnosis.hpp's diagnose_case). `index` is the case's position in the unsharded
 // expansion, which `merge` uses to restore the run's order. Stops early, and marks the case interrupted, when
 // `interrupted` becomes true.
-nlohmann::json run_case(const scenario_case& c, std::size_t index, const std::atomic<bool>& interrupted);
+case_record run_case(const scenario_case& c, std::size_t index, const std::atomic<bool>& interrupted);
 
 }  // namespace procpool::harness

@@ -397,22 +397,10 @@ std::string caption_of(const report_model::case_row& c, std::string_view why_thi
   return caption;
 }
 
-// The case's timelines as records. The reports render any document, however malformed
-// (report_model.hpp): timelines that do not read as records draw no chart.
-case_timelines timelines_of(const json& c) {
-  const json* recorded = find(c, "timelines");
-  if (!recorded || !recorded->is_object()) return {};
-  try {
-    return recorded->get<case_timelines>();
-  } catch (const json::exception&) {
-    return {};
-  }
-}
-
 }  // namespace
 
 std::string lifecycle(const report_model::case_row& c, std::string_view why_this_case) {
-  const case_timelines tl = timelines_of(*c.doc);
+  const case_timelines tl = c.record.timelines.value_or(case_timelines{});
   if (tl.workers.empty()) {
     return note("lifecycle", fmt::format("No worker lifecycle chart: case {} recorded no worker events{}.", c.id,
                                          c.error ? " (its subject could not be created)" : ""));

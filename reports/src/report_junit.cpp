@@ -31,20 +31,15 @@ void property(testcase& t, std::string name, std::string value) {
   t.properties.emplace_back(std::move(name), std::move(value));
 }
 
-std::string findings_text(const json& c) {
+std::string findings_text(const harness::case_record& c) {
   std::string out;
-  const json* findings = report_model::find(c, "findings");
-  if (!findings || !findings->is_array()) return out;
-  for (const auto& f : *findings) {
-    out += fmt::format("{} x{}: {}", report_model::text(f, "verdict", "?"),
-                       report_model::whole(f, "count"),
-                       report_model::text(f, "summary"));
-    if (const std::string rule = report_model::text(f, "rule"); !rule.empty()) {
-      out += fmt::format(" [rule: {}]", rule);
-    }
+  if (!c.findings) return out;
+  for (const auto& f : *c.findings) {
+    out += fmt::format("{} x{}: {}", f.verdict.empty() ? "?" : f.verdict, f.count, f.summary);
+    if (!f.rule.empty()) out += fmt::format(" [rule: {}]", f.rule);
     out += '\n';
-    if (const json* evidence = report_model::find(f, "evidence"); evidence && evidence->is_object()) {
-      for (const auto& [name, value] : evidence->items()) {
+    if (f.evidence.is_object()) {
+      for (const auto& [name, value] : f.evidence.items()) {
         out += fmt::format("    {} = {}\n", name, report_text::plain(value));
       }
     }
@@ -98,7 +93,7 @@ testcase case_testcase(const report_model::case_row& c, const json& assert_secti
     for (const auto& [verdict, n] : c.verdicts) counted.push_back(fmt::format("{} x{}", verdict, n));
     t.body += fmt::format("verdicts: {}\n", fmt::join(counted, ", "));
   }
-  if (const std::string findings = findings_text(*c.doc); !findings.empty()) {
+  if (const std::string findings = findings_text(c.record); !findings.empty()) {
     t.body += "findings:\n" + findings;
   }
   return t;

@@ -7,6 +7,7 @@
 
 #include "diagnosis/diagnosis.hpp"
 #include "results/assertions.hpp"
+#include "results/run_records.hpp"
 #include "report_text.hpp"
 #include "run/runner.hpp"
 #include "scenario/scenario.hpp"
@@ -22,32 +23,26 @@ std::uint64_t sum(const counts& c) {
   return n;
 }
 
-case_row row_of(const json& c) {
+case_row row_of(case_record record) {
   case_row row;
-  row.doc = &c;
-  row.id = text(c, "id", "(no id)");
-  row.repetition = whole(c, "repetition");
-  if (const json* p = find(c, "params"); p && p->is_object()) row.params = *p;
-  row.throughput_rps = number(c, "throughput_rps");
-  row.wall_ms = number(c, "wall_ms");
-  if (const json* l = find(c, "latency_us")) {
-    row.latency = {number(*l, "p50"), number(*l, "p90"), number(*l, "p99"),
-                   number(*l, "p999"), number(*l, "max"), number(*l, "mean")};
-  }
-  row.outcomes = counts_of(find(c, "outcomes"));
-  for (const auto& [outcome, n] : row.outcomes) {
-    row.requests += n;
-    if (outcome != "ok") row.failed += n;
-    if (is_timeout_outcome(outcome)) row.timeouts += n;
-  }
+  const case_record& c = row.record = std::move(record);
+  row.id = c.id.empty() ? "(no id)" : c.id;
+  row.repetition = c.repetition;
+  if (c.params.is_object()) row.params = c.params;
+  row.throughput_rps = c.throughput_rps;
+  row.wall_ms = c.wall_ms;
+  const latency_record& l = c.latency_us;
+  row.latency = {l.p50, l.p90, l.p99, l.p999, l.max, l.mean};
+  row.outcomes = {c.outcomes.begin(), c.outcomes.end()};
+  row.requests = c.requests();
+  row.failed = c.failed();
+  row.timeouts = c.timeouts();
   row.timeout_rate = row.requests ? static_cast<double>(row.timeouts) / static_cast<double>(row.requests) : 0.0;
-  row.verdicts = counts_of(find(c, "verdicts"));
+  row.verdicts = {c.verdicts.begin(), c.verdicts.end()};
   std::erase_if(row.verdicts, [](const auto& entry) { return entry.second == 0; });
   row.top_verdict = top_of(row.verdicts);
-  if (const json* e = find(c, "error"); e && e->is_object()) {
-    row.error = fmt::format("{}: {}", text(*e, "type", "error"), text(*e, "message"));
-  }
-  if (const json* i = find(c, "interrupted"); i && i->is_boolean()) row.interrupted = i->get<bool>();
+  if (c.error) row.error = fmt::format("{}: {}", c.error->type.empty() ? "error" : c.error->type, c.error->message);
+  row.interrupted = c.interrupted;
   return row;
 }
 
@@ -127,10 +122,12 @@ std::string top_of(const counts& verdicts) {
   return best;
 }
 
-document read_document(const json& results) {
-  document doc;
-  const json* scenario = find(results, "scenario");
-  if (scenario) {
+namespace {
+
+// The scenario's name, description and swept keys; without a sweep table (a hand-written
+// document), the keys the cases' params name.
+void read_header(const json& results, document& doc) {
+  if (const json* scenario = find(results, "scenario")) {
     doc.name = text(*scenario, "name", "scenario");
     doc.description = text(*scenario, "description");
     if (const json* sweep = find(*scenario, "sweep"); sweep && sweep->is_array()) {
@@ -139,22 +136,26 @@ document read_document(const json& results) {
       }
     }
   }
-  if (const json* cases = find(results, "cases"); cases && cases->is_array()) {
-    for (const auto& c : *cases) {
-      if (c.is_object()) doc.cases.push_back(row_of(c));
-    }
-  }
-  // Without a sweep table (a hand-written document), the params say what varied.
-  if (doc.swept_keys.empty()) {
-    for (const auto& c : doc.cases) {
-      for (const auto& [key, value] : c.params.items()) {
-        if (std::find(doc.swept_keys.begin(), doc.swept_keys.end(), key) == doc.swept_keys.end()) {
-          doc.swept_keys.push_back(key);
-        }
+  if (!doc.swept_keys.empty()) return;
+  for (const auto& c : doc.cases) {
+    for (const auto& [key, value] : c.params.items()) {
+      if (std::find(doc.swept_keys.begin(), doc.swept_keys.end(), key) == doc.swept_keys.end()) {
+        doc.swept_keys.push_back(key);
       }
     }
   }
+}
 
+void read_cases(const json& results, document& doc) {
+  const json* cases = find(results, "cases");
+  if (!cases || !cases->is_array()) return;
+  for (const auto& c : *cases) {
+    if (c.is_object()) doc.cases.push_back(row_of(c.get<case_record>()));
+  }
+}
+
+// The cases' totals; returns the cases' verdict sums.
+counts add_case_totals(document& doc) {
   counts case_sums;
   std::uint64_t explained = 0;
   for (const auto& c : doc.cases) {
@@ -165,43 +166,50 @@ document read_document(const json& results) {
     explained += std::min(sum(c.verdicts), c.failed);
   }
   doc.unexplained = doc.failed - explained;
+  return case_sums;
+}
 
-  // Sweep-level verdicts: named by the analyses, or whatever the top level counts beyond the
-  // cases' sums.
+// Sweep-level verdicts: named by the analyses, or whatever the top level counts beyond the
+// cases' sums.
+std::map<std::string, run_verdict, std::less<>> sweep_verdicts(const json& results, const document& doc,
+                                                                const counts& case_sums) {
   std::map<std::string, run_verdict, std::less<>> sweep;
-  if (const json* analyses = find(results, "analyses")) {
-    if (const json* usl = find(*analyses, "usl"); usl && usl->is_array()) {
-      for (const auto& fit : *usl) {
-        const std::string verdict = text(fit, "verdict");
-        if (verdict.empty()) continue;
-        auto& entry = sweep[verdict];
-        entry.verdict = verdict;
-        ++entry.count;
-        std::string evidence = text(fit, "evidence");
-        if (evidence.empty()) continue;
-        // Several fits may find the same verdict: each says which group it fitted.
-        if (const json& group = object_at(fit, "group"); !group.empty()) {
-          evidence = fmt::format("{}: {}", group_label(group, doc.swept_keys), evidence);
-        }
-        entry.evidence += (entry.evidence.empty() ? "" : "; ") + evidence;
-      }
+  for (const auto& fit : analyses_of(results).usl) {
+    if (!fit.verdict || fit.verdict->empty()) continue;
+    auto& entry = sweep[*fit.verdict];
+    entry.verdict = *fit.verdict;
+    ++entry.count;
+    if (fit.evidence.empty()) continue;
+    // Several fits may find the same verdict: each says which group it fitted.
+    std::string evidence = fit.evidence;
+    if (fit.group.is_object() && !fit.group.empty()) {
+      evidence = fmt::format("{}: {}", group_label(fit.group, doc.swept_keys), evidence);
     }
+    entry.evidence += (entry.evidence.empty() ? "" : "; ") + evidence;
   }
-  const counts top = counts_of(find(results, "verdicts"));
-  for (const auto& [name, n] : top) {
-    const auto in_cases = case_sums.count(name) ? case_sums[name] : 0;
+  for (const auto& [name, n] : counts_of(find(results, "verdicts"))) {
+    const auto in_cases = case_sums.count(name) ? case_sums.at(name) : 0;
     if (n > in_cases) {
       auto& entry = sweep[name];
       entry.verdict = name;
       entry.count = std::max(entry.count, n - in_cases);
     }
   }
+  return sweep;
+}
+
+}  // namespace
+
+document read_document(const json& results) {
+  document doc;
+  read_cases(results, doc);
+  read_header(results, doc);
+  const counts case_sums = add_case_totals(doc);
   doc.verdicts = case_sums;
-  for (auto& [name, entry] : sweep) {
+  for (auto& [name, entry] : sweep_verdicts(results, doc, case_sums)) {
     doc.verdicts[name] += entry.count;
     doc.sweep_verdicts.push_back(std::move(entry));
   }
-
   if (const json* partial = find(results, "partial"); partial && partial->is_boolean()) {
     doc.partial = partial->get<bool>();
   }
@@ -225,14 +233,6 @@ std::string_view verdict_meaning(std::string_view verdict) noexcept {
 }
 
 namespace {
-
-case_figures figures_of(const case_row& c) {
-  return {.id = c.id,
-          .requests = c.requests,
-          .timeouts = c.timeouts,
-          .p99_ms = c.latency.p99 / 1000.0,
-          .verdicts = {c.verdicts.begin(), c.verdicts.end()}};
-}
 
 case_check timeout_rate_check(const case_figures& c, double limit) {
   return {"max_timeout_rate", timeout_rate_held(c, limit),
@@ -266,7 +266,7 @@ case_check forbid_check(const case_figures& c, const std::vector<std::string>& p
 
 std::vector<case_check> check_case(const json& assert_section, const case_row& c) {
   const assert_config a = assertions_of(assert_section);
-  const case_figures figures = figures_of(c);
+  const case_figures figures = figures_of_case(c.record);
   std::vector<case_check> checks;
   if (a.max_timeout_rate) checks.push_back(timeout_rate_check(figures, *a.max_timeout_rate));
   if (a.p99_ms) checks.push_back(p99_check(figures, *a.p99_ms));

@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "run/records.hpp"
+
 namespace procpool::harness::report_model {
 
 using counts = std::map<std::string, std::uint64_t, std::less<>>;
@@ -37,7 +39,7 @@ struct latency {
 };
 
 struct case_row {
-  const nlohmann::json* doc = nullptr;  // the case object, for timelines and findings
+  harness::case_record record;  // the case as read, for timelines, findings and environment
   std::string id;
   std::uint64_t repetition = 0;
   nlohmann::json params = nlohmann::json::object();  // swept key -> value

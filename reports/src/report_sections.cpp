@@ -145,16 +145,13 @@ std::string evidence_text(const json& evidence) {
 std::optional<section> findings(const report_model::document& doc) {
   struct row {
     std::string where;
-    const json* finding;
+    const harness::finding_record* finding;
     std::uint64_t count;
   };
   std::vector<row> rows;
   for (const auto& c : doc.cases) {
-    const json* list = find(*c.doc, "findings");
-    if (!list || !list->is_array()) continue;
-    for (const auto& f : *list) {
-      rows.push_back({c.id, &f, whole(f, "count")});
-    }
+    if (!c.record.findings) continue;
+    for (const auto& f : *c.record.findings) rows.push_back({c.id, &f, f.count});
   }
   if (rows.empty() && doc.sweep_verdicts.empty() && doc.failed == 0) return std::nullopt;
   section s{"findings", "Findings", {}};
@@ -165,13 +162,12 @@ std::optional<section> findings(const report_model::document& doc) {
   }
   std::stable_sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.count > b.count; });
   for (std::size_t i = 0; i < rows.size() && i < max_findings; ++i) {
-    const json& f = *rows[i].finding;
-    std::string summary = text(f, "summary");
-    if (const std::string rule = text(f, "rule"); !rule.empty()) summary += fmt::format(" (rule: {})", rule);
-    const json* evidence = find(f, "evidence");
-    t.rows.push_back({{code(rows[i].where)}, {verdict_span(text(f, "verdict", "?"))},
+    const harness::finding_record& f = *rows[i].finding;
+    std::string summary = f.summary;
+    if (!f.rule.empty()) summary += fmt::format(" (rule: {})", f.rule);
+    t.rows.push_back({{code(rows[i].where)}, {verdict_span(f.verdict.empty() ? "?" : f.verdict)},
                       {plain(fmt::format("{}", rows[i].count))}, {plain(summary)},
-                      {plain(evidence ? evidence_text(*evidence) : "")}});
+                      {plain(evidence_text(f.evidence))}});
   }
   if (t.rows.empty()) {
     s.blocks.push_back(paragraph({plain("No findings: the results carry no diagnosis of the failed requests.")}));
@@ -322,7 +318,7 @@ section environment(const json& results, const report_model::document& doc) {
   for (const auto& rd : readings) {
     double lo = std::numeric_limits<double>::infinity(), hi = -lo;
     for (const auto& c : doc.cases) {
-      const json* v = &report_model::object_at(*c.doc, "environment");
+      const json* v = &c.record.environment;
       for (const char* part : rd.path) v = v ? find(*v, part) : nullptr;
       if (!v || !v->is_number()) continue;
       lo = std::min(lo, v->get<double>());
