@@ -14,6 +14,7 @@
 
 #include "procpool/pool.hpp"
 #include "procpool/wire/worker_process.hpp"
+#include "results/run_records.hpp"
 #include "run/records.hpp"
 #include "support/pool_recorder.hpp"
 #include "support/process_audit.hpp"
@@ -169,6 +170,67 @@ TEST(Records, ACaseWhoseSubjectFailedKeepsItsWholeZeros) {
   EXPECT_FALSE(j.contains("load_wall_ms"));
   EXPECT_EQ(j["error"]["type"], "invalid_options");
   EXPECT_EQ(json(j.get<case_record>()), j);
+}
+
+TEST(Records, WrongTypesReadAsDefaultsInsteadOfFailingTheDocument) {
+  const json c = {{"id", 12},
+                  {"repetition", "two"},
+                  {"outcomes", {{"ok", 4}, {"request_timeout", "many"}, {"worker_crashed", -3}}},
+                  {"latency_us", {{"p50", 1500.5}, {"p99", "slow"}}},
+                  {"interrupted", "yes"},
+                  {"error", "not an object"},
+                  {"timelines", {{"workers", {{{"t_ns", "x"}, {"from", 3}, {"to", "busy"}, {"pid", 7.9}}}},
+                                 {"requests_failed", {"not a record", {{"request_id", 9}}}}}}};
+  const auto r = c.get<case_record>();
+  EXPECT_EQ(r.id, "");
+  EXPECT_EQ(r.repetition, 0u);
+  EXPECT_EQ(r.outcomes.at("ok"), 4u);
+  EXPECT_FALSE(r.outcomes.contains("request_timeout"));
+  EXPECT_EQ(r.outcomes.at("worker_crashed"), 0u);  // a negative count reads as none
+  EXPECT_EQ(r.latency_us.p50, 1500.5);              // a fraction survives
+  EXPECT_EQ(r.latency_us.p99, 0);
+  EXPECT_FALSE(r.interrupted);
+  EXPECT_FALSE(r.error);
+  ASSERT_TRUE(r.timelines);
+  ASSERT_EQ(r.timelines->workers.size(), 1u);
+  EXPECT_EQ(r.timelines->workers[0].t_ns, 0);
+  EXPECT_EQ(r.timelines->workers[0].from, worker_state::pending);
+  EXPECT_EQ(r.timelines->workers[0].to, worker_state::busy);
+  EXPECT_EQ(r.timelines->workers[0].pid, 7);  // a fraction in a whole field is cut
+  // A malformed element keeps its place, so the indices of the others do not move.
+  ASSERT_EQ(r.timelines->requests_failed.size(), 2u);
+  EXPECT_EQ(r.timelines->requests_failed[1].request_id, 9u);
+}
+
+TEST(Records, AWholeFigureIsWrittenAsAnIntegerAndAFractionAsIs) {
+  latency_record l{.p50 = 120, .p90 = 130, .p99 = 140.25, .p999 = 150, .max = 160, .mean = 125.5, .count = 3};
+  const json j = l;
+  EXPECT_EQ(j["p50"].dump(), "120");
+  EXPECT_EQ(j["p99"].dump(), "140.25");
+  EXPECT_EQ(j["mean"].dump(), "125.5");
+  EXPECT_EQ(json(j.get<latency_record>()), j);
+}
+
+TEST(Records, TheAnalysesWriteNullWhereTheSchemaSaysNull) {
+  run_analyses a;
+  usl_analysis fit;
+  fit.axis = "load.concurrency";
+  fit.points = {{1, 100}, {2, 150.5}};
+  fit.sigma = 0.5;
+  a.usl.push_back(fit);
+  axis_analysis axis;
+  axis.key = "pool.size";
+  axis.rows.push_back(axis_row{.value = 4, .requests = 10, .timeouts = 1, .rate = 0.1});
+  a.axes.push_back(axis);
+  const json j = a;
+  EXPECT_TRUE(j["usl"][0]["verdict"].is_null());
+  EXPECT_TRUE(j["usl"][0]["peak_n"].is_null());
+  EXPECT_EQ(j["usl"][0]["points"][1]["throughput"], 150.5);
+  EXPECT_EQ(j["axes"][0]["rows"][0]["value"], 4);
+  const auto back = j.get<run_analyses>();
+  EXPECT_FALSE(back.usl[0].verdict);
+  EXPECT_EQ(json(back), j);
+  EXPECT_TRUE(analyses_of(json{{"analyses", "garbage"}}).usl.empty());
 }
 
 }  // namespace
