@@ -679,6 +679,10 @@ std::optional<config_error> read_key(scenario_file& file, const entry& e) {
                 fmt::format("must be {} (got a date or time)", a_type_name(spec->type)));
   }
   if (auto problem = check_value(*spec, *value)) return fail(value_line, *problem);
+  // "pool.size" = 1 and [pool] size = 2 name one key: the later must not win in silence.
+  if (const auto earlier = file.origins.find(e.path); earlier != file.origins.end()) {
+    return fail(key_line, fmt::format("is set twice: also on line {}", earlier->second.line));
+  }
   spec->set(file.scenario, *value);
   file.origins[e.path] = {file.source, key_line};
   return std::nullopt;
@@ -694,7 +698,9 @@ std::optional<config_error> read_axis(scenario_file& file, const entry& e) {
   if (!spec) return fail(key_line, unknown_key_message(e.path));
   const auto* array = e.node->as_array();
   if (!array) return fail(key_line, "must be an array of the values to sweep, e.g. [1, 2, 4]");
-  if (file.origins.contains(key)) return fail(key_line, "is swept twice");
+  if (const auto earlier = file.origins.find(key); earlier != file.origins.end()) {
+    return fail(key_line, fmt::format("is swept twice: also on line {}", earlier->second.line));
+  }
   std::vector<json> values;
   for (const auto& element : *array) {
     auto value = from_toml(element);
@@ -781,25 +787,40 @@ std::string id_part(const json& value) {
 }
 
 // Combination `combination` of the sweep, counted with the last axis varying fastest.
-scenario_case make_case(const scenario& base, std::size_t combination, std::size_t repetition) {
-  scenario_case c{.id = {}, .params = {}, .repetition = repetition, .scenario = base};
-  std::vector<std::size_t> position(base.sweep.size());
-  for (std::size_t i = base.sweep.size(); i-- > 0;) {
-    position[i] = combination % base.sweep[i].values.size();
-    combination /= base.sweep[i].values.size();
+// Makes the cases of one scenario. A case is one point of the sweep, so its scenario carries
+// no axes: a case then costs the same memory however many values they hold (two axes of 1,000
+// values would otherwise copy 2,000 values into each of a million cases). The axes' key specs
+// are looked up once, not once per case.
+class case_maker {
+ public:
+  explicit case_maker(const scenario& base) : axes_(base.sweep), point_(base) {
+    point_.sweep.clear();
+    for (const auto& axis : axes_) specs_.push_back(find_spec(axis.key));
   }
-  std::vector<std::string> parts;
-  for (std::size_t i = 0; i < base.sweep.size(); ++i) {
-    const auto& axis = base.sweep[i];
-    const json& value = axis.values[position[i]];
-    find_spec(axis.key)->set(c.scenario, value);
-    c.params.emplace_back(axis.key, value);
-    parts.push_back(fmt::format("{}={}", axis.key, id_part(value)));
+
+  scenario_case operator()(std::size_t combination, std::size_t repetition) const {
+    scenario_case c{.id = {}, .params = {}, .repetition = repetition, .scenario = point_};
+    std::vector<std::size_t> position(axes_.size());
+    for (std::size_t i = axes_.size(); i-- > 0;) {
+      position[i] = combination % axes_[i].values.size();
+      combination /= axes_[i].values.size();
+    }
+    std::string id;
+    for (std::size_t i = 0; i < axes_.size(); ++i) {
+      const json& value = axes_[i].values[position[i]];
+      specs_[i]->set(c.scenario, value);
+      c.params.emplace_back(axes_[i].key, value);
+      id += fmt::format("{}{}={}", i ? "," : "", axes_[i].key, id_part(value));
+    }
+    c.id = id.empty() ? fmt::format("r{}", repetition) : fmt::format("{}#r{}", id, repetition);
+    return c;
   }
-  c.id = parts.empty() ? fmt::format("r{}", repetition)
-                       : fmt::format("{}#r{}", fmt::join(parts, ","), repetition);
-  return c;
-}
+
+ private:
+  const std::vector<sweep_axis>& axes_;
+  std::vector<const key_spec*> specs_;
+  scenario point_;
+};
 
 key_origin origin_of(const scenario_file& file, std::string_view key) {
   if (auto it = file.origins.find(key); it != file.origins.end()) return it->second;
@@ -931,8 +952,9 @@ std::optional<config_error> check_scenario(const scenario_file& file) {
     return config_error{origin.file, origin.line, "sweep",
                         fmt::format("the sweep times repetitions exceeds {} cases", max_cases)};
   }
+  const case_maker make_case(file.scenario);
   for (std::size_t i = 0; i < *combinations; ++i) {
-    const auto c = make_case(file.scenario, i, 0);
+    const auto c = make_case(i, 0);
     for (const auto& rule : cross_rules) {
       auto problem = rule.broken(c.scenario);
       if (!problem) continue;
@@ -948,8 +970,9 @@ std::vector<scenario_case> expand(const scenario_file& file) {
   const std::size_t combinations = combination_count(file.scenario).value_or(0);
   std::vector<scenario_case> cases;
   cases.reserve(combinations * file.scenario.repetitions);
+  const case_maker make_case(file.scenario);
   for (std::size_t r = 0; r < file.scenario.repetitions; ++r) {
-    for (std::size_t i = 0; i < combinations; ++i) cases.push_back(make_case(file.scenario, i, r));
+    for (std::size_t i = 0; i < combinations; ++i) cases.push_back(make_case(i, r));
   }
   return cases;
 }

@@ -275,7 +275,7 @@ struct scenario_case {
   std::string id;  // "load.concurrency=4,worker.startup_ms=500#r1"; "r0" with no sweep
   std::vector<std::pair<std::string, nlohmann::json>> params;  // swept values, axis order
   std::size_t repetition = 0;
-  harness::scenario scenario;  // with this case's params applied
+  harness::scenario scenario;  // with this case's params applied, and no sweep
 };
 
 // Every combination of the sweep axes (the first axis varies slowest), for repetition 0,

@@ -279,7 +279,12 @@ TEST(ScenarioErrors, SweepAxes) {
   expect_error("[sweep]\n\"pool.size\" = []\n", 2, "sweep.pool.size", "sweeps no values");
   expect_error("[sweep]\n\"pool.size\" = 4\n", 2, "sweep.pool.size", "must be an array");
   expect_error("[sweep]\n\"pool.size\" = [1, 2]\n[sweep.pool]\nsize = [3]\n", 4, "sweep.pool.size",
-               "swept twice");
+               "swept twice: also on line 2");
+}
+
+TEST(ScenarioErrors, AKeySetTwiceNamesBothLines) {
+  expect_error("name = \"x\"\n\"pool.size\" = 1\n[pool]\nsize = 2\n", 4, "pool.size",
+               "is set twice: also on line 2");
 }
 
 TEST(ScenarioErrors, SweepValueOnItsOwnLine) {
@@ -394,6 +399,10 @@ TEST(ScenarioSweep, FirstAxisSlowestThenRepetitions) {
   EXPECT_EQ(ids(cases), expected);
 
   const auto& c = cases[4];
+  // A case is one point: it does not carry the axes (their values would be copied into every
+  // case).
+  EXPECT_TRUE(c.scenario.sweep.empty());
+  EXPECT_EQ(c.scenario.worker.startup_ms, 500);
   EXPECT_EQ(c.repetition, 0u);
   ASSERT_EQ(c.params.size(), 2u);
   EXPECT_EQ(c.params[0], (std::pair<std::string, json>{"worker.startup_ms", 500}));
