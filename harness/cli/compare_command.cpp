@@ -7,6 +7,7 @@
 
 #include "analysis/compare.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/number_checks.hpp"
 #include "results/results.hpp"
 
 namespace procpool::harness {
@@ -67,7 +68,7 @@ void add_compare_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--threshold", cli->options.threshold_pct,
                   "smallest change, in percent, that counts as a regression or improvement")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_option("--alpha", cli->options.alpha, "significance level of the tests")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));

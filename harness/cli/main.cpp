@@ -2,8 +2,11 @@
 #include <CLI/CLI.hpp>
 
 #include <exception>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "cli/compare_command.hpp"
 #include "cli/plan_command.hpp"
@@ -11,6 +14,24 @@
 #include "cli/roundtrip_command.hpp"
 #include "cli/run_command.hpp"
 #include "cli/triage_command.hpp"
+
+namespace {
+
+// CLI11 takes an unknown word for a stray argument and answers "A subcommand is required":
+// name it as what it is, and the commands there are.
+bool is_unknown_command(CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return false;
+  std::vector<std::string> names;
+  for (const auto* sub : app.get_subcommands({})) {
+    if (sub->get_name() == argv[1]) return false;
+    names.push_back(sub->get_name());
+  }
+  fmt::print(stderr, "procpool: unknown command '{}'; the commands are: {}\nRun with --help for more information.\n",
+             argv[1], fmt::join(names, ", "));
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"procpool: a process pool and the harness that measures it"};
@@ -23,6 +44,7 @@ int main(int argc, char** argv) {
   procpool::harness::add_plan_command(app, exit_code);
   procpool::harness::add_report_command(app, exit_code);
   procpool::harness::add_roundtrip_command(app, exit_code);
+  if (is_unknown_command(app, argc, argv)) return procpool::harness::exit_usage;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

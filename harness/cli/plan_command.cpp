@@ -7,6 +7,7 @@
 
 #include "analysis/plan.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/number_checks.hpp"
 #include "results/results.hpp"
 
 namespace procpool::harness {
@@ -61,14 +62,14 @@ void add_plan_command(CLI::App& app, int& exit_code) {
   cmd->add_option("results", cli->results_path, "a results.json from procpool run or merge")->required();
   cmd->add_option("--rate", cli->options.rate, "arrivals to serve, requests per second")
       ->required()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--p99-ms", cli->options.p99_ms, "target p99 response time (wait + service), ms")
       ->required()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--headroom", cli->options.headroom,
                   "throughput margin: the fitted curve must carry rate x (1 + headroom) at the size")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_option("--axis", cli->options.axis,
                   "fit against this swept key: load.concurrency or pool.size (default: pool.size "
                   "when swept with 4 or more values)");
