@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "results/flatten.hpp"
 #include "results/results.hpp"
 #include "run/records.hpp"
 #include "statistics/statistics.hpp"
@@ -181,17 +182,6 @@ void compare_case(const case_runs& base, const case_runs& candidate, const compa
   for (const auto& why : candidate.left_out) out.notes.push_back(fmt::format("{}: NEW {}, left out", name, why));
 }
 
-// Every leaf of a nested object by dotted key; arrays are leaves.
-void flatten(const json& value, const std::string& prefix, std::map<std::string, json>& out) {
-  if (value.is_object() && !value.empty()) {
-    for (const auto& [key, child] : value.items()) {
-      flatten(child, prefix.empty() ? key : prefix + "." + key, out);
-    }
-    return;
-  }
-  out[prefix] = value;
-}
-
 std::string short_dump(const json* value) {
   if (!value) return "(absent)";
   std::string text = value->dump();
@@ -203,8 +193,8 @@ std::string short_dump(const json* value) {
 void note_scenario_differences(const json& base, const json& candidate, comparison& out) {
   std::map<std::string, json> before;
   std::map<std::string, json> after;
-  flatten(base.value("scenario", json::object()), "", before);
-  flatten(candidate.value("scenario", json::object()), "", after);
+  flatten(base.value("scenario", json::object()), before);
+  flatten(candidate.value("scenario", json::object()), after);
   std::vector<std::string> keys;
   for (const auto& [key, value] : before) keys.push_back(key);
   for (const auto& [key, value] : after) {

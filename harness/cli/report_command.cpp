@@ -10,6 +10,7 @@
 #include "cli/exit_codes.hpp"
 #include "report_model.hpp"
 #include "reports.hpp"
+#include "results/files.hpp"
 #include "results/results.hpp"
 
 namespace procpool::harness {
@@ -38,9 +39,14 @@ int report(const report_command_options& opts) {
       return exit_usage;
     }
   }
-  const std::filesystem::path out =
+  std::filesystem::path out =
       opts.out.empty() ? std::filesystem::path(opts.results).parent_path() : std::filesystem::path(opts.out);
-  auto written = write_reports(out.empty() ? std::filesystem::path(".") : out, *doc, opts.render);
+  if (out.empty()) out = ".";
+  if (auto ready = prepare_output_dir(out); !ready) {
+    fmt::print(stderr, "procpool report: {}\n", ready.error().message);
+    return exit_internal;
+  }
+  auto written = write_reports(out, *doc, opts.render);
   if (!written) {
     fmt::print(stderr, "procpool report: {}\n", written.error().message);
     return exit_internal;

@@ -6,12 +6,16 @@
 #include <chrono>
 #include <csignal>
 #include <ctime>
+#include <map>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "diagnosis/diagnosis.hpp"
 #include "reports.hpp"
+#include "results/files.hpp"
+#include "results/journal.hpp"
 #include "results/results.hpp"
 #include "run/runner.hpp"
 #include "scenario/scenario.hpp"
@@ -29,38 +33,107 @@ void on_interrupt(int) { interrupted = true; }
 struct run_options {
   std::string scenario_path;
   std::string out_dir;
+  std::string resume_dir;
   std::string shard = "0/1";
   std::vector<std::string> overrides;
   bool quiet = false;
 };
 
-// One line per case; on a terminal, a live line rewritten in place.
+// The first line of a message: a driver's stderr can fill a screen.
+std::string_view first_line(std::string_view text) { return text.substr(0, text.find('\n')); }
+
+// One line per case; on a terminal, a live line rewritten in place that names the case
+// running and the time left, estimated from the cases this process has run.
 class progress {
  public:
   progress(std::size_t total, bool quiet) : total_(total), quiet_(quiet), live_(::isatty(STDERR_FILENO)) {}
 
+  void case_starting(std::size_t done, const scenario_case& c) {
+    if (quiet_ || !live_) return;
+    fmt::print(stderr, "\r\033[K[{}/{}] running {}{}, {} timeouts so far", done, total_, c.id, eta(done),
+               timeouts_);
+  }
+
+  // A case taken from the journal of the run being resumed.
+  void case_kept(std::size_t done, const case_record& c) {
+    ++kept_;
+    timeouts_ += c.timeouts();
+    if (quiet_ || live_) return;
+    fmt::print(stderr, "case {}/{} {}: kept from the journal\n", done, total_, c.id);
+  }
+
   void case_done(std::size_t done, const case_record& c) {
     timeouts_ += c.timeouts();
     if (quiet_) return;
-    const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double eta_s = done ? elapsed_s / done * (total_ - done) : 0;
-    if (live_) {
-      fmt::print(stderr, "\r\033[K[{}/{}] ETA {:.0f}s, {} timeouts so far; last: {}", done, total_,
-                 eta_s, timeouts_, c.id);
-      if (done == total_) fmt::print(stderr, "\n");
-    } else {
-      fmt::print(stderr, "case {}/{} {}: {:.0f} req/s, p50 {} us, p99 {} us, {} timeouts\n", done,
-                 total_, c.id, c.throughput_rps, c.latency_us.p50, c.latency_us.p99, c.timeouts());
+    if (live_) fmt::print(stderr, "\r\033[K");
+    if (c.error) {
+      // Printed on a terminal too: a case that measured nothing must not scroll away unseen.
+      fmt::print(stderr, "case {}/{} {}: {}: {}\n", done, total_, c.id, c.error->type, first_line(c.error->message));
+    } else if (!live_) {
+      fmt::print(stderr, "case {}/{} {}: {:.0f} req/s, p50 {} us, p99 {} us, {} timeouts\n", done, total_, c.id,
+                 c.throughput_rps, c.latency_us.p50, c.latency_us.p99, c.timeouts());
     }
+    if (live_ && done == total_) fmt::print(stderr, "[{}/{}] done, {} timeouts\n", done, total_, timeouts_);
   }
 
  private:
+  // ", about 42s left"; nothing until a case has run here.
+  std::string eta(std::size_t done) const {
+    const std::size_t ran = done - kept_;
+    if (ran == 0) return "";
+    const double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    return fmt::format(", about {:.0f}s left", elapsed_s / ran * (total_ - done));
+  }
+
   std::size_t total_;
   bool quiet_;
   bool live_;
+  std::size_t kept_ = 0;
   std::uint64_t timeouts_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
+
+// The journal a run appends to, and the cases an earlier attempt of it finished (--resume),
+// by their index in the unsharded run.
+struct run_journal {
+  std::optional<journal_writer> writer;
+  std::map<std::size_t, case_record> finished;
+};
+
+result<run_journal> open_journal(const run_options& opts, const std::string& out_dir, const journal_header& header) {
+  run_journal out;
+  if (opts.resume_dir.empty()) {
+    auto writer = journal_writer::create(out_dir, header);
+    if (!writer) return std::move(writer).error();
+    out.writer.emplace(std::move(*writer));
+    return out;
+  }
+  if (!std::filesystem::exists(std::filesystem::path(out_dir) / journal_file_name)) {
+    return error{errc::invalid_options,
+                 fmt::format("cannot resume {}: it holds no {} (procpool run writes one)", out_dir, journal_file_name)};
+  }
+  auto earlier = read_journal(out_dir);
+  if (!earlier) return std::move(earlier).error();
+  if (const auto differs = journal_mismatch(earlier->header, header); !differs.empty()) {
+    return error{errc::invalid_options,
+                 fmt::format("cannot resume {}: it ran another scenario or settings ({})", out_dir, differs)};
+  }
+  auto writer = journal_writer::reopen(out_dir, *earlier);
+  if (!writer) return std::move(writer).error();
+  out.writer.emplace(std::move(*writer));
+  for (auto& c : earlier->cases) out.finished.insert_or_assign(c.index, std::move(c));
+  return out;
+}
+
+// A case is journaled when it finished; an interrupted one is run again on resume. A journal
+// that stops taking cases is said once, and the run goes on: results.json still gets written.
+void journal_case(run_journal& journal, const case_record& c) {
+  if (c.interrupted || !journal.writer) return;
+  if (auto written = journal.writer->append(c); !written) {
+    fmt::print(stderr, "procpool run: {}; the journal stops here\n", written.error().message);
+    journal.writer.reset();
+  }
+}
 
 int run(const run_options& opts, const std::string& command_line) {
   auto file = load_scenario(opts.scenario_path, opts.overrides);
@@ -73,9 +146,26 @@ int run(const run_options& opts, const std::string& command_line) {
     fmt::print(stderr, "procpool run: {}\n", shard.error().describe());
     return exit_usage;
   }
+  const std::string out_dir = !opts.resume_dir.empty() ? opts.resume_dir
+                              : opts.out_dir.empty()    ? default_out_dir(file->scenario.name)
+                                                        : opts.out_dir;
+  // Before anything else: an output that cannot be written must not cost a run.
+  if (auto ready = prepare_output_dir(out_dir); !ready) {
+    fmt::print(stderr, "procpool run: {}\n", ready.error().message);
+    return exit_internal;
+  }
   const auto all_cases = expand(*file);
   const auto cases = shard_cases(all_cases, shard->index, shard->count);
-  const std::string out_dir = opts.out_dir.empty() ? default_out_dir(file->scenario.name) : opts.out_dir;
+  auto journal = open_journal(opts, out_dir,
+                              {.scenario = scenario_to_json(file->scenario),
+                               .shard_index = shard->index,
+                               .shard_count = shard->count,
+                               .total_cases = all_cases.size(),
+                               .command = command_line});
+  if (!journal) {
+    fmt::print(stderr, "procpool run: {}\n", journal.error().message);
+    return journal.error().code == errc::io_error ? exit_internal : exit_usage;
+  }
 
   json results = new_results(file->scenario, {.command_line = command_line,
                                               .shard_index = shard->index,
@@ -87,16 +177,24 @@ int run(const run_options& opts, const std::string& command_line) {
   ::sigaction(SIGTERM, &action, nullptr);
 
   if (!opts.quiet) {
-    fmt::print(stderr, "procpool run: {} ({} cases{}), results in {}\n", file->scenario.name,
+    fmt::print(stderr, "procpool run: {} ({} cases{}{}), results in {}\n", file->scenario.name,
                cases.size(),
                shard->count > 1 ? fmt::format(", shard {}/{}", shard->index, shard->count) : "",
+               journal->finished.empty() ? "" : fmt::format(", {} kept from the journal", journal->finished.size()),
                out_dir);
   }
   progress bar(cases.size(), opts.quiet);
   for (std::size_t i = 0; i < cases.size() && !interrupted; ++i) {
     const std::size_t index = i * shard->count + shard->index;  // position in the full run
+    if (const auto kept = journal->finished.find(index); kept != journal->finished.end()) {
+      results["cases"].push_back(kept->second);
+      bar.case_kept(i + 1, kept->second);
+      continue;
+    }
+    bar.case_starting(i, cases[i]);
     case_record c = run_case(cases[i], index, interrupted);
     diagnose_case(c, cases[i].scenario);
+    journal_case(*journal, c);
     results["cases"].push_back(c);
     bar.case_done(i + 1, c);
     if (c.interrupted) break;
@@ -121,6 +219,10 @@ int run(const run_options& opts, const std::string& command_line) {
 }
 
 int merge(const std::vector<std::string>& dirs, const std::string& out_dir) {
+  if (auto ready = prepare_output_dir(out_dir); !ready) {
+    fmt::print(stderr, "procpool merge: {}\n", ready.error().message);
+    return exit_internal;
+  }
   std::vector<json> shards;
   for (const auto& dir : dirs) {
     auto doc = read_results(std::filesystem::path(dir) / "results.json");
@@ -162,7 +264,13 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->add_option("scenario", opts->scenario_path, "the scenario file (TOML)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--out", opts->out_dir, "output directory (default reports/out/<name>-<time>)");
+  auto* out = cmd->add_option("--out", opts->out_dir, "output directory (default reports/out/<name>-<time>)");
+  cmd->add_option("--resume", opts->resume_dir,
+                  "continue the run whose output directory is DIR: run only the cases missing from its "
+                  "journal.jsonl, then write results.json and the reports over all of them; the scenario, "
+                  "--set and --shard must be the run's own")
+      ->type_name("DIR")
+      ->excludes(out);
   cmd->add_option("--shard", opts->shard,
                   "run shard I of N (I from 0): a deterministic subset of the cases; "
                   "`procpool merge` joins the shards' outputs")
@@ -172,6 +280,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   cmd->callback([opts, &exit_code, &app] {
     std::string line = "procpool run " + opts->scenario_path;
     if (!opts->out_dir.empty()) line += " --out " + opts->out_dir;
+    if (!opts->resume_dir.empty()) line += " --out " + opts->resume_dir;
     if (opts->shard != "0/1") line += " --shard " + opts->shard;
     for (const auto& o : opts->overrides) line += " --set " + o;
     (void)app;

@@ -20,6 +20,7 @@
 #include "diagnosis/diagnosis.hpp"
 #include "run/environment.hpp"
 #include "reports.hpp"
+#include "results/files.hpp"
 #include "results/results.hpp"
 #include "cli/exit_codes.hpp"
 #include "run/runner.hpp"
@@ -291,7 +292,7 @@ void rerun_case(const triage_options& o, const scenario_case& found,
 }
 
 // Concludes, and writes results.json, the reports and triage.md into the output directory.
-int conclude_scenario_triage(const triage_options& o, const scenario_case& found, const std::string& scenario_name,
+int conclude_scenario_triage(const triage_options& o, const scenario_case& found,
                              const std::vector<tally>& tallies, json& results) {
   conclusion c = decide(tallies.front(), tallies);
   note_architectural_amplification(c, tallies);
@@ -299,7 +300,7 @@ int conclude_scenario_triage(const triage_options& o, const scenario_case& found
   results["partial"] = false;
   diagnose_run(results);
   results["assertions"] = check_assertions(results);
-  const std::string out_dir = o.out_dir.empty() ? default_out_dir("triage-" + scenario_name) : o.out_dir;
+  const std::string& out_dir = o.out_dir;  // prepared by triage_scenario
   auto written = write_results_and_reports(out_dir, results, {});
   if (!written) {
     fmt::print(stderr, "procpool triage: {}\n", written.error().message);
@@ -314,11 +315,28 @@ int conclude_scenario_triage(const triage_options& o, const scenario_case& found
   return exit_ok;
 }
 
-int triage_scenario(const triage_options& o, const std::string& command_line) {
-  auto file = load_scenario(o.scenario_path, o.overrides);
+// The output directory, named now and proved writable before any run: exit 3 at once when
+// it is not, rather than after the runs.
+std::optional<std::string> prepared_out_dir(const triage_options& o, const std::string& default_name) {
+  const std::string out_dir = o.out_dir.empty() ? default_out_dir(default_name) : o.out_dir;
+  if (auto ready = prepare_output_dir(out_dir); !ready) {
+    fmt::print(stderr, "procpool triage: {}\n", ready.error().message);
+    return std::nullopt;
+  }
+  return out_dir;
+}
+
+int triage_scenario(const triage_options& options, const std::string& command_line) {
+  auto file = load_scenario(options.scenario_path, options.overrides);
   if (!file) {
     fmt::print(stderr, "procpool triage: {}\n", file.error().describe());
     return exit_usage;
+  }
+  triage_options o = options;
+  if (auto out_dir = prepared_out_dir(o, "triage-" + file->scenario.name)) {
+    o.out_dir = *out_dir;
+  } else {
+    return exit_internal;
   }
   const auto found = case_to_triage(expand(*file), o);
   if (!found) return exit_usage;
@@ -339,7 +357,7 @@ int triage_scenario(const triage_options& o, const std::string& command_line) {
     fmt::print(stderr, "procpool triage: interrupted; nothing concluded\n");
     return exit_failed;
   }
-  return conclude_scenario_triage(o, *found, file->scenario.name, tallies, results);
+  return conclude_scenario_triage(o, *found, tallies, results);
 }
 
 // ---- Any test command ----
@@ -409,9 +427,7 @@ int conclude_command_triage(const triage_options& o, const std::string& command_
   const double slowdown = tallies.front().median_s() > 0 ? tallies.back().median_s() / tallies.front().median_s() : 0;
   md += fmt::format("\nMedian time under {} against as-is: {:.2f}x.\n", tallies.back().name, slowdown);
   if (!last_failure.empty()) md += fmt::format("\nLast failure: {}\n", last_failure);
-  const std::filesystem::path out_dir = o.out_dir.empty() ? default_out_dir("triage-command") : o.out_dir;
-  std::error_code ec;
-  std::filesystem::create_directories(out_dir, ec);
+  const std::filesystem::path out_dir = o.out_dir;  // prepared by triage_command
   json doc = triage_json(tallies, c);
   doc["command"] = o.command;
   doc["command_line"] = command_line;
@@ -426,7 +442,13 @@ int conclude_command_triage(const triage_options& o, const std::string& command_
   return exit_ok;
 }
 
-int triage_command(const triage_options& o, const std::string& command_line) {
+int triage_command(const triage_options& options, const std::string& command_line) {
+  triage_options o = options;
+  if (auto out_dir = prepared_out_dir(o, "triage-command")) {
+    o.out_dir = *out_dir;
+  } else {
+    return exit_internal;
+  }
   const std::size_t cores = host_cores();
   struct environment_plan {
     std::string name;

@@ -1,6 +1,8 @@
 #include "results/files.hpp"
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
@@ -32,6 +34,20 @@ bool exists_but_not_regular(const std::filesystem::path& path) {
 
 error io_failure(std::string_view what, const std::filesystem::path& path, std::string_view why) {
   return error{errc::io_error, fmt::format("{} {}: {}", what, path.string(), why)};
+}
+
+result<void> prepare_output_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return io_failure("cannot create", dir, ec.message());
+  // O_TMPFILE would leave no name behind, but not every file system has it: a named probe,
+  // removed at once, works everywhere.
+  auto probe = dir / ".procpool-write-check-XXXXXX";
+  std::string name = probe.string();
+  unique_fd fd(::mkostemp(name.data(), O_CLOEXEC));
+  if (!fd) return io_failure("cannot write in", dir, std::generic_category().message(errno));
+  ::unlink(name.c_str());
+  return {};
 }
 
 result<void> write_file_atomically(const std::filesystem::path& path, std::string_view text) {

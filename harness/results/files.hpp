@@ -22,6 +22,11 @@ namespace procpool::harness {
 // the file and the reason.
 result<void> write_file_atomically(const std::filesystem::path& path, std::string_view text);
 
+// Creates `dir` (and its parents) and proves a file can be created in it, so that a command
+// refuses an output it cannot write before it spends any time, not after. Errors: io_error,
+// naming the directory and the OS's reason.
+result<void> prepare_output_dir(const std::filesystem::path& dir);
+
 // An io_error naming what could not be done to which file, and why.
 error io_failure(std::string_view what, const std::filesystem::path& path, std::string_view why);
 

@@ -1,5 +1,5 @@
 // write_file_atomically: whole files or none, no temporary left behind, io_error naming the
-// file when it cannot write.
+// file when it cannot write; prepare_output_dir: refuses an output before any work.
 #include "results/files.hpp"
 
 #include <fcntl.h>
@@ -72,6 +72,24 @@ TEST_F(WriteFileAtomically, WritesInPlaceWhatCannotBeReplaced) {
   ASSERT_TRUE(read_all(reader.get(), out));
   EXPECT_EQ(out, "through the fifo");
   EXPECT_TRUE(std::filesystem::is_fifo(path));
+}
+
+TEST_F(WriteFileAtomically, PrepareOutputDirCreatesTheDirectoryAndLeavesNothingInIt) {
+  const auto out = dir_ / "a" / "b";
+  ASSERT_TRUE(prepare_output_dir(out));
+  EXPECT_TRUE(std::filesystem::is_directory(out));
+  EXPECT_TRUE(std::filesystem::is_empty(out)) << "the write check left its probe behind";
+}
+
+// /proc refuses new entries even to root, who may write anywhere else.
+TEST_F(WriteFileAtomically, PrepareOutputDirRefusesWhatCannotBeWrittenNamingIt) {
+  for (const std::filesystem::path& out : {std::filesystem::path("/proc/procpool-no-such-dir"), dir_ / "file" / "x"}) {
+    std::ofstream(dir_ / "file") << "a file, not a directory";
+    auto ready = prepare_output_dir(out);
+    ASSERT_FALSE(ready) << out;
+    EXPECT_EQ(ready.error().code, errc::io_error);
+    EXPECT_NE(ready.error().message.find(out.string()), std::string::npos) << ready.error().message;
+  }
 }
 
 }  // namespace

@@ -5,12 +5,14 @@
 
 #include <csignal>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "run/load.hpp"
+#include "results/journal.hpp"
 #include "results/results.hpp"
 #include "run/runner.hpp"
 #include "support/process_audit.hpp"
@@ -156,6 +158,97 @@ TEST_F(RunCommand, InterruptStopsCleanlyAndWritesPartialResults) {
   EXPECT_EQ(doc["partial"], true);
   EXPECT_LE(doc["cases"].size(), 1u);
   // The fixture checks that no worker, grandchild or guard outlived the run.
+}
+
+// Reads `proc`'s stderr until `wanted` has appeared in it (or the stream ends); returns what
+// it read.
+std::string stderr_until(worker_process& proc, std::string_view wanted) {
+  std::string text;
+  char c;
+  pollfd p{.fd = proc.stderr_fd(), .events = POLLIN, .revents = 0};
+  while (text.find(wanted) == std::string::npos && ::poll(&p, 1, 60000) == 1 &&
+         ::read(proc.stderr_fd(), &c, 1) == 1) {
+    text += c;
+  }
+  return text;
+}
+
+TEST_F(RunCommand, AKilledRunKeepsItsFinishedCasesAndResumesTheRest) {
+  std::ofstream(dir_ / "six.toml") << "name = \"six\"\n[load]\nrequests = 300\n"
+                                      "[sweep]\n\"load.concurrency\" = [1, 2, 3, 4, 5, 6]\n";
+  const auto out = dir_ / "out";
+  auto proc = worker_process::launch(
+      {.argv = {PROCPOOL_CLI, "run", (dir_ / "six.toml").string(), "--out", out.string()},
+       .working_directory = PROCPOOL_SOURCE_DIR});
+  ASSERT_TRUE(proc) << proc.error().message;
+  // The line of case 2 is printed after its journal entry is on disk.
+  const std::string seen = stderr_until(*proc, "case 2/6");
+  ASSERT_NE(seen.find("case 2/6"), std::string::npos) << seen;
+  ::kill(proc->pid(), SIGKILL);
+  ASSERT_TRUE(proc->wait_for(30s));
+  ASSERT_FALSE(std::filesystem::exists(out / "results.json")) << "the run finished before it was killed";
+
+  auto journal = read_journal(out);
+  ASSERT_TRUE(journal) << journal.error().message;
+  const std::size_t kept = journal->cases.size();
+  ASSERT_GE(kept, 2u);
+  ASSERT_LT(kept, 6u);
+
+  ASSERT_EQ(procpool({"run", (dir_ / "six.toml").string(), "--quiet", "--resume", out.string()}), 0);
+  const json doc = results(out);
+  EXPECT_EQ(doc["partial"], false);
+  ASSERT_EQ(doc["cases"].size(), 6u);
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(doc["cases"][i]["index"], i);
+    ids.insert(doc["cases"][i]["id"].get<std::string>());
+  }
+  EXPECT_EQ(ids.size(), 6u);
+  // The finished cases were kept as measured, not run again.
+  for (const auto& c : journal->cases) EXPECT_EQ(doc["cases"][c.index], json(c)) << c.id;
+}
+
+TEST_F(RunCommand, AResumeOfAnotherRunIsRefusedNamingTheDifference) {
+  ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--out", dir_ / "run"}), 0);
+  auto proc = worker_process::launch({.argv = {PROCPOOL_CLI, "run", "scenarios/ci-smoke.toml", "--set", "pool.size=3",
+                                               "--resume", (dir_ / "run").string()},
+                                      .working_directory = PROCPOOL_SOURCE_DIR});
+  ASSERT_TRUE(proc) << proc.error().message;
+  const std::string said = stderr_until(*proc, "in the journal");
+  auto status = proc->wait_for(30s);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->code, 2);
+  EXPECT_NE(said.find("pool.size: 3 here, 2 in the journal"), std::string::npos) << said;
+  EXPECT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--resume", (dir_ / "nothing-here").string()}), 2);
+}
+
+TEST_F(RunCommand, AnOutputThatCannotBeWrittenIsRefusedBeforeAnyWorkerStarts) {
+  for (const char* command : {"run", "triage"}) {
+    std::vector<std::string> argv = {PROCPOOL_CLI, command, "scenarios/ci-smoke.toml", "--out", "/proc/procpool-x"};
+    if (std::string(command) == "triage") argv.insert(argv.end(), {"--case", "0"});
+    auto proc = worker_process::launch({.argv = argv, .working_directory = PROCPOOL_SOURCE_DIR});
+    ASSERT_TRUE(proc) << proc.error().message;
+    const std::string said = stderr_until(*proc, "\n");
+    auto status = proc->wait_for(30s);
+    ASSERT_TRUE(status);
+    EXPECT_EQ(status->code, 3) << command;
+    EXPECT_NE(said.find("cannot create /proc/procpool-x"), std::string::npos) << said;
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(PROCPOOL_SOURCE_DIR) / "reports" / "out" / "procpool-x"));
+  }
+  EXPECT_EQ(procpool({"merge", dir_.string(), "--out", "/proc/procpool-x"}), 3);
+}
+
+TEST_F(RunCommand, AnUnknownCommandIsNamedAndBoundsAreReadable) {
+  auto proc = worker_process::launch({.argv = {PROCPOOL_CLI, "frobnicate"}});
+  ASSERT_TRUE(proc);
+  std::string said = stderr_until(*proc, "\n");
+  ASSERT_TRUE(proc->wait_for(30s));
+  EXPECT_NE(said.find("unknown command 'frobnicate'"), std::string::npos) << said;
+  proc = worker_process::launch({.argv = {PROCPOOL_CLI, "plan", "x.json", "--rate", "-5", "--p99-ms", "10"}});
+  ASSERT_TRUE(proc);
+  said = stderr_until(*proc, "\n");
+  ASSERT_TRUE(proc->wait_for(30s));
+  EXPECT_NE(said.find("--rate: must be a number greater than 0, not -5"), std::string::npos) << said;
 }
 
 json read_json(const std::filesystem::path& path) {
