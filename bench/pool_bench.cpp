@@ -499,32 +499,77 @@ struct start_record {
   std::int64_t t_ready_ns = 0;      // the supervisor marked it idle
 };
 
-void BM_StartWorkers(benchmark::State& state) {
-  const auto size = static_cast<std::size_t>(state.range(0));
-  drop_cached_pools();  // only the pool being measured may exist
-  double total_s = 0, total_kib = 0;
-  // Start-up breakdown, averaged over every start of every iteration (ms).
+// Only stores into the preallocated `records`: allocating here would show in the memory measured.
+procpool::pool_observer recording_observer(std::vector<start_record>& records) {
+  procpool::pool_observer observer;
+  observer.on_worker_event = [&records](const procpool::worker_event& e) {
+    if (e.worker >= records.size()) return;
+    auto& r = records[e.worker];
+    if (e.to == procpool::worker_state::starting) {
+      r.t_spawn_ns = e.t_spawn_ns;
+      r.t_launched_ns = e.t_ns;
+    } else if (e.from == procpool::worker_state::starting && e.to == procpool::worker_state::idle) {
+      r.t_main_ns = e.t_main_ns;
+      r.t_init_done_ns = e.t_init_done_ns;
+      r.t_ready_ns = e.t_ns;
+    }
+  };
+  return observer;
+}
+
+// Start-up breakdown, averaged over every start of every iteration (ms).
+struct start_breakdown {
   double launch_call = 0, spawn_to_main = 0, main_to_init_done = 0, init_done_to_ready = 0;
   std::size_t starts = 0;
   // The launch call for the first and the last tenth of the workers: whether a start gets
   // dearer as the pool grows.
   double launch_first = 0, launch_last = 0;
   std::size_t n_first = 0, n_last = 0;
+
+  // `records` by worker id, 1-based, of a pool of `size` workers.
+  void add(const std::vector<start_record>& records, std::size_t size) {
+    for (std::size_t id = 1; id < records.size(); ++id) {
+      const auto& r = records[id];
+      if (r.t_ready_ns == 0 || r.t_main_ns == 0) continue;
+      ++starts;
+      const double call_ms = static_cast<double>(r.t_launched_ns - r.t_spawn_ns) / 1e6;
+      launch_call += call_ms;
+      if (id <= size / 10) {
+        launch_first += call_ms;
+        ++n_first;
+      } else if (id > size - size / 10) {
+        launch_last += call_ms;
+        ++n_last;
+      }
+      spawn_to_main += static_cast<double>(r.t_main_ns - r.t_spawn_ns) / 1e6;
+      main_to_init_done += static_cast<double>(r.t_init_done_ns - r.t_main_ns) / 1e6;
+      init_done_to_ready += static_cast<double>(r.t_ready_ns - r.t_init_done_ns) / 1e6;
+    }
+  }
+
+  void report(benchmark::State& state) const {
+    if (starts > 0) {
+      const double k = static_cast<double>(starts);
+      state.counters["launch_call_ms"] = launch_call / k;
+      state.counters["spawn_to_main_ms"] = spawn_to_main / k;
+      state.counters["main_to_init_ms"] = main_to_init_done / k;
+      state.counters["init_to_ready_ms"] = init_done_to_ready / k;
+    }
+    if (n_first > 0 && n_last > 0) {
+      state.counters["launch_first10pct_ms"] = launch_first / static_cast<double>(n_first);
+      state.counters["launch_last10pct_ms"] = launch_last / static_cast<double>(n_last);
+    }
+  }
+};
+
+void BM_StartWorkers(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  drop_cached_pools();  // only the pool being measured may exist
+  double total_s = 0, total_kib = 0;
+  start_breakdown breakdown;
   for (auto _ : state) {
     std::vector<start_record> records(size + 1);  // by worker id, 1-based
-    procpool::pool_observer observer;
-    observer.on_worker_event = [&records](const procpool::worker_event& e) {
-      if (e.worker >= records.size()) return;
-      auto& r = records[e.worker];
-      if (e.to == procpool::worker_state::starting) {
-        r.t_spawn_ns = e.t_spawn_ns;
-        r.t_launched_ns = e.t_ns;
-      } else if (e.from == procpool::worker_state::starting && e.to == procpool::worker_state::idle) {
-        r.t_main_ns = e.t_main_ns;
-        r.t_init_done_ns = e.t_init_done_ns;
-        r.t_ready_ns = e.t_ns;
-      }
-    };
+    const procpool::pool_observer observer = recording_observer(records);
     // Hand freed heap back to the kernel so that the new pool cannot hide in memory a
     // previous one left behind.
     ::malloc_trim(0);
@@ -553,23 +598,7 @@ void BM_StartWorkers(benchmark::State& state) {
     total_s += seconds;
     total_kib += static_cast<double>(rss_after - rss_before);
     made->stop();  // not timed: manual time covers create .. ready only
-    for (std::size_t id = 1; id < records.size(); ++id) {
-      const auto& r = records[id];
-      if (r.t_ready_ns == 0 || r.t_main_ns == 0) continue;
-      ++starts;
-      const double call_ms = static_cast<double>(r.t_launched_ns - r.t_spawn_ns) / 1e6;
-      launch_call += call_ms;
-      if (id <= size / 10) {
-        launch_first += call_ms;
-        ++n_first;
-      } else if (id > size - size / 10) {
-        launch_last += call_ms;
-        ++n_last;
-      }
-      spawn_to_main += static_cast<double>(r.t_main_ns - r.t_spawn_ns) / 1e6;
-      main_to_init_done += static_cast<double>(r.t_init_done_ns - r.t_main_ns) / 1e6;
-      init_done_to_ready += static_cast<double>(r.t_ready_ns - r.t_init_done_ns) / 1e6;
-    }
+    breakdown.add(records, size);
   }
   if (state.iterations() > 0 && total_s > 0) {
     const double n = static_cast<double>(state.iterations());
@@ -577,17 +606,7 @@ void BM_StartWorkers(benchmark::State& state) {
     state.counters["starts_per_s"] = static_cast<double>(size) * n / total_s;
     state.counters["ready_ms"] = total_s / n * 1e3;
   }
-  if (starts > 0) {
-    const double k = static_cast<double>(starts);
-    state.counters["launch_call_ms"] = launch_call / k;
-    state.counters["spawn_to_main_ms"] = spawn_to_main / k;
-    state.counters["main_to_init_ms"] = main_to_init_done / k;
-    state.counters["init_to_ready_ms"] = init_done_to_ready / k;
-  }
-  if (n_first > 0 && n_last > 0) {
-    state.counters["launch_first10pct_ms"] = launch_first / static_cast<double>(n_first);
-    state.counters["launch_last10pct_ms"] = launch_last / static_cast<double>(n_last);
-  }
+  breakdown.report(state);
 }
 
 // Registration order is run order: raw and pool side by side, then the pools that need

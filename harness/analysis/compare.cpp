@@ -288,6 +288,34 @@ std::size_t comparison::improvements() const noexcept {
                                    [](const auto& r) { return r.verdict == change_verdict::improvement; }));
 }
 
+namespace {
+
+// A comparison can look conclusive while its tests are weak; these notes say so.
+void note_weak_tests(comparison& out,
+                     const std::optional<std::pair<std::size_t, std::size_t>>& too_few_for_significance,
+                     const compare_options& options) {
+  const auto sampled = std::count_if(out.rows.begin(), out.rows.end(),
+                                     [](const auto& r) { return r.source == sample_source::sampled_requests; });
+  if (sampled > 0) {
+    // Requests of one run share its conditions: the test cannot tell a slower pool from a
+    // busier machine during one of the runs. Repetitions can.
+    out.notes.push_back(fmt::format(
+        "{} case{} with fewer than {} repetitions a side: latency is tested over one run's sampled "
+        "requests against the other's, so a change in the machine's load between the runs counts "
+        "as a change; for a gate, run 4 or more repetitions (scenario key `repetitions`)",
+        sampled, sampled == 1 ? "" : "s", min_repetitions));
+  }
+  if (too_few_for_significance) {
+    const auto [n1, n2] = *too_few_for_significance;
+    out.notes.push_back(fmt::format(
+        "with {} and {} repetitions the smallest possible p-value is {:.3g}: nothing can be "
+        "significant at alpha {}; run more repetitions (4 and 4 reach 0.029)",
+        n1, n2, smallest_p_value(n1, n2), options.alpha));
+  }
+}
+
+}  // namespace
+
 result<comparison> compare_results(const json& base, const json& candidate, const compare_options& options) {
   if (!(options.alpha > 0 && options.alpha < 1)) {
     return usage_error(fmt::format("alpha must be between 0 and 1 (got {})", options.alpha));
@@ -330,24 +358,7 @@ result<comparison> compare_results(const json& base, const json& candidate, cons
   if (matched == 0) {
     return usage_error("the two results have no case in common (cases are matched by their swept values)");
   }
-  const auto sampled = std::count_if(out.rows.begin(), out.rows.end(),
-                                     [](const auto& r) { return r.source == sample_source::sampled_requests; });
-  if (sampled > 0) {
-    // Requests of one run share its conditions: the test cannot tell a slower pool from a
-    // busier machine during one of the runs. Repetitions can.
-    out.notes.push_back(fmt::format(
-        "{} case{} with fewer than {} repetitions a side: latency is tested over one run's sampled "
-        "requests against the other's, so a change in the machine's load between the runs counts "
-        "as a change; for a gate, run 4 or more repetitions (scenario key `repetitions`)",
-        sampled, sampled == 1 ? "" : "s", min_repetitions));
-  }
-  if (too_few_for_significance) {
-    const auto [n1, n2] = *too_few_for_significance;
-    out.notes.push_back(fmt::format(
-        "with {} and {} repetitions the smallest possible p-value is {:.3g}: nothing can be "
-        "significant at alpha {}; run more repetitions (4 and 4 reach 0.029)",
-        n1, n2, smallest_p_value(n1, n2), options.alpha));
-  }
+  note_weak_tests(out, too_few_for_significance, options);
   return out;
 }
 

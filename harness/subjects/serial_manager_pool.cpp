@@ -68,6 +68,7 @@ class serial_manager_pool final : public subject {
   void run();
   void fill();
   void serve(job& j);
+  managed_worker* take_worker();
   managed_worker* launch(std::size_t slot);
   bool complete_start(managed_worker& w);
   managed_worker* start_on_demand();
@@ -82,6 +83,9 @@ class serial_manager_pool final : public subject {
   void retire(managed_worker& w, const std::string& cause, exit_kind exit = exit_kind::none);
   void start_failed(managed_worker* w, const std::string& message);
   void complete(job& j, result<response> r);
+  void fail_before_checkout(job& j, bool no_worker);
+  // A failed round trip retires the worker: `w` may be gone when this returns.
+  void settle(job& j, managed_worker& w, result<response>&& reply);
   std::size_t ready_count() const;
 
   deadline start_deadline(const managed_worker& w) const {
@@ -310,28 +314,21 @@ managed_worker* serial_manager_pool::start_on_demand() {
   return nullptr;
 }
 
-void serial_manager_pool::serve(job& j) {
+managed_worker* serial_manager_pool::take_worker() {
   managed_worker* w = nullptr;
   {
     std::lock_guard lock(mutex);
     w = next_idle();
   }
   if (!w) w = start_on_demand();
+  return w;
+}
 
+void serial_manager_pool::serve(job& j) {
+  managed_worker* w = take_worker();
   std::unique_lock lock(mutex);
   if (!w || std::chrono::steady_clock::now() > j.checkout_deadline) {
-    ++totals.failures;
-    j.timeline.t_reply = monotonic_ns();
-    if (stopping) {
-      complete(j, error{errc::pool_stopped, "the pool is stopping"});
-    } else if (!w) {
-      complete(j, error{errc::start_failed, "no worker could be started: " + last_start_failure});
-    } else {
-      complete(j, error{errc::checkout_timeout,
-                        fmt::format("the manager took the request after {:.1f} ms, past its "
-                                    "checkout deadline",
-                                    (monotonic_ns() - j.timeline.t_submit) / 1e6)});
-    }
+    fail_before_checkout(j, !w);
     return;
   }
   set_state(*w, worker_state::busy, "checkout");
@@ -356,17 +353,42 @@ void serial_manager_pool::serve(job& j) {
     j.timeline.t_worker_done = reply->t_done_ns;
   }
   const std::size_t slot = w->slot;
+  settle(j, *w, std::move(reply));
+  const bool replace = !slots[slot] && !stopping;
+  lock.unlock();
+  // The replacement starts before the next request is taken: the queue waits for it too.
+  if (replace) {
+    if (managed_worker* fresh = launch(slot)) complete_start(*fresh);
+  }
+}
+
+void serial_manager_pool::fail_before_checkout(job& j, bool no_worker) {
+  ++totals.failures;
+  j.timeline.t_reply = monotonic_ns();
+  if (stopping) {
+    complete(j, error{errc::pool_stopped, "the pool is stopping"});
+  } else if (no_worker) {
+    complete(j, error{errc::start_failed, "no worker could be started: " + last_start_failure});
+  } else {
+    complete(j, error{errc::checkout_timeout,
+                      fmt::format("the manager took the request after {:.1f} ms, past its "
+                                  "checkout deadline",
+                                  (monotonic_ns() - j.timeline.t_submit) / 1e6)});
+  }
+}
+
+void serial_manager_pool::settle(job& j, managed_worker& w, result<response>&& reply) {
   if (!reply) {
     ++totals.failures;
     ++totals.workers_lost;
     error e = std::move(reply).error();
-    retire(*w, fmt::format("{}: {}", to_string(e.code), e.message));
+    retire(w, fmt::format("{}: {}", to_string(e.code), e.message));
     if (stopping && is_worker_fault(e.code)) {
       e = error{errc::pool_stopped, "the pool stopped during the request: " + e.message};
     }
     complete(j, std::move(e));
   } else {
-    set_state(*w, worker_state::idle, "free");
+    set_state(w, worker_state::idle, "free");
     if (!reply->ok) {
       ++totals.worker_errors;
       complete(j, error{errc::worker_error, reply->failure.message, reply->failure.type});
@@ -374,12 +396,6 @@ void serial_manager_pool::serve(job& j) {
       ++totals.calls_ok;
       complete(j, std::move(reply));
     }
-  }
-  const bool replace = !slots[slot] && !stopping;
-  lock.unlock();
-  // The replacement starts before the next request is taken: the queue waits for it too.
-  if (replace) {
-    if (managed_worker* fresh = launch(slot)) complete_start(*fresh);
   }
 }
 

@@ -90,6 +90,37 @@ std::vector<std::string> build_environment(const launch_options& options) {
 
 error start_failed(std::string message) { return error{errc::start_failed, std::move(message)}; }
 
+result<bp::filesystem::path> resolve_executable(const std::string& program) {
+  if (program.find('/') != std::string::npos) {
+    bp::filesystem::path executable = bp::filesystem::absolute(program);
+    if (!bp::filesystem::exists(executable)) {
+      return start_failed(fmt::format("worker binary '{}' does not exist", program));
+    }
+    return executable;
+  }
+  bp::filesystem::path executable = bp::environment::find_executable(program);
+  if (executable.empty()) {
+    return start_failed(fmt::format("worker binary '{}' not found in PATH", program));
+  }
+  return executable;
+}
+
+// The launcher has no "stay where you are" start directory: without one, it must not be given
+// the initializer at all.
+bp::process spawn_child(boost::asio::io_context& context, boost::system::error_code& ec,
+                        const bp::filesystem::path& executable, const std::vector<std::string>& args,
+                        bp::process_stdio&& stdio, const std::vector<std::string>& environment,
+                        const std::string& working_directory) {
+  worker_isolation isolation{::getpid()};
+  if (working_directory.empty()) {
+    return bp::default_process_launcher()(context.get_executor(), ec, executable, args, stdio,
+                                          bp::process_environment(environment), isolation);
+  }
+  return bp::default_process_launcher()(context.get_executor(), ec, executable, args, stdio,
+                                        bp::process_environment(environment),
+                                        bp::process_start_dir(working_directory), isolation);
+}
+
 }  // namespace
 
 std::string exit_status::describe() const {
@@ -106,18 +137,9 @@ result<worker_process> worker_process::launch(const launch_options& options) {
     return start_failed("worker command is empty");
   }
   const std::string& program = options.argv.front();
-  bp::filesystem::path executable;
-  if (program.find('/') != std::string::npos) {
-    executable = bp::filesystem::absolute(program);
-    if (!bp::filesystem::exists(executable)) {
-      return start_failed(fmt::format("worker binary '{}' does not exist", program));
-    }
-  } else {
-    executable = bp::environment::find_executable(program);
-    if (executable.empty()) {
-      return start_failed(fmt::format("worker binary '{}' not found in PATH", program));
-    }
-  }
+  auto resolved = resolve_executable(program);
+  if (!resolved) return std::move(resolved).error();
+  const bp::filesystem::path& executable = *resolved;
 
   auto in = open_pipe(), out = open_pipe(), err = open_pipe();
   for (const auto* pipe : {&in, &out, &err}) {
@@ -136,19 +158,9 @@ result<worker_process> worker_process::launch(const launch_options& options) {
   worker_process proc;
   proc.t_spawn_ns_ = monotonic_ns();
   boost::system::error_code ec;
-  bp::process child = [&] {
-    bp::process_stdio stdio{in->read.get(), out->write.get(), err->write.get()};
-    worker_isolation isolation{::getpid()};
-    if (options.working_directory.empty()) {
-      return bp::default_process_launcher()(launch_context.get_executor(), ec, executable, args,
-                                            stdio, bp::process_environment(environment),
-                                            isolation);
-    }
-    return bp::default_process_launcher()(launch_context.get_executor(), ec, executable, args,
-                                          stdio, bp::process_environment(environment),
-                                          bp::process_start_dir(options.working_directory),
-                                          isolation);
-  }();
+  bp::process child = spawn_child(launch_context, ec, executable, args,
+                                  {in->read.get(), out->write.get(), err->write.get()}, environment,
+                                  options.working_directory);
   if (ec) {
     return start_failed(fmt::format("cannot start worker '{}': {}", executable.string(),
                                     ec.message()));

@@ -75,6 +75,117 @@ std::string usl_label(const json& entry, const std::vector<std::string>& order) 
   return label;
 }
 
+// The throughput chart is usually read against concurrency, so that axis wins when any fit
+// is along it.
+std::string usl_axis(const json& usl) {
+  for (const auto& entry : usl) {
+    if (text(entry, "axis") == "load.concurrency") return "load.concurrency";
+  }
+  return text(usl.front(), "axis");
+}
+
+throughput_series fitted_series(const json& entry, const std::vector<std::string>& order) {
+  throughput_series s;
+  s.label = usl_label(entry, order);
+  if (const json* points = find(entry, "points"); points && points->is_array()) {
+    for (const auto& p : *points) s.points.emplace_back(number(p, "n"), number(p, "throughput"));
+  }
+  usl_fit fit;
+  fit.lambda = number(entry, "lambda");
+  fit.sigma = number(entry, "sigma");
+  fit.kappa = number(entry, "kappa");
+  if (fit.lambda > 0) s.fit = fit;
+  return s;
+}
+
+std::vector<throughput_series> fitted_series_along(const json& usl, const std::string& axis,
+                                                   const std::vector<std::string>& order) {
+  std::vector<throughput_series> all;
+  for (const auto& entry : usl) {
+    if (text(entry, "axis") == axis) all.push_back(fitted_series(entry, order));
+  }
+  return all;
+}
+
+// Without USL analyses in the results the chart still shows the measured throughput.
+std::vector<throughput_series> measured_series_along(const report_model::document& doc,
+                                                     const std::string& axis) {
+  std::vector<throughput_series> all;
+  for (const auto& s : report_model::series_along(doc, axis)) {
+    throughput_series t;
+    t.label = report_model::group_label(s.group, doc.swept_keys);
+    for (const auto& p : s.points) t.points.emplace_back(p.x, mean_of(p, &report_model::case_row::throughput_rps));
+    all.push_back(std::move(t));
+  }
+  return all;
+}
+
+struct throughput_extent {
+  double min_x = std::numeric_limits<double>::infinity();
+  double max_x = 0;
+  double max_y = 0;
+};
+
+throughput_extent measured_extent(const std::vector<throughput_series>& all) {
+  throughput_extent e;
+  for (const auto& s : all) {
+    for (const auto& [n, x] : s.points) {
+      e.max_x = std::max(e.max_x, n);
+      e.min_x = std::min(e.min_x, n);
+      e.max_y = std::max(e.max_y, x);
+    }
+  }
+  return e;
+}
+
+// A fitted curve can peak between or beyond the measured points; the y axis must hold it too.
+double highest_fitted(const std::vector<throughput_series>& all, double min_x, double x_hi, double max_y) {
+  for (const auto& s : all) {
+    if (!s.fit) continue;
+    for (int i = 0; i <= 40; ++i) max_y = std::max(max_y, usl_throughput(*s.fit, min_x + (x_hi - min_x) * i / 40.0));
+  }
+  return max_y;
+}
+
+// The plot's scales, and the span of x the fitted curves are drawn over.
+struct throughput_frame {
+  scale x, y;
+  double min_x, x_hi;
+};
+
+std::vector<std::pair<double, double>> fitted_curve(const usl_fit& fit, const throughput_frame& f) {
+  std::vector<std::pair<double, double>> curve;
+  for (int k = 0; k <= 60; ++k) {
+    const double n = f.min_x + (f.x_hi - f.min_x) * k / 60.0;
+    curve.emplace_back(f.x(n), f.y(usl_throughput(fit, n)));
+  }
+  return curve;
+}
+
+// Returns the legend entry of each series drawn.
+std::vector<legend_entry> draw_throughput_series(report_svg::canvas& c, const std::vector<throughput_series>& all,
+                                                 const throughput_frame& f, const std::string& axis) {
+  std::vector<legend_entry> entries;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const auto& s = all[i];
+    const std::string colour = report_svg::series_colour(i);
+    if (s.fit) {
+      c.path(fitted_curve(*s.fit, f), colour, 1.5, "6 4");
+    } else {
+      std::vector<std::pair<double, double>> joined;
+      for (const auto& [n, v] : s.points) joined.emplace_back(f.x(n), f.y(v));
+      c.path(joined, colour, 1, "2 3");
+    }
+    for (const auto& [n, v] : s.points) {
+      c.circle(f.x(n), f.y(v), 3.5, colour,
+               fmt::format("{}={}: {} requests/s ({})", axis, report_text::significant(n),
+                           report_text::significant(v), s.label));
+    }
+    entries.push_back({s.label, colour, legend_entry::mark::dot});
+  }
+  return entries;
+}
+
 }  // namespace
 
 std::string figure(std::string_view name, const std::string& svg, std::string_view caption) {
@@ -92,24 +203,8 @@ std::string throughput(const json& results, const report_model::document& doc) {
   std::vector<throughput_series> all;
   const json* usl = find(report_model::object_at(results, "analyses"), "usl");
   if (usl && usl->is_array() && !usl->empty()) {
-    for (const auto& entry : *usl) {
-      if (text(entry, "axis") == "load.concurrency") axis = "load.concurrency";
-    }
-    if (axis.empty()) axis = text(usl->front(), "axis");
-    for (const auto& entry : *usl) {
-      if (text(entry, "axis") != axis) continue;
-      throughput_series s;
-      s.label = usl_label(entry, doc.swept_keys);
-      if (const json* points = find(entry, "points"); points && points->is_array()) {
-        for (const auto& p : *points) s.points.emplace_back(number(p, "n"), number(p, "throughput"));
-      }
-      usl_fit fit;
-      fit.lambda = number(entry, "lambda");
-      fit.sigma = number(entry, "sigma");
-      fit.kappa = number(entry, "kappa");
-      if (fit.lambda > 0) s.fit = fit;
-      all.push_back(std::move(s));
-    }
+    axis = usl_axis(*usl);
+    all = fitted_series_along(*usl, axis, doc.swept_keys);
   } else {
     const auto found = report_model::scaling_axis(doc);
     if (!found) {
@@ -117,61 +212,24 @@ std::string throughput(const json& results, const report_model::document& doc) {
                                 "load.concurrency or pool.size, so there is nothing to draw it against.");
     }
     axis = *found;
-    for (const auto& s : report_model::series_along(doc, axis)) {
-      throughput_series t;
-      t.label = report_model::group_label(s.group, doc.swept_keys);
-      for (const auto& p : s.points) t.points.emplace_back(p.x, mean_of(p, &report_model::case_row::throughput_rps));
-      all.push_back(std::move(t));
-    }
+    all = measured_series_along(doc, axis);
   }
   const std::size_t total = all.size();
   if (all.size() > max_series) all.resize(max_series);
-  double max_x = 0, max_y = 0, min_x = std::numeric_limits<double>::infinity();
-  for (const auto& s : all) {
-    for (const auto& [n, x] : s.points) {
-      max_x = std::max(max_x, n);
-      min_x = std::min(min_x, n);
-      max_y = std::max(max_y, x);
-    }
-  }
-  if (max_x <= 0) return note("throughput", "No throughput chart: no case has a throughput to draw.");
-  const double x_hi = report_svg::nice_ceiling(max_x * 1.05);
-  for (const auto& s : all) {
-    if (!s.fit) continue;
-    for (int i = 0; i <= 40; ++i) max_y = std::max(max_y, usl_throughput(*s.fit, min_x + (x_hi - min_x) * i / 40.0));
-  }
+  const throughput_extent extent = measured_extent(all);
+  if (extent.max_x <= 0) return note("throughput", "No throughput chart: no case has a throughput to draw.");
+  const double x_hi = report_svg::nice_ceiling(extent.max_x * 1.05);
+  const double max_y = highest_fitted(all, extent.min_x, x_hi, extent.max_y);
 
   report_svg::canvas c("throughput", fmt::format("Throughput against {}", axis_title(axis)), chart_width);
   const plot_area area{72, 14, chart_width - 72 - 20, 290};
-  const auto x = scale::linear(0, x_hi, area.left, area.right());
-  const auto y = scale::linear(0, report_svg::nice_ceiling(max_y * 1.05), area.bottom(), area.top);
-  report_svg::x_axis(c, area, x, axis_title(axis));
-  report_svg::y_axis(c, area, y, "throughput (requests/s)");
-  std::vector<legend_entry> entries;
-  bool fitted = false;
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    const auto& s = all[i];
-    const std::string colour = report_svg::series_colour(i);
-    if (s.fit) {
-      fitted = true;
-      std::vector<std::pair<double, double>> curve;
-      for (int k = 0; k <= 60; ++k) {
-        const double n = min_x + (x_hi - min_x) * k / 60.0;
-        curve.emplace_back(x(n), y(usl_throughput(*s.fit, n)));
-      }
-      c.path(curve, colour, 1.5, "6 4");
-    } else {
-      std::vector<std::pair<double, double>> joined;
-      for (const auto& [n, v] : s.points) joined.emplace_back(x(n), y(v));
-      c.path(joined, colour, 1, "2 3");
-    }
-    for (const auto& [n, v] : s.points) {
-      c.circle(x(n), y(v), 3.5, colour,
-               fmt::format("{}={}: {} requests/s ({})", axis, report_text::significant(n),
-                           report_text::significant(v), s.label));
-    }
-    entries.push_back({s.label, colour, legend_entry::mark::dot});
-  }
+  const throughput_frame frame{scale::linear(0, x_hi, area.left, area.right()),
+                               scale::linear(0, report_svg::nice_ceiling(max_y * 1.05), area.bottom(), area.top),
+                               extent.min_x, x_hi};
+  report_svg::x_axis(c, area, frame.x, axis_title(axis));
+  report_svg::y_axis(c, area, frame.y, "throughput (requests/s)");
+  std::vector<legend_entry> entries = draw_throughput_series(c, all, frame, axis);
+  const bool fitted = std::any_of(all.begin(), all.end(), [](const auto& s) { return s.fit.has_value(); });
   if (fitted) entries.push_back({"fitted USL curve", "#555", legend_entry::mark::dashed});
   const double bottom = report_svg::legend(c, area.left, area.bottom() + 46, area.width, entries);
   return figure("throughput", c.finish(bottom),
@@ -180,6 +238,69 @@ std::string throughput(const json& results, const report_model::document& doc) {
                                          : "; no USL fit is recorded in these results, dotted lines join the points",
                             capped(all.size(), total, "groups")));
 }
+
+// ---- Latency ----
+
+namespace {
+
+struct percentile {
+  const char* name;
+  double report_model::latency::*field;
+  legend_entry::mark mark;
+  const char* dash;
+};
+constexpr percentile percentiles[] = {{"p50", &report_model::latency::p50, legend_entry::mark::dotted, "1.5 2.5"},
+                                      {"p90", &report_model::latency::p90, legend_entry::mark::dashed, "5 3"},
+                                      {"p99", &report_model::latency::p99, legend_entry::mark::line, ""}};
+
+struct latency_extent {
+  double lo = std::numeric_limits<double>::infinity();  // the smallest latency above zero
+  double hi = 0;
+  double max_x = 0;
+};
+
+latency_extent latency_extent_of(const std::vector<report_model::series>& all) {
+  latency_extent e;
+  for (const auto& s : all) {
+    for (const auto& p : s.points) {
+      e.max_x = std::max(e.max_x, p.x);
+      for (const auto& pc : percentiles) {
+        const double ms = mean_latency(p, pc.field) / 1000.0;
+        if (ms > 0) e.lo = std::min(e.lo, ms);
+        e.hi = std::max(e.hi, ms);
+      }
+    }
+  }
+  return e;
+}
+
+// The plot's scales, the swept key along x, and the lowest latency y can show (a log scale
+// has no zero, so smaller values sit on its floor).
+struct latency_frame {
+  scale x, y;
+  std::string axis;
+  double floor_ms;
+};
+
+void draw_latency_series(report_svg::canvas& c, const report_model::series& s, const std::string& colour,
+                         const std::string& label, const latency_frame& f) {
+  for (const auto& pc : percentiles) {
+    std::vector<std::pair<double, double>> points;
+    for (const auto& p : s.points) {
+      const double ms = std::max(mean_latency(p, pc.field) / 1000.0, f.floor_ms);
+      points.emplace_back(f.x(p.x), f.y(ms));
+    }
+    c.path(points, colour, 1.5, pc.dash);
+    for (const auto& p : s.points) {
+      const double ms = mean_latency(p, pc.field) / 1000.0;
+      c.circle(f.x(p.x), f.y(std::max(ms, f.floor_ms)), 2.5, colour,
+               fmt::format("{}={}: {} {} ms ({})", f.axis, report_text::significant(p.x), pc.name,
+                           report_text::significant(ms), label));
+    }
+  }
+}
+
+}  // namespace
 
 std::string latency(const report_model::document& doc) {
   const auto axis = report_model::scaling_axis(doc);
@@ -190,55 +311,24 @@ std::string latency(const report_model::document& doc) {
   auto all = report_model::series_along(doc, *axis);
   const std::size_t total = all.size();
   if (all.size() > max_latency_series) all.resize(max_latency_series);
-  struct percentile {
-    const char* name;
-    double report_model::latency::*field;
-    legend_entry::mark mark;
-    const char* dash;
-  };
-  const percentile percentiles[] = {{"p50", &report_model::latency::p50, legend_entry::mark::dotted, "1.5 2.5"},
-                                    {"p90", &report_model::latency::p90, legend_entry::mark::dashed, "5 3"},
-                                    {"p99", &report_model::latency::p99, legend_entry::mark::line, ""}};
-  double lo = std::numeric_limits<double>::infinity(), hi = 0, max_x = 0;
-  for (const auto& s : all) {
-    for (const auto& p : s.points) {
-      max_x = std::max(max_x, p.x);
-      for (const auto& pc : percentiles) {
-        const double ms = mean_latency(p, pc.field) / 1000.0;
-        if (ms > 0) lo = std::min(lo, ms);
-        hi = std::max(hi, ms);
-      }
-    }
-  }
-  if (hi <= 0) return note("latency", "No latency chart: no case recorded a latency.");
+  const latency_extent extent = latency_extent_of(all);
+  if (extent.hi <= 0) return note("latency", "No latency chart: no case recorded a latency.");
   // A log scale when the tail is far above the median, so both stay readable.
-  const bool log = hi / lo > 20;
+  const bool log = extent.hi / extent.lo > 20;
   report_svg::canvas c("latency", fmt::format("Latency percentiles against {}", axis_title(*axis)), chart_width);
   const plot_area area{72, 14, chart_width - 72 - 20, 290};
-  const auto x = scale::linear(0, report_svg::nice_ceiling(max_x * 1.05), area.left, area.right());
-  const auto y = log ? scale::log10(std::pow(10.0, std::floor(std::log10(lo))), report_svg::nice_ceiling(hi),
-                                    area.bottom(), area.top)
-                     : scale::linear(0, report_svg::nice_ceiling(hi * 1.05), area.bottom(), area.top);
+  const auto x = scale::linear(0, report_svg::nice_ceiling(extent.max_x * 1.05), area.left, area.right());
+  const auto y = log ? scale::log10(std::pow(10.0, std::floor(std::log10(extent.lo))),
+                                    report_svg::nice_ceiling(extent.hi), area.bottom(), area.top)
+                     : scale::linear(0, report_svg::nice_ceiling(extent.hi * 1.05), area.bottom(), area.top);
   report_svg::x_axis(c, area, x, axis_title(*axis));
   report_svg::y_axis(c, area, y, log ? "latency (ms, log scale)" : "latency (ms)");
+  const latency_frame frame{x, y, *axis, log ? y.lo() : 0.0};
   std::vector<legend_entry> entries;
   for (std::size_t i = 0; i < all.size(); ++i) {
     const std::string colour = report_svg::series_colour(i);
     const std::string label = report_model::group_label(all[i].group, doc.swept_keys);
-    for (const auto& pc : percentiles) {
-      std::vector<std::pair<double, double>> points;
-      for (const auto& p : all[i].points) {
-        const double ms = std::max(mean_latency(p, pc.field) / 1000.0, log ? y.lo() : 0.0);
-        points.emplace_back(x(p.x), y(ms));
-      }
-      c.path(points, colour, 1.5, pc.dash);
-      for (const auto& p : all[i].points) {
-        const double ms = mean_latency(p, pc.field) / 1000.0;
-        c.circle(x(p.x), y(std::max(ms, log ? y.lo() : 0.0)), 2.5, colour,
-                 fmt::format("{}={}: {} {} ms ({})", *axis, report_text::significant(p.x), pc.name,
-                             report_text::significant(ms), label));
-      }
-    }
+    draw_latency_series(c, all[i], colour, label, frame);
     entries.push_back({label, colour, legend_entry::mark::swatch});
   }
   for (const auto& pc : percentiles) entries.push_back({pc.name, "#555", pc.mark});

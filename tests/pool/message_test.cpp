@@ -255,6 +255,7 @@ std::vector<std::string> valid_but_not_plain() {
 }
 
 // Payloads that decode_response must refuse, each with the general path's message.
+// Long on purpose: a flat list of test data, one case per entry, best read as one list.
 std::vector<std::string> malformed_envelopes() {
   return {
       "",
