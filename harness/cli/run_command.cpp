@@ -135,6 +135,41 @@ void journal_case(run_journal& journal, const case_record& c) {
   }
 }
 
+// Runs the shard's cases in order into results["cases"], taking the ones the journal holds
+// as they are, until the last or an interrupt.
+void run_cases(const std::vector<scenario_case>& cases, const shard& shard, bool quiet, run_journal& journal,
+               json& results) {
+  progress bar(cases.size(), quiet);
+  for (std::size_t i = 0; i < cases.size() && !interrupted; ++i) {
+    const std::size_t index = i * shard.count + shard.index;  // position in the full run
+    if (const auto kept = journal.finished.find(index); kept != journal.finished.end()) {
+      results["cases"].push_back(kept->second);
+      bar.case_kept(i + 1, kept->second);
+      continue;
+    }
+    bar.case_starting(i, cases[i]);
+    case_record c = run_case(cases[i], index, interrupted);
+    diagnose_case(c, cases[i].scenario);
+    journal_case(journal, c);
+    results["cases"].push_back(c);
+    bar.case_done(i + 1, c);
+    if (c.interrupted) break;
+  }
+}
+
+// Each assertion and the path written, on stdout; the exit code they make.
+int print_outcome(const json& results, const std::filesystem::path& written) {
+  bool held = true;
+  for (const auto& a : results["assertions"]) {
+    held = held && a.at("held").get<bool>();
+    fmt::print("assertion {}: {} ({})\n", a.at("assertion").get<std::string>(),
+               a.at("held").get<bool>() ? "held" : "FAILED", a.at("detail").get<std::string>());
+  }
+  fmt::print("{}results: {}\n", results["partial"].get<bool>() ? "partial " : "", written.string());
+  if (interrupted) return exit_failed;
+  return held ? exit_ok : exit_failed;
+}
+
 int run(const run_options& opts, const std::string& command_line) {
   auto file = load_scenario(opts.scenario_path, opts.overrides);
   if (!file) {
@@ -183,22 +218,7 @@ int run(const run_options& opts, const std::string& command_line) {
                journal->finished.empty() ? "" : fmt::format(", {} kept from the journal", journal->finished.size()),
                out_dir);
   }
-  progress bar(cases.size(), opts.quiet);
-  for (std::size_t i = 0; i < cases.size() && !interrupted; ++i) {
-    const std::size_t index = i * shard->count + shard->index;  // position in the full run
-    if (const auto kept = journal->finished.find(index); kept != journal->finished.end()) {
-      results["cases"].push_back(kept->second);
-      bar.case_kept(i + 1, kept->second);
-      continue;
-    }
-    bar.case_starting(i, cases[i]);
-    case_record c = run_case(cases[i], index, interrupted);
-    diagnose_case(c, cases[i].scenario);
-    journal_case(*journal, c);
-    results["cases"].push_back(c);
-    bar.case_done(i + 1, c);
-    if (c.interrupted) break;
-  }
+  run_cases(cases, *shard, opts.quiet, *journal, results);
   results["partial"] = interrupted.load() || results["cases"].size() != cases.size();
   diagnose_run(results);
   results["assertions"] = check_assertions(results);
@@ -207,15 +227,7 @@ int run(const run_options& opts, const std::string& command_line) {
     fmt::print(stderr, "procpool run: {}\n", written.error().message);
     return exit_internal;
   }
-  bool held = true;
-  for (const auto& a : results["assertions"]) {
-    held = held && a.at("held").get<bool>();
-    fmt::print("assertion {}: {} ({})\n", a.at("assertion").get<std::string>(),
-               a.at("held").get<bool>() ? "held" : "FAILED", a.at("detail").get<std::string>());
-  }
-  fmt::print("{}results: {}\n", results["partial"].get<bool>() ? "partial " : "", written->string());
-  if (interrupted) return exit_failed;
-  return held ? exit_ok : exit_failed;
+  return print_outcome(results, *written);
 }
 
 int merge(const std::vector<std::string>& dirs, const std::string& out_dir) {

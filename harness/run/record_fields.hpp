@@ -62,6 +62,26 @@ struct is_string_map : std::false_type {};
 template <typename T, typename Less>
 struct is_string_map<std::map<std::string, T, Less>> : std::true_type {};
 
+// A whole number: a negative one into an unsigned member reads as 0, a fraction is cut to its
+// whole part, and one out of range reads as 0 (such a figure is nonsense anyway).
+template <typename T>
+bool read_whole(const nlohmann::json& value, T& out) {
+  if (value.is_number_unsigned() || value.is_number_integer()) {
+    if constexpr (std::is_unsigned_v<T>) {
+      out = value.is_number_unsigned() || value.get<std::int64_t>() >= 0 ? value.get<T>() : T{0};
+    } else {
+      out = value.get<T>();
+    }
+    return true;
+  }
+  if (!value.is_number_float()) return false;
+  const double v = value.get<double>();
+  if (!std::isfinite(v)) return false;
+  const bool fits = v >= double(std::numeric_limits<T>::min()) && v < double(std::numeric_limits<T>::max());
+  out = fits ? static_cast<T>(v) : T{0};
+  return true;
+}
+
 }  // namespace record_detail
 
 // Reads `value` into `out` when it has a fitting type; returns whether it did. `out` is left
@@ -81,21 +101,7 @@ bool read_value(const nlohmann::json& value, T& out) {
     out = value.get<T>();
     return true;
   } else if constexpr (std::is_integral_v<T>) {
-    if (value.is_number_unsigned() || value.is_number_integer()) {
-      if constexpr (std::is_unsigned_v<T>) {
-        out = value.is_number_unsigned() || value.get<std::int64_t>() >= 0 ? value.get<T>() : T{0};
-      } else {
-        out = value.get<T>();
-      }
-      return true;
-    }
-    if (!value.is_number_float()) return false;
-    const double v = value.get<double>();
-    if (!std::isfinite(v)) return false;
-    // Out of range reads as 0: such a figure is nonsense anyway.
-    const bool fits = v >= double(std::numeric_limits<T>::min()) && v < double(std::numeric_limits<T>::max());
-    out = fits ? static_cast<T>(v) : T{0};
-    return true;
+    return record_detail::read_whole(value, out);
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!value.is_string()) return false;
     out = value.get<std::string>();
