@@ -49,18 +49,12 @@ constexpr auto fields_of(std::type_identity<run_summary>) {
                     field{"verdicts", &r::verdicts}, field{"families", &r::families}};
 }
 
-void to_json(json& j, const usl_point_record& p) { j = json::object(), write_fields(j, p); }
-void from_json(const json& j, usl_point_record& p) { read_fields(j, p); }
-void to_json(json& j, const usl_analysis& a) { j = json::object(), write_fields(j, a); }
-void from_json(const json& j, usl_analysis& a) { read_fields(j, a); }
-void to_json(json& j, const axis_row& r) { j = json::object(), write_fields(j, r); }
-void from_json(const json& j, axis_row& r) { read_fields(j, r); }
-void to_json(json& j, const axis_analysis& a) { j = json::object(), write_fields(j, a); }
-void from_json(const json& j, axis_analysis& a) { read_fields(j, a); }
-void to_json(json& j, const run_analyses& a) { j = json::object(), write_fields(j, a); }
-void from_json(const json& j, run_analyses& a) { read_fields(j, a); }
-void to_json(json& j, const run_summary& s) { j = json::object(), write_fields(j, s); }
-void from_json(const json& j, run_summary& s) { read_fields(j, s); }
+PROCPOOL_RECORD_JSON(usl_point_record)
+PROCPOOL_RECORD_JSON(usl_analysis)
+PROCPOOL_RECORD_JSON(axis_row)
+PROCPOOL_RECORD_JSON(axis_analysis)
+PROCPOOL_RECORD_JSON(run_analyses)
+PROCPOOL_RECORD_JSON(run_summary)
 
 run_analyses analyses_of(const json& results) {
   run_analyses a;

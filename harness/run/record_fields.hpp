@@ -195,6 +195,14 @@ void read_fields(const nlohmann::json& j, Record& record) {
       fields_of(std::type_identity<Record>{}));
 }
 
+// Defines to_json and from_json of a record that has a field table.
+#define PROCPOOL_RECORD_JSON(Record)                                                              \
+  void to_json(nlohmann::json& j, const Record& r) {                                              \
+    j = nlohmann::json::object();                                                                 \
+    ::procpool::harness::write_fields(j, r);                                                      \
+  }                                                                                               \
+  void from_json(const nlohmann::json& j, Record& r) { ::procpool::harness::read_fields(j, r); }
+
 // Whether `key` is one of the record's fields.
 template <typename Record>
 bool is_field(std::string_view key) {

@@ -121,16 +121,11 @@ constexpr auto fields_of(std::type_identity<case_record>) {
                     field{"error", &r::error}};
 }
 
-void to_json(json& j, const timeline_record& t) { j = json::object(), write_fields(j, t); }
-void from_json(const json& j, timeline_record& t) { read_fields(j, t); }
-void to_json(json& j, const case_timelines& t) { j = json::object(), write_fields(j, t); }
-void from_json(const json& j, case_timelines& t) { read_fields(j, t); }
-void to_json(json& j, const latency_record& l) { j = json::object(), write_fields(j, l); }
-void from_json(const json& j, latency_record& l) { read_fields(j, l); }
-void to_json(json& j, const finding_record& f) { j = json::object(), write_fields(j, f); }
-void from_json(const json& j, finding_record& f) { read_fields(j, f); }
-void to_json(json& j, const case_error& e) { j = json::object(), write_fields(j, e); }
-void from_json(const json& j, case_error& e) { read_fields(j, e); }
+PROCPOOL_RECORD_JSON(timeline_record)
+PROCPOOL_RECORD_JSON(case_timelines)
+PROCPOOL_RECORD_JSON(latency_record)
+PROCPOOL_RECORD_JSON(finding_record)
+PROCPOOL_RECORD_JSON(case_error)
 
 void to_json(json& j, const case_record& c) {
   j = c.extra.is_object() ? c.extra : json::object();

@@ -12,23 +12,13 @@
 
 #include "procpool/wire/worker_connection.hpp"
 #include "subjects/reference_pools.hpp"
+#include "subjects/reference_worker.hpp"
 
 namespace procpool::harness {
 namespace {
 
-struct lazy_worker {
-  lazy_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_)
-      : id(id_), slot(slot_), conn(std::move(conn_)) {}
-
-  const std::uint64_t id;
-  const std::size_t slot;
-  // The manager does the I/O while starting, the caller holding it while busy.
-  worker_connection conn;
-  worker_state state = worker_state::pending;
-  std::int64_t t_main_ns = 0;
-  std::int64_t t_init_done_ns = 0;
-  exit_kind leaving = exit_kind::none;  // set once a planned stop begins
-};
+// The manager does a worker's I/O while it starts, the caller holding it while it is busy.
+using lazy_worker = reference_worker;
 
 struct waiter {
   std::condition_variable cv;
@@ -212,13 +202,7 @@ pool_stats sequential_init_pool::stats() const {
   s.waiting_callers = waiters.size();
   s.pending = starts_wanted + launching;
   for (const auto& w : slots) {
-    if (!w) continue;
-    switch (w->state) {
-      case worker_state::starting: ++s.starting; break;
-      case worker_state::idle: ++s.idle; break;
-      case worker_state::busy: ++s.busy; break;
-      default: ++s.other; break;
-    }
+    if (w) count_worker(s, w->state);
   }
   return s;
 }
@@ -379,17 +363,7 @@ void sequential_init_pool::release_worker(const std::shared_ptr<lazy_worker>& w,
 
 void sequential_init_pool::set_state(lazy_worker& w, worker_state to, std::string_view cause,
                                 exit_kind exit) {
-  const worker_state from = w.state;
-  w.state = to;
-  if (exit != exit_kind::none) w.leaving = exit;
-  if (!options.observer.on_worker_event) return;
-  options.observer.on_worker_event(make_worker_event({.worker = w.id,
-                                                      .slot = w.slot,
-                                                      .pid = w.conn.process().pid(),
-                                                      .t_spawn_ns = w.conn.process().t_spawn_ns(),
-                                                      .t_main_ns = w.t_main_ns,
-                                                      .t_init_done_ns = w.t_init_done_ns},
-                                                     from, to, cause, w.leaving));
+  w.set_state(to, cause, exit, options.observer);
 }
 
 void sequential_init_pool::retire(lazy_worker& w, const std::string& cause, exit_kind exit) {

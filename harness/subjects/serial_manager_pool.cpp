@@ -11,24 +11,15 @@
 
 #include "procpool/wire/worker_connection.hpp"
 #include "subjects/reference_pools.hpp"
+#include "subjects/reference_worker.hpp"
 
 namespace procpool::harness {
 
 namespace {
 
-struct managed_worker {
-  managed_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_)
-      : id(id_), slot(slot_), conn(std::move(conn_)) {}
-
-  const std::uint64_t id;
-  const std::size_t slot;
-  // Only the manager thread does I/O on it; others may only signal its group, under the lock.
-  worker_connection conn;
-  worker_state state = worker_state::pending;
-  std::int64_t t_main_ns = 0;
-  std::int64_t t_init_done_ns = 0;
-  exit_kind leaving = exit_kind::none;  // set once a planned stop begins
-};
+// Only the manager thread does a worker's I/O; others may only signal its group, under the
+// lock.
+using managed_worker = reference_worker;
 
 // One call, living on its caller's stack until `done` (or until the caller withdraws it
 // from the queue).
@@ -184,16 +175,10 @@ pool_stats serial_manager_pool::stats() const {
   pool_stats s = totals;
   s.waiting_callers = queue.size();
   for (const auto& w : slots) {
-    if (!w) {
+    if (!w || w->state == worker_state::pending) {
       ++s.pending;
-      continue;
-    }
-    switch (w->state) {
-      case worker_state::pending: ++s.pending; break;
-      case worker_state::starting: ++s.starting; break;
-      case worker_state::idle: ++s.idle; break;
-      case worker_state::busy: ++s.busy; break;
-      default: ++s.other; break;
+    } else {
+      count_worker(s, w->state);
     }
   }
   return s;
@@ -436,17 +421,7 @@ managed_worker* serial_manager_pool::next_idle() {
 
 void serial_manager_pool::set_state(managed_worker& w, worker_state to, std::string_view cause,
                                 exit_kind exit) {
-  const worker_state from = w.state;
-  w.state = to;
-  if (exit != exit_kind::none) w.leaving = exit;
-  if (!options.observer.on_worker_event) return;
-  options.observer.on_worker_event(make_worker_event({.worker = w.id,
-                                                      .slot = w.slot,
-                                                      .pid = w.conn.process().pid(),
-                                                      .t_spawn_ns = w.conn.process().t_spawn_ns(),
-                                                      .t_main_ns = w.t_main_ns,
-                                                      .t_init_done_ns = w.t_init_done_ns},
-                                                     from, to, cause, w.leaving));
+  w.set_state(to, cause, exit, options.observer);
 }
 
 void serial_manager_pool::retire(managed_worker& w, const std::string& cause, exit_kind exit) {
