@@ -14,11 +14,14 @@
 
 #include "diagnosis/diagnosis.hpp"
 #include "reports.hpp"
+#include "cli/shard_option.hpp"
 #include "results/files.hpp"
 #include "results/journal.hpp"
 #include "results/results.hpp"
 #include "run/runner.hpp"
+#include "run/record_fields.hpp"
 #include "scenario/scenario.hpp"
+#include "scenario/shards.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -35,6 +38,7 @@ struct run_options {
   std::string out_dir;
   std::string resume_dir;
   std::string shard = "0/1";
+  std::string balance_from;
   std::vector<std::string> overrides;
   bool quiet = false;
 };
@@ -137,19 +141,20 @@ void journal_case(run_journal& journal, const case_record& c) {
 
 // Runs the shard's cases in order into results["cases"], taking the ones the journal holds
 // as they are, until the last or an interrupt.
-void run_cases(const std::vector<scenario_case>& cases, const shard& shard, bool quiet, run_journal& journal,
-               json& results) {
-  progress bar(cases.size(), quiet);
-  for (std::size_t i = 0; i < cases.size() && !interrupted; ++i) {
-    const std::size_t index = i * shard.count + shard.index;  // position in the full run
+void run_cases(const std::vector<scenario_case>& all_cases, const std::vector<std::size_t>& positions, bool quiet,
+               run_journal& journal, json& results) {
+  progress bar(positions.size(), quiet);
+  for (std::size_t i = 0; i < positions.size() && !interrupted; ++i) {
+    const std::size_t index = positions[i];  // position in the full run
+    const scenario_case& the_case = all_cases[index];
     if (const auto kept = journal.finished.find(index); kept != journal.finished.end()) {
       results["cases"].push_back(kept->second);
       bar.case_kept(i + 1, kept->second);
       continue;
     }
-    bar.case_starting(i, cases[i]);
-    case_record c = run_case(cases[i], index, interrupted);
-    diagnose_case(c, cases[i].scenario);
+    bar.case_starting(i, the_case);
+    case_record c = run_case(the_case, index, interrupted);
+    diagnose_case(c, the_case.scenario);
     journal_case(journal, c);
     results["cases"].push_back(c);
     bar.case_done(i + 1, c);
@@ -170,16 +175,36 @@ int print_outcome(const json& results, const std::filesystem::path& written) {
   return held ? exit_ok : exit_failed;
 }
 
+// The shard's cases, by index in the unsharded run: every N-th, or balanced by the wall times
+// of an earlier run (--balance-from).
+result<std::vector<std::size_t>> positions_of_shard(const run_options& opts, const std::vector<scenario_case>& cases,
+                                                    shard s) {
+  if (opts.balance_from.empty()) return shard_positions(cases.size(), s);
+  auto earlier = read_results(opts.balance_from);
+  if (!earlier) return std::move(earlier).error();
+  std::map<std::string, double, std::less<>> wall_ms;
+  std::vector<case_record> measured;
+  read_value((*earlier)["cases"], measured);
+  for (const auto& c : measured) {
+    if (!c.error && !c.interrupted) wall_ms[c.id] = c.wall_ms;
+  }
+  return balanced_shard_positions(cases, s, wall_ms);
+}
+
 int run(const run_options& opts, const std::string& command_line) {
   auto file = load_scenario(opts.scenario_path, opts.overrides);
   if (!file) {
     fmt::print(stderr, "procpool run: {}\n", file.error().describe());
     return exit_usage;
   }
-  auto shard = parse_shard(opts.shard);
+  auto shard = resolve_shard(opts.shard, getenv_lookup);
   if (!shard) {
     fmt::print(stderr, "procpool run: {}\n", shard.error().describe());
     return exit_usage;
+  }
+  if (!touch_shard_status_file(getenv_lookup)) {
+    fmt::print(stderr, "procpool run: cannot write TEST_SHARD_STATUS_FILE\n");
+    return exit_internal;
   }
   const std::string out_dir = !opts.resume_dir.empty() ? opts.resume_dir
                               : opts.out_dir.empty()    ? default_out_dir(file->scenario.name)
@@ -190,12 +215,17 @@ int run(const run_options& opts, const std::string& command_line) {
     return exit_internal;
   }
   const auto all_cases = expand(*file);
-  const auto cases = shard_cases(all_cases, shard->index, shard->count);
+  const auto positions = positions_of_shard(opts, all_cases, *shard);
+  if (!positions) {
+    fmt::print(stderr, "procpool run: {}\n", positions.error().message);
+    return exit_usage;
+  }
   auto journal = open_journal(opts, out_dir,
                               {.scenario = scenario_to_json(file->scenario),
                                .shard_index = shard->index,
                                .shard_count = shard->count,
                                .total_cases = all_cases.size(),
+                               .case_positions = *positions,
                                .command = command_line});
   if (!journal) {
     fmt::print(stderr, "procpool run: {}\n", journal.error().message);
@@ -213,13 +243,13 @@ int run(const run_options& opts, const std::string& command_line) {
 
   if (!opts.quiet) {
     fmt::print(stderr, "procpool run: {} ({} cases{}{}), results in {}\n", file->scenario.name,
-               cases.size(),
+               positions->size(),
                shard->count > 1 ? fmt::format(", shard {}/{}", shard->index, shard->count) : "",
                journal->finished.empty() ? "" : fmt::format(", {} kept from the journal", journal->finished.size()),
                out_dir);
   }
-  run_cases(cases, *shard, opts.quiet, *journal, results);
-  results["partial"] = interrupted.load() || results["cases"].size() != cases.size();
+  run_cases(all_cases, *positions, opts.quiet, *journal, results);
+  results["partial"] = interrupted.load() || results["cases"].size() != positions->size();
   diagnose_run(results);
   results["assertions"] = check_assertions(results);
   auto written = write_results_and_reports(out_dir, results, {});
@@ -285,8 +315,15 @@ void add_run_command(CLI::App& app, int& exit_code) {
       ->excludes(out);
   cmd->add_option("--shard", opts->shard,
                   "run shard I of N (I from 0): a deterministic subset of the cases; "
-                  "`procpool merge` joins the shards' outputs")
+                  "`procpool merge` joins the shards' outputs. auto or auto/N: I (and N) from the "
+                  "CI engine's variables, PROCPOOL_SHARD_INDEX/COUNT, JOB_COMPLETION_INDEX, "
+                  "TEST_SHARD_INDEX/TEST_TOTAL_SHARDS or GTEST_SHARD_INDEX/GTEST_TOTAL_SHARDS")
       ->capture_default_str();
+  cmd->add_option("--balance-from", opts->balance_from,
+                  "split the shards by each case's wall time in this earlier results.json (cases not in it "
+                  "count as the mean), so that they finish together")
+      ->type_name("RESULTS")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--set", opts->overrides, "override a scenario key: KEY=VALUE (repeatable)");
   cmd->add_flag("--quiet", opts->quiet, "no progress output");
   cmd->callback([opts, &exit_code, &app] {
@@ -294,6 +331,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
     if (!opts->out_dir.empty()) line += " --out " + opts->out_dir;
     if (!opts->resume_dir.empty()) line += " --out " + opts->resume_dir;
     if (opts->shard != "0/1") line += " --shard " + opts->shard;
+    if (!opts->balance_from.empty()) line += " --balance-from " + opts->balance_from;
     for (const auto& o : opts->overrides) line += " --set " + o;
     (void)app;
     exit_code = run(*opts, line);

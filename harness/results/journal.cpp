@@ -22,7 +22,7 @@ constexpr auto fields_of(std::type_identity<journal_header>) {
   using h = journal_header;
   return std::tuple{field{"scenario", &h::scenario}, field{"shard_index", &h::shard_index},
                     field{"shard_count", &h::shard_count}, field{"total_cases", &h::total_cases},
-                    field{"command", &h::command}};
+                    field{"case_positions", &h::case_positions}, field{"command", &h::command}};
 }
 
 namespace {
@@ -116,6 +116,10 @@ std::string journal_mismatch(const journal_header& journal, const journal_header
   if (journal.shard_index != now.shard_index || journal.shard_count != now.shard_count) {
     return fmt::format("the shard: {}/{} here, {}/{} in the journal", now.shard_index, now.shard_count,
                        journal.shard_index, journal.shard_count);
+  }
+  if (journal.case_positions != now.case_positions) {
+    return fmt::format("the shard's cases: {} here, {} in the journal (another --balance-from?)",
+                       now.case_positions.size(), journal.case_positions.size());
   }
   std::map<std::string, json> before, after;
   flatten(journal.scenario, before);

@@ -33,6 +33,7 @@ struct journal_header {
   std::size_t shard_index = 0;
   std::size_t shard_count = 1;
   std::size_t total_cases = 0;  // in the unsharded run
+  std::vector<std::size_t> case_positions;  // the shard's cases, by index in the unsharded run
   std::string command;
 };
 

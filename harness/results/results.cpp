@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -25,12 +26,67 @@ error harness_error(std::string message) {
   return error{errc::invalid_options, std::move(message)};
 }
 
+// The CPU's model name, from /proc/cpuinfo; empty where it has none.
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("model name")) continue;
+    const auto colon = line.find(':');
+    return colon == std::string::npos ? std::string() : line.substr(line.find_first_not_of(' ', colon + 1));
+  }
+  return {};
+}
+
+// The CPUs a cgroup v2 quota (cpu.max "QUOTA PERIOD") allows, or null for none ("max").
+json cgroup_cpu_limit() {
+  std::ifstream in("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  double period = 0;
+  if (!(in >> quota >> period) || quota == "max" || period <= 0) return nullptr;
+  try {
+    return std::stod(quota) / period;
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
 json machine_json() {
   utsname u{};
   ::uname(&u);
   return {{"cores", std::thread::hardware_concurrency()},
           {"kernel", std::string(u.release)},
-          {"machine", std::string(u.machine)}};
+          {"machine", std::string(u.machine)},
+          {"cpu_model", cpu_model()},
+          {"cpu_limit", cgroup_cpu_limit()}};
+}
+
+// What makes two hosts' measurements comparable: shards that differ in it are merged with a
+// warning.
+std::string host_fingerprint(const json& environment) {
+  json f = json::object();
+  for (const char* key : {"cores", "kernel", "cpu_model", "cpu_limit"}) f[key] = environment.value(key, json());
+  return f.dump();
+}
+
+// Every shard of 0..N-1 exactly once, all of the same N; the error names what is wrong.
+std::optional<error> check_shard_set(const std::vector<json>& shards) {
+  const json& first = shards.front()["run"]["shard"];
+  const std::size_t count = first.value("count", std::size_t{1});
+  std::vector<std::size_t> seen(count, 0);
+  for (const auto& shard : shards) {
+    const json& s = shard["run"]["shard"];
+    const auto index = s.value("index", std::size_t{0});
+    if (s.value("count", std::size_t{1}) != count) {
+      return harness_error(fmt::format("the shards were cut differently: {} and {} shards",
+                                       count, s.value("count", std::size_t{1})));
+    }
+    if (index >= count) return harness_error(fmt::format("shard {} of {} does not exist", index, count));
+    if (++seen[index] > 1) return harness_error(fmt::format("shard {} of {} appears twice", index, count));
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    if (seen[i] == 0) return harness_error(fmt::format("shard {} of {} is missing", i, count));
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -105,6 +161,7 @@ result<json> read_results(const std::filesystem::path& path) {
 
 result<json> merge_results(const std::vector<json>& shards) {
   if (shards.empty()) return harness_error("nothing to merge");
+  if (auto wrong = check_shard_set(shards)) return *wrong;
   json merged = shards.front();
   const json& scenario = merged.at("scenario");
   json cases = json::array();
@@ -128,6 +185,14 @@ result<json> merge_results(const std::vector<json>& shards) {
   merged["partial"] = partial || merged["cases"].size() != total;
   merged["run"]["shard"] = {{"index", 0}, {"count", 1}};
   merged["run"]["merged_from"] = shards.size();
+  std::set<std::string> hosts;
+  for (const auto& shard : shards) hosts.insert(host_fingerprint(shard.value("environment", json::object())));
+  if (hosts.size() > 1) {
+    merged["warnings"].push_back(fmt::format(
+        "the shards ran on {} kinds of host (cores, kernel, CPU model or CPU limit differ): their cases' figures "
+        "are not comparable with each other",
+        hosts.size()));
+  }
   return merged;
 }
 

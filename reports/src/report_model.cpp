@@ -213,6 +213,11 @@ document read_document(const json& results) {
   if (const json* partial = find(results, "partial"); partial && partial->is_boolean()) {
     doc.partial = partial->get<bool>();
   }
+  if (const json* warnings = find(results, "warnings"); warnings && warnings->is_array()) {
+    for (const auto& w : *warnings) {
+      if (w.is_string()) doc.warnings.push_back(w.get<std::string>());
+    }
+  }
   doc.conclusion = text(results, "conclusion");
   if (doc.conclusion.empty()) doc.conclusion = composed_conclusion(doc);
   return doc;

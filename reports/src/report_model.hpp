@@ -74,6 +74,7 @@ struct document {
   std::uint64_t unexplained = 0;  // failed requests without a verdict
   std::string conclusion;  // the document's, or one composed from the counts
   bool partial = false;
+  std::vector<std::string> warnings;  // the document's: e.g. shards merged from unlike hosts
 };
 
 // Reads the figures of every case, the run's verdicts and its conclusion from a results document.

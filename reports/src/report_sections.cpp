@@ -38,6 +38,7 @@ section conclusion(const json& results, const report_model::document& doc) {
                                   plain(" some cases are missing or were interrupted; every figure here covers "
                                         "the cases present.")}));
   }
+  for (const auto& warning : doc.warnings) s.blocks.push_back(paragraph({strong("Warning:"), plain(" " + warning)}));
 
   std::vector<std::pair<std::string, std::uint64_t>> ranked(doc.verdicts.begin(), doc.verdicts.end());
   std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.second > b.second; });

@@ -1,7 +1,9 @@
 // The journal: cases read back as they were appended, a line cut short by a kill is ignored
 // and cut off before the next append, a damaged line is named, and a resumed run that is not
-// the same run is told where it differs.
+// the same run is told where it differs. The merge of shards: every shard exactly once, and
+// a warning for shards from unlike hosts.
 #include "results/journal.hpp"
+#include "results/results.hpp"
 
 #include <unistd.h>
 
@@ -44,6 +46,7 @@ class Journal : public ::testing::Test {
                                .shard_index = 0,
                                .shard_count = 1,
                                .total_cases = 3,
+                               .case_positions = {0, 1, 2},
                                .command = "procpool run j.toml"};
   std::filesystem::path dir_;
 };
@@ -123,6 +126,46 @@ TEST_F(Journal, TextThatIsNotUtf8IsReplacedNotThrown) {
   auto read = read_journal(dir_);
   ASSERT_TRUE(read) << read.error().message;
   EXPECT_EQ(read->header.scenario["description"], "caf\xef\xbf\xbd");
+}
+
+// ---- merge ----
+
+json shard_doc(std::size_t index, std::size_t count, std::string kernel = "6.1") {
+  return {{"schema", "procpool.results/1"},
+          {"scenario", {{"name", "m"}}},
+          {"environment", {{"cores", 2}, {"kernel", kernel}, {"cpu_model", "x"}, {"cpu_limit", nullptr}}},
+          {"run", {{"shard", {{"index", index}, {"count", count}}}, {"total_cases", count}}},
+          {"cases", {{{"id", "c" + std::to_string(index)}, {"index", index}}}}};
+}
+
+TEST(Merge, EveryShardExactlyOnceOrANamedError) {
+  auto whole = merge_results({shard_doc(1, 3), shard_doc(0, 3), shard_doc(2, 3)});
+  ASSERT_TRUE(whole) << whole.error().message;
+  EXPECT_EQ((*whole)["cases"].size(), 3u);
+  EXPECT_EQ((*whole)["partial"], false);
+  EXPECT_FALSE(whole->contains("warnings"));
+
+  auto missing = merge_results({shard_doc(0, 3), shard_doc(2, 3)});
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message, "shard 1 of 3 is missing");
+  auto twice = merge_results({shard_doc(0, 2), shard_doc(0, 2), shard_doc(1, 2)});
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().message, "shard 0 of 2 appears twice");
+  auto cut = merge_results({shard_doc(0, 2), shard_doc(1, 3)});
+  ASSERT_FALSE(cut);
+  EXPECT_NE(cut.error().message.find("cut differently"), std::string::npos);
+  json other = shard_doc(1, 2);
+  other["scenario"]["name"] = "another";
+  auto different = merge_results({shard_doc(0, 2), other});
+  ASSERT_FALSE(different);
+  EXPECT_NE(different.error().message.find("different scenarios"), std::string::npos);
+}
+
+TEST(Merge, ShardsFromUnlikeHostsAreMergedWithAWarning) {
+  auto merged = merge_results({shard_doc(0, 2, "6.1"), shard_doc(1, 2, "5.10")});
+  ASSERT_TRUE(merged) << merged.error().message;
+  ASSERT_TRUE(merged->contains("warnings"));
+  EXPECT_NE((*merged)["warnings"][0].get<std::string>().find("2 kinds of host"), std::string::npos);
 }
 
 }  // namespace
