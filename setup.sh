@@ -20,9 +20,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py);
-# pip and venv install the Python SDK as a package (tests/install/python_package_test.py).
+# pip and venv install the Python SDK as a package (tests/install/python_package_test.py);
+# PyYAML reads the CI manifests whose commands tests/ci_manifests_test.py runs.
 # Chromium is large, so `run` and `build` go without these.
-test_packages=(chromium python3-pip python3-venv)
+test_packages=(chromium python3-pip python3-venv python3-yaml)
 
 say() { printf '==> %s\n' "$*"; }
 

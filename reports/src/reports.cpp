@@ -1,4 +1,4 @@
-// Writing the four report files, and `procpool report`. The renderers live in report_*.cpp.
+// Writing the report files, and `procpool report`. The renderers live in report_*.cpp.
 #include "reports.hpp"
 
 #include <algorithm>
@@ -30,7 +30,10 @@ result<std::vector<std::filesystem::path>> write_reports(const std::filesystem::
     files = {{"report.md", render_markdown(results)},
              {"report.html", render_html(results, options)},
              {"junit.xml", render_junit(results, options)},
-             {"cases.csv", render_csv(results)}};
+             {"cases.csv", render_csv(results)},
+             {"summary.md", render_summary(results)},
+             {"benchmark-bigger.json", render_benchmark_bigger(results)},
+             {"benchmark-smaller.json", render_benchmark_smaller(results)}};
   } catch (const std::exception& e) {
     return report_error(fmt::format("cannot render the reports: {}", e.what()));
   }

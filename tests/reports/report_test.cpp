@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -817,14 +818,64 @@ class ReportFiles : public testing::Test {
   std::filesystem::path dir_;
 };
 
-TEST_F(ReportFiles, WritesTheFourFiles) {
+// ---- summary.md and the benchmark files ----
+
+// sweep_results() with its cases copied under new ids until there are `n`.
+json many_cases(std::size_t n) {
+  json results = sweep_results();
+  const json first = results["cases"];
+  results["cases"] = json::array();
+  for (std::size_t i = 0; i < n; ++i) {
+    json c = first[i % first.size()];
+    c["id"] = fmt::format("case-{}|{}", i, odd_id);
+    results["cases"].push_back(c);
+  }
+  return results;
+}
+
+TEST(Summary, StaysShortWhateverTheRunsSizeAndNamesTheWorstCasesFirst) {
+  const std::string small = render_summary(many_cases(3));
+  const std::string large = render_summary(many_cases(500));
+  EXPECT_LT(large.size(), 8000u);
+  const auto rows = [](const std::string& md) { return std::count(md.begin(), md.end(), '\n'); };
+  EXPECT_LE(rows(large), rows(small) + 10);
+  EXPECT_NE(large.find("every case is in report.md"), std::string::npos);
+  EXPECT_NE(large.find("### procpool:"), std::string::npos);
+  // Case ids keep the table's shape: each row has the table's six bars.
+  for (std::size_t at = large.find("| `"); at != std::string::npos; at = large.find("\n| `", at + 1)) {
+    const std::string row = large.substr(at, large.find('\n', at + 1) - at);
+    std::size_t bars = 0;
+    for (std::size_t i = 0; i < row.size(); ++i) bars += row[i] == '|' && (i == 0 || row[i - 1] != '\\');
+    EXPECT_EQ(bars, 6u) << row;
+  }
+}
+
+TEST(BenchmarkFiles, OnePointPerCaseAndFigureInTheActionsFormat) {
+  const json results = many_cases(4);
+  const json bigger = json::parse(render_benchmark_bigger(results));
+  const json smaller = json::parse(render_benchmark_smaller(results));
+  ASSERT_EQ(bigger.size(), 4u);
+  ASSERT_EQ(smaller.size(), 12u);
+  for (const auto& p : bigger) {
+    EXPECT_EQ(p["unit"], "req/s");
+    EXPECT_TRUE(p["value"].is_number());
+    EXPECT_TRUE(p["name"].get<std::string>().ends_with(" throughput"));
+  }
+  EXPECT_EQ(smaller[1]["unit"], "us");
+  EXPECT_TRUE(smaller[1]["name"].get<std::string>().ends_with(" p99"));
+  EXPECT_EQ(smaller[1]["value"], results["cases"][0]["latency_us"]["p99"]);
+  EXPECT_EQ(smaller[2]["unit"], "%");
+}
+
+TEST_F(ReportFiles, WritesEveryReportFile) {
   const json results = sweep_results();
   auto written = write_reports(dir_ / "out", results, {});
   ASSERT_TRUE(written) << written.error().message;
-  ASSERT_EQ(written->size(), 4u);
+  ASSERT_EQ(written->size(), 7u);
   std::vector<std::string> names;
   for (const auto& p : *written) names.push_back(p.filename().string());
-  EXPECT_EQ(names, (std::vector<std::string>{"report.md", "report.html", "junit.xml", "cases.csv"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"report.md", "report.html", "junit.xml", "cases.csv", "summary.md",
+                                             "benchmark-bigger.json", "benchmark-smaller.json"}));
   EXPECT_EQ(read(dir_ / "out" / "cases.csv"), render_csv(results));
   EXPECT_EQ(read(dir_ / "out" / "report.html"), render_html(results, {}));
   for (const auto& entry : std::filesystem::directory_iterator(dir_ / "out")) {
