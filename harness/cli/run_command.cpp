@@ -191,6 +191,20 @@ result<std::vector<std::size_t>> positions_of_shard(const run_options& opts, con
   return balanced_shard_positions(cases, s, wall_ms);
 }
 
+// SIGINT and SIGTERM stop the run after the case in progress, which keeps what it finished.
+void catch_interrupts() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+void announce(const std::string& name, std::size_t cases, shard s, std::size_t kept, const std::string& out_dir) {
+  fmt::print(stderr, "procpool run: {} ({} cases{}{}), results in {}\n", name, cases,
+             s.count > 1 ? fmt::format(", shard {}/{}", s.index, s.count) : "",
+             kept == 0 ? "" : fmt::format(", {} kept from the journal", kept), out_dir);
+}
+
 int run(const run_options& opts, const std::string& command_line) {
   auto file = load_scenario(opts.scenario_path, opts.overrides);
   if (!file) {
@@ -236,18 +250,8 @@ int run(const run_options& opts, const std::string& command_line) {
                                               .shard_index = shard->index,
                                               .shard_count = shard->count,
                                               .total_cases = all_cases.size()});
-  struct sigaction action {};
-  action.sa_handler = on_interrupt;
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
-
-  if (!opts.quiet) {
-    fmt::print(stderr, "procpool run: {} ({} cases{}{}), results in {}\n", file->scenario.name,
-               positions->size(),
-               shard->count > 1 ? fmt::format(", shard {}/{}", shard->index, shard->count) : "",
-               journal->finished.empty() ? "" : fmt::format(", {} kept from the journal", journal->finished.size()),
-               out_dir);
-  }
+  catch_interrupts();
+  if (!opts.quiet) announce(file->scenario.name, positions->size(), *shard, journal->finished.size(), out_dir);
   run_cases(all_cases, *positions, opts.quiet, *journal, results);
   results["partial"] = interrupted.load() || results["cases"].size() != positions->size();
   diagnose_run(results);
