@@ -2,11 +2,13 @@
 // dump: a scenario file and a --set value are UTF-8 text without NUL bytes.
 //
 // The TOML parser (toml++ 3.3) is not safe on every input: a bare key holding a non-ASCII
-// character reaches undefined behaviour inside it, and a NUL byte trips its internal
-// assertions. Text that fails check_toml_text() is refused with a syntax error instead, so the
-// parser only ever sees UTF-8 without NUL bytes and with ASCII outside strings and comments,
-// which is all that valid TOML has there anyway. And nlohmann::json's dump() throws on
-// invalid UTF-8, so no text that fails invalid_utf8_offset() may be stored in the scenario.
+// character reaches undefined behaviour inside it, and a NUL byte or a table header such as
+// "[#a]" trips its internal assertions (which, built without assertions, are assumptions: also
+// undefined behaviour). Text that fails check_toml_text() is refused with a syntax error
+// instead, so the parser only ever sees UTF-8 without NUL bytes, with ASCII outside strings and
+// comments, and with table headers that start with a key, as valid TOML has anyway. And
+// nlohmann::json's dump() throws on invalid UTF-8, so no text that fails
+// invalid_utf8_offset() may be stored in the scenario.
 //
 //   if (auto problem = check_toml_text(text)) return syntax_error(problem->line, problem->message);
 #pragma once
@@ -36,8 +38,9 @@ struct toml_text_problem {
 };
 
 // Why `text` must not be handed to the TOML parser, at the first line at fault: a NUL byte,
-// invalid UTF-8, or a non-ASCII character outside strings and comments (a bare key allows
-// only A-Z a-z 0-9 _ -); nullopt when it may be parsed.
+// invalid UTF-8, a non-ASCII character outside strings and comments (a bare key allows only
+// A-Z a-z 0-9 _ -), or a table header whose key starts with neither such a character nor a
+// quote; nullopt when it may be parsed.
 std::optional<toml_text_problem> check_toml_text(std::string_view text);
 
 }  // namespace procpool::harness

@@ -215,6 +215,27 @@ TEST(ScenarioErrors, TextTheTomlParserMustNotSeeIsASyntaxErrorOnItsLine) {
   expect_error("\n\ndescription = \"caf\xe9\"\n", 3, "", "not valid UTF-8 (byte 0xe9");
   expect_error("# \xc0\xaf overlong\n", 1, "", "not valid UTF-8");
   expect_error("description = \"\xed\xa0\x80\"\n", 1, "", "not valid UTF-8");  // a surrogate
+  // A table header whose key starts with neither a key character nor a quote reaches an
+  // assertion (undefined behaviour without assertions) inside the parser.
+  expect_error("[pool]\nsize = 4\n[#load]\n", 3, "", "a table header's key must start with");
+  expect_error("[=]\n", 1, "", "a table header's key must start with");
+  expect_error("name = \"x\"\n  [[ !a]]\n", 2, "", "a table header's key must start with");
+  expect_error("name = \"x\"\n[\n", 2, "", "a table header's key must start with");
+  expect_error("[sweep]\n\"pool.size\" = [1, [2, }]\n", 2, "", "a '}' where an array expects");
+  expect_error("[sweep]\n\"pool.size\" = [\n  1, # c\n}\n", 4, "", "a '}' where an array");
+  // Inside an array a '[' at the start of a line is an array, not a header.
+  expect_error("[worker]\npreload = [\n  [#x\n  \"json\"]]\n", 2, "worker.preload",
+               "must be an array of strings");
+  // A quote inside a bare word opens no string: the parser reads on outside any string.
+  expect_error("seed = 1'''x\xc3\xa9'''\n", 1, "", "non-ASCII character outside a string");
+  expect_error("seed = 1\"\"\"4:=['\xc3\xa9'\n", 1, "", "non-ASCII character outside a string");
+  expect_error("seed = 1979-05-27 07:32:00'\xc3\xa9'\n", 1, "", "non-ASCII character outside");
+  expect_error("name = \"x\"\xc3\xa9\n", 1, "", "non-ASCII character outside a string");
+  // After a backslash in a multi-line string the parser tests the next non-blank character
+  // with a check that is undefined for some non-ASCII characters: valid TOML, refused.
+  expect_error("description = \"\"\"x\\\n  \xc3\xa9\"\"\"\n", 2, "",
+               "non-ASCII character after a backslash in a multi-line string");
+  expect_error("description = \"\"\"x\\\xc3\xa9\"\"\"\n", 1, "", "after a backslash");
   // An unterminated string ends at its line: what follows is bare again.
   expect_error("name = \"x\ndescription\xc3\xa9 = 1\n", 2, "", "non-ASCII");
   expect_error("name = \"x\\\n\xc3\xa9 = 1\n", 2, "", "non-ASCII");
@@ -231,6 +252,8 @@ TEST(ScenarioErrors, NonAsciiInStringsCommentsAndQuotedKeysReachesTheParser) {
   EXPECT_EQ(file.scenario.worker.preload, (std::vector<std::string>{"\xc3\xa9", "\xc3\xa9"}));
   EXPECT_NO_THROW((void)scenario_to_json(file.scenario).dump());
   expect_error("\"\xc3\xa9\" = 1\n", 1, "\xc3\xa9", "unknown key");
+  EXPECT_EQ(parse_ok("description = \"\"\"a \\\n  b \xc3\xa9\"\"\"\n").scenario.description,
+            "a b \xc3\xa9");
 }
 
 TEST(ScenarioErrors, UnknownKeySuggestsTheClosest) {
