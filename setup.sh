@@ -5,8 +5,9 @@
 #                      (scenarios/quickstart.toml with the fake worker) and say where the
 #                      results are
 #   ./setup.sh test    install what is missing (Chromium too, to render report.html), build,
-#                      run every test suite with CTest, and the pool's suites again under
-#                      AddressSanitizer+UBSan and ThreadSanitizer
+#                      run every test suite with CTest, the pool's suites again under
+#                      AddressSanitizer+UBSan and ThreadSanitizer, and each fuzz target for
+#                      a short while (tests/fuzz/README.md)
 #   ./setup.sh build   install what is missing and build the release preset only
 #
 # Packages already installed are not touched; apt-get runs only when one is missing.
@@ -21,9 +22,10 @@ packages=(
 )
 # Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py);
 # pip and venv install the Python SDK as a package (tests/install/python_package_test.py);
-# PyYAML reads the CI manifests whose commands tests/ci_manifests_test.py runs.
+# PyYAML reads the CI manifests whose commands tests/ci_manifests_test.py runs; clang and its
+# runtime libraries (libFuzzer, the sanitizers) build the fuzz targets (tests/fuzz).
 # Chromium is large, so `run` and `build` go without these.
-test_packages=(chromium python3-pip python3-venv python3-yaml)
+test_packages=(chromium python3-pip python3-venv python3-yaml clang libclang-rt-14-dev)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -65,13 +67,16 @@ main() {
       ./build/release/harness/procpool run scenarios/quickstart.toml
       ;;
     test)
-      for preset in asan tsan; do build "$preset"; done
+      for preset in asan tsan fuzz; do build "$preset"; done
       # The sanitizer runs cover the pool, its workers and their tests; the harness's suites,
       # the Python suites and the long stress tests run once, in release.
       for preset in asan tsan; do
         say "testing preset $preset"
         ctest --preset "$preset" --label-exclude "python|long"
       done
+      # Each fuzz target for PROCPOOL_FUZZ_SECONDS (20) on its seed corpus, two at a time.
+      say "fuzzing (preset fuzz)"
+      ctest --preset fuzz --label-regex fuzz
       say "testing preset release"
       ctest --preset release
       ;;

@@ -142,7 +142,10 @@ result<std::filesystem::path> write_results(const std::filesystem::path& dir, co
   std::filesystem::create_directories(dir, ec);
   if (ec) return io_failure("cannot create", dir, ec.message());
   const auto path = dir / "results.json";
-  if (auto written = write_file_atomically(path, results.dump(1) + "\n"); !written) {
+  // Text that is not UTF-8 (a command line's bytes, say) is written as U+FFFD: a dump that
+  // threw would lose the whole run.
+  const std::string text = results.dump(1, ' ', false, json::error_handler_t::replace);
+  if (auto written = write_file_atomically(path, text + "\n"); !written) {
     return std::move(written).error();
   }
   return path;

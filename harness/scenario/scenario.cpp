@@ -16,6 +16,7 @@
 #include <fmt/ranges.h>
 #include <toml++/toml.h>
 
+#include "scenario/text_checks.hpp"
 #include "scenario/verdicts.hpp"
 
 namespace procpool::harness {
@@ -506,10 +507,16 @@ std::string choice_list(std::span<const std::string_view> choices) {
   return fmt::format("{}", fmt::join(choices, ", "));
 }
 
+// A value as error messages quote it. Values come from checked text, but a message must never
+// be what throws: bytes that are not UTF-8 are written as U+FFFD.
+std::string shown(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // Checks a value against its key's type, range and rule; returns the problem.
 std::optional<std::string> check_value(const key_spec& spec, const json& v) {
   auto mistyped = [&] {
-    return fmt::format("must be {} (got {})", a_type_name(spec.type), v.dump());
+    return fmt::format("must be {} (got {})", a_type_name(spec.type), shown(v));
   };
   switch (spec.type) {
     case value_type::integer:
@@ -519,7 +526,7 @@ std::optional<std::string> check_value(const key_spec& spec, const json& v) {
     case value_type::optional_number:
       if (!v.is_number()) return mistyped();
       if (!std::isfinite(v.get<double>())) {
-        return fmt::format("must be a finite number (got {})", v.dump());
+        return fmt::format("must be a finite number (got {})", shown(v));
       }
       break;
     case value_type::boolean:
@@ -530,12 +537,12 @@ std::optional<std::string> check_value(const key_spec& spec, const json& v) {
       break;
     case value_type::choice: {
       if (!v.is_string()) {
-        return fmt::format("must be one of {} (got {})", choice_list(spec.choices), v.dump());
+        return fmt::format("must be one of {} (got {})", choice_list(spec.choices), shown(v));
       }
       const auto& name = v.get_ref<const std::string&>();
       if (std::find(spec.choices.begin(), spec.choices.end(), name) == spec.choices.end()) {
         auto guess = closest(name, spec.choices);
-        return fmt::format("must be one of {} (got {}){}", choice_list(spec.choices), v.dump(),
+        return fmt::format("must be one of {} (got {}){}", choice_list(spec.choices), shown(v),
                            guess ? fmt::format("; did you mean {}?", *guess) : "");
       }
       break;
@@ -551,7 +558,7 @@ std::optional<std::string> check_value(const key_spec& spec, const json& v) {
     const double x = v.get<double>();
     const auto& r = spec.range;
     if (x < r.min || (r.above_min && x == r.min) || x > r.max) {
-      return fmt::format("must be {} (got {})", *range_text(r), v.dump());
+      return fmt::format("must be {} (got {})", *range_text(r), shown(v));
     }
   }
   if (spec.range.rule) return spec.range.rule(v);
@@ -586,7 +593,7 @@ std::optional<axis_problem> check_axis(const key_spec& spec, const std::vector<j
     if (auto problem = check_value(spec, values[i])) return axis_problem{i, *problem};
     for (std::size_t j = 0; j < i; ++j) {
       if (values[j] == values[i]) {  // two cases would share one id
-        return axis_problem{i, fmt::format("repeats the value {}", values[i].dump())};
+        return axis_problem{i, fmt::format("repeats the value {}", shown(values[i]))};
       }
     }
   }
@@ -728,8 +735,9 @@ std::string_view trim(std::string_view s) {
 }
 
 std::optional<json> parse_toml_value(std::string_view text) {
+  const std::string document = fmt::format("value = {}", text);
+  if (check_toml_text(document)) return std::nullopt;  // not for the parser: text_checks.hpp
   try {
-    const std::string document = fmt::format("value = {}", text);
     const toml::table table = toml::parse(std::string_view(document), std::string_view("--set"));
     if (table.size() != 1 || !table.contains("value")) return std::nullopt;
     return from_toml(*table.get("value"));
@@ -863,6 +871,10 @@ std::string config_error::describe() const {
 config_result<scenario_file> parse_scenario(std::string_view text, std::string_view source_name,
                                             std::span<const std::string> overrides) {
   scenario_file file{.source = std::string(source_name), .scenario = {}, .origins = {}};
+  if (auto problem = check_toml_text(text)) {
+    return config_error{file.source, problem->line, "",
+                        fmt::format("TOML syntax error: {}", problem->message)};
+  }
   toml::table root;
   try {
     root = toml::parse(text, source_name);
@@ -907,13 +919,19 @@ std::optional<config_error> apply_override(scenario_file& file, std::string_view
   if (equals == std::string_view::npos) {
     return config_error{
         "--set", 0, "",
-        fmt::format("expected KEY=VALUE, e.g. pool.size=8 (got \"{}\")", assignment)};
+        fmt::format("expected KEY=VALUE, e.g. pool.size=8 (got \"{}\")",
+                    escape_text(assignment))};
   }
   const std::string key(trim(assignment.substr(0, equals)));
   const std::string_view text = trim(assignment.substr(equals + 1));
   auto fail = [&](std::string message) {
     return config_error{"--set", 0, key, std::move(message)};
   };
+  // Stored text must be UTF-8 (results.json is JSON), and the value may reach the TOML parser.
+  if (auto problem = text_value_problem(key)) {
+    return config_error{"--set", 0, escape_text(key), fmt::format("the key {}", *problem)};
+  }
+  if (auto problem = text_value_problem(text)) return fail(fmt::format("the value {}", *problem));
 
   const bool swept = key.starts_with("sweep.");
   const std::string_view target = swept ? std::string_view(key).substr(6) : std::string_view(key);

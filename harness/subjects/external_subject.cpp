@@ -32,6 +32,7 @@
 #include "procpool/wire/file_io.hpp"
 #include "procpool/wire/stderr_tail.hpp"
 #include "procpool/wire/worker_process.hpp"
+#include "subjects/driver_line.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -57,62 +58,12 @@ void ignore_sigpipe() {
   std::call_once(once, [] { ::signal(SIGPIPE, SIG_IGN); });
 }
 
-// A "done" line, checked field by field.
-struct done_event {
-  std::uint64_t id = 0;
-  response reply;
-  std::int64_t t_start_ns = 0;
-  std::int64_t t_done_ns = 0;
-  std::uint64_t worker_pid = 0;
-};
-
-result<done_event> parse_done(const json& line) {
-  const auto bad = [](std::string what) {
-    return error{errc::protocol_error, fmt::format("driver's done line: {}", what)};
-  };
-  const auto stamp = [&](const char* key, std::int64_t& out) -> bool {
-    const auto it = line.find(key);
-    if (it == line.end() || !it->is_number_integer()) return false;
-    out = it->get<std::int64_t>();
-    return true;
-  };
-  done_event d;
-  const auto id = line.find("id");
-  if (id == line.end() || !id->is_number_unsigned()) return bad("'id' must be an unsigned integer");
-  d.id = id->get<std::uint64_t>();
-  d.reply.id = d.id;
-  const auto ok = line.find("ok");
-  if (ok == line.end() || !ok->is_boolean()) return bad("'ok' must be a boolean");
-  d.reply.ok = ok->get<bool>();
-  if (d.reply.ok) {
-    if (const auto r = line.find("result"); r != line.end()) d.reply.result = *r;
-  } else {
-    const auto e = line.find("error");
-    if (e == line.end() || !e->is_object()) return bad("'error' must be an object when ok is false");
-    const auto type = e->find("type");
-    const auto message = e->find("message");
-    if (type == e->end() || !type->is_string() || message == e->end() || !message->is_string()) {
-      return bad("'error' needs string 'type' and 'message'");
-    }
-    d.reply.failure = {type->get<std::string>(), message->get<std::string>()};
-  }
-  if (!stamp("t_start_ns", d.t_start_ns) || !stamp("t_worker_recv_ns", d.reply.t_recv_ns) ||
-      !stamp("t_worker_done_ns", d.reply.t_done_ns) || !stamp("t_done_ns", d.t_done_ns)) {
-    return bad("t_start_ns, t_worker_recv_ns, t_worker_done_ns and t_done_ns must be integers");
-  }
-  if (const auto pid = line.find("worker_pid"); pid != line.end()) {
-    if (!pid->is_number_unsigned()) return bad("'worker_pid' must be an unsigned integer");
-    d.worker_pid = pid->get<std::uint64_t>();
-  }
-  return d;
-}
-
 // One call waiting for its done line; lives on the caller's stack while in waiters_.
 struct waiter {
   std::condition_variable cv;
   bool done = false;
   std::optional<error> failure;  // set when the driver died or broke before answering
-  done_event event;
+  driver_done event;
   std::int64_t t_reply = 0;
 };
 
@@ -163,7 +114,7 @@ class external_subject final : public subject {
   void reaped(const exit_status& status);
   void release_descriptors();
   void handle_line(std::string_view line);
-  void handle_done(const json& line);
+  void handle_done(driver_done done);
   void protocol_fault(std::string message);
   void finish(const exit_status& status);
 
@@ -300,7 +251,7 @@ result<response> external_subject::call(std::string_view command, nlohmann::json
   lock.unlock();
   timeline.t_reply = w.t_reply;
   if (w.failure) return finish_call(timeline, *w.failure);
-  const done_event& d = w.event;
+  const driver_done& d = w.event;
   timeline.worker = d.worker_pid;
   timeline.t_checkout = d.t_start_ns;
   timeline.t_sent = d.t_start_ns;
@@ -603,58 +554,50 @@ void external_subject::handle_line(std::string_view text) {
     std::lock_guard lock(mutex_);
     if (kill_now_) return;
   }
-  if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-  if (text.empty()) return;
-  const json line = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (line.is_discarded() || !line.is_object()) {
-    return protocol_fault(fmt::format("not a JSON object: {:.200}", text));
+  auto line = parse_driver_line(text);
+  if (!line) return protocol_fault(std::move(line).error().message);
+  switch (line->event) {
+    case driver_event::blank:
+    case driver_event::stats:  // answers this side does not wait for
+    case driver_event::stopped:
+      return;
+    case driver_event::done:
+      return handle_done(std::move(line->done));
+    case driver_event::started:
+    case driver_event::error:
+      break;
   }
-  const auto event = line.find("event");
-  if (event == line.end() || !event->is_string()) {
-    return protocol_fault(fmt::format("no 'event' string: {:.200}", text));
-  }
-  const auto& name = event->get_ref<const std::string&>();
-  if (name == "done") return handle_done(line);
-  if (name == "stats" || name == "stopped") return;  // answers this side does not wait for
   std::unique_lock lock(mutex_);
-  if (name == "started" && phase_ == phase::starting) {
-    phase_ = phase::running;
-    changed_.notify_all();
-    return;
-  }
-  if (name == "error" && phase_ == phase::starting) {
-    // The driver refused to start; it exits next, and finish() quotes this.
-    const auto message = line.find("message");
-    refusal_ = message != line.end() && message->is_string() ? message->get<std::string>()
-                                                             : std::string(text);
+  if (phase_ == phase::starting) {
+    if (line->event == driver_event::started) {
+      phase_ = phase::running;
+      changed_.notify_all();
+    } else {
+      // The driver refused to start; it exits next, and finish() quotes this.
+      refusal_ = std::move(line->message);
+    }
     return;
   }
   lock.unlock();
-  if (name == "error") {
-    const auto message = line.find("message");
-    return protocol_fault(fmt::format(
-        "the driver reported an error: {}",
-        message != line.end() && message->is_string() ? message->get<std::string>()
-                                                      : std::string(text)));
+  if (line->event == driver_event::error) {
+    return protocol_fault(fmt::format("the driver reported an error: {}", line->message));
   }
-  protocol_fault(fmt::format("unexpected event '{}'", name));
+  protocol_fault("unexpected event 'started'");
 }
 
-void external_subject::handle_done(const json& line) {
-  auto parsed = parse_done(line);
-  if (!parsed) return protocol_fault(parsed.error().message);
+void external_subject::handle_done(driver_done done) {
   // An id is taken before its submit line is written, so a driver cannot answer it first.
-  if (parsed->id == 0 || parsed->id >= next_id_.load()) {
+  if (done.id == 0 || done.id >= next_id_.load()) {
     return protocol_fault(
-        fmt::format("a done line for id {}, which was never submitted", parsed->id));
+        fmt::format("a done line for id {}, which was never submitted", done.id));
   }
   std::lock_guard lock(mutex_);
   if (outstanding_ > 0) --outstanding_;
-  const auto it = waiters_.find(parsed->id);
+  const auto it = waiters_.find(done.id);
   if (it == waiters_.end()) return;  // the caller gave up at its deadline: discard
   waiter& w = *it->second;
   waiters_.erase(it);
-  w.event = std::move(*parsed);
+  w.event = std::move(done);
   w.t_reply = monotonic_ns();
   w.done = true;
   w.cv.notify_one();

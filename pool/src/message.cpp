@@ -52,14 +52,25 @@ result<std::uint64_t> read_id(std::string_view what, const json& doc) {
   return it->get<std::uint64_t>();
 }
 
+// Reads a signed 64-bit integer field. json holds a non-negative integer as unsigned, and
+// get<std::int64_t>() would wrap one above INT64_MAX to a negative number: out of range instead.
+result<std::int64_t> read_int64(std::string_view what, const json& value, std::string_view key) {
+  if (!value.is_number_integer()) {
+    return malformed(what, fmt::format("field '{}' must be an integer", key));
+  }
+  constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  if (value.is_number_unsigned() && value.get<std::uint64_t>() > max) {
+    return malformed(what, fmt::format("field '{}' is out of range: {} is above {}", key,
+                                       value.get<std::uint64_t>(), max));
+  }
+  return value.get<std::int64_t>();
+}
+
 // Reads an optional integer stamp; absent means the worker did not stamp (0).
 result<std::int64_t> read_stamp(std::string_view what, const json& doc, const char* key) {
   auto it = doc.find(key);
   if (it == doc.end() || it->is_null()) return std::int64_t{0};
-  if (!it->is_number_integer()) {
-    return malformed(what, fmt::format("field '{}' must be an integer", key));
-  }
-  return it->get<std::int64_t>();
+  return read_int64(what, *it, key);
 }
 
 json to_json(const response& r) {
@@ -283,9 +294,8 @@ class plain_response_reader {
     return n;
   }
 
-  // A stamp is an integer that fits in 64 signed bits, or null (not stamped). Unsigned
-  // values above INT64_MAX are valid to json, which then wraps them; that oddity is left to
-  // the general path rather than copied here.
+  // A stamp is an integer that fits in 64 signed bits, or null (not stamped). Values out of
+  // that range are left to the general path, which words the error.
   std::optional<std::int64_t> read_stamp() {
     if (consume("null")) return std::int64_t{0};
     const bool negative = consume('-');
@@ -452,10 +462,9 @@ result<init_reply> decode_init_reply(std::string_view payload) {
                             std::pair{"t_init_done_ns", &r.t_init_done_ns}}) {
     auto it = doc->find(key);
     if (it == doc->end()) return malformed("init reply", fmt::format("missing field '{}'", key));
-    if (!it->is_number_integer()) {
-      return malformed("init reply", fmt::format("field '{}' must be an integer", key));
-    }
-    *field = it->get<std::int64_t>();
+    auto value = read_int64("init reply", *it, key);
+    if (!value) return std::move(value).error();
+    *field = *value;
   }
   return r;
 }

@@ -1,11 +1,13 @@
 // The external subject, driving the shipped Python drivers (ProcessPoolExecutor and
 // multiprocessing.Pool) through the JSON-lines driver protocol: results, parallelism proven
 // by the workers' own stamps, typed errors, deadlines, a killed driver, and a stop that
-// leaves no process. Small inline Python programs stand in for broken drivers.
+// leaves no process. Small inline Python programs stand in for broken drivers. The line
+// parser is also tested on its own.
 #include <sys/types.h>
 
 #include <csignal>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -13,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "subjects/driver_line.hpp"
 #include "subjects/external_subject.hpp"
 #include "support/pool_recorder.hpp"
 #include "support/process_audit.hpp"
@@ -423,6 +426,98 @@ TEST_F(ExternalSubject, DriverThatIgnoresStopIsKilled) {
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, 4s);
   EXPECT_LT(took, 10s);
+}
+
+// ---- The line parser, on its own ----
+
+result<harness::driver_line> parse(std::string_view text) {
+  return harness::parse_driver_line(text);
+}
+
+void expect_line_error(std::string_view text, std::string_view says) {
+  SCOPED_TRACE(std::string(text));
+  const auto line = parse(text);
+  ASSERT_FALSE(line);
+  EXPECT_EQ(line.error().code, errc::protocol_error);
+  EXPECT_NE(line.error().message.find(says), std::string::npos) << line.error().message;
+}
+
+TEST(DriverLine, EveryEventOfTheProtocol) {
+  const auto started = parse(R"({"event":"started","t_ns":81236610123456,"pids":[4242,4243]})");
+  ASSERT_TRUE(started) << started.error().message;
+  EXPECT_EQ(started->event, harness::driver_event::started);
+  for (const auto* blank : {"", "\r"}) {
+    const auto line = parse(blank);
+    ASSERT_TRUE(line);
+    EXPECT_EQ(line->event, harness::driver_event::blank);
+  }
+  EXPECT_EQ(parse(R"({"event":"stats","size":2,"busy":1,"queued":0,"completed":3})")->event,
+            harness::driver_event::stats);
+  EXPECT_EQ(parse("{\"event\":\"stopped\"}\r")->event, harness::driver_event::stopped);
+  EXPECT_EQ(parse(R"({"event":"error","message":"bad size"})")->message, "bad size");
+  EXPECT_EQ(parse(R"({"event":"error"})")->message, R"({"event":"error"})");
+
+  const auto done = parse(
+      R"({"event":"done","id":1,"ok":true,"result":{"x":1},"t_start_ns":10,)"
+      R"("t_worker_recv_ns":11,"t_worker_done_ns":12,"t_done_ns":13,"worker_pid":4242,)"
+      R"("t_intended_ns":9})");
+  ASSERT_TRUE(done) << done.error().message;
+  ASSERT_EQ(done->event, harness::driver_event::done);
+  EXPECT_EQ(done->done.id, 1u);
+  EXPECT_EQ(done->done.reply.result, json({{"x", 1}}));
+  EXPECT_EQ(done->done.t_start_ns, 10);
+  EXPECT_EQ(done->done.reply.t_recv_ns, 11);
+  EXPECT_EQ(done->done.reply.t_done_ns, 12);
+  EXPECT_EQ(done->done.t_done_ns, 13);
+  EXPECT_EQ(done->done.worker_pid, 4242u);
+
+  const auto failed = parse(
+      R"({"event":"done","id":2,"ok":false,"error":{"type":"worker_crashed","message":"m"},)"
+      R"("t_start_ns":1,"t_worker_recv_ns":0,"t_worker_done_ns":0,"t_done_ns":4})");
+  ASSERT_TRUE(failed) << failed.error().message;
+  EXPECT_FALSE(failed->done.reply.ok);
+  EXPECT_EQ(failed->done.reply.failure.type, "worker_crashed");
+}
+
+TEST(DriverLine, MalformedLinesAreProtocolErrors) {
+  expect_line_error("this is not json", "not a JSON object: this is not json");
+  expect_line_error("[1]", "not a JSON object");
+  expect_line_error("\xff", "not a JSON object");
+  expect_line_error(R"({"t_ns":1})", "no 'event' string");
+  expect_line_error(R"({"event":1})", "no 'event' string");
+  expect_line_error(R"({"event":"hello"})", "unexpected event 'hello'");
+  const std::string stamps =
+      R"("t_start_ns":1,"t_worker_recv_ns":2,"t_worker_done_ns":3,"t_done_ns":4)";
+  expect_line_error(R"({"event":"done","id":-1,"ok":true,)" + stamps + "}", "'id' must be");
+  expect_line_error(R"({"event":"done","id":1,"ok":1,)" + stamps + "}", "'ok' must be");
+  expect_line_error(R"({"event":"done","id":1,"ok":false,)" + stamps + "}", "'error' must be");
+  expect_line_error(R"({"event":"done","id":1,"ok":true,"t_start_ns":1})", "must be integers");
+  expect_line_error(R"({"event":"done","id":1,"ok":true,"worker_pid":-1,)" + stamps + "}",
+                    "'worker_pid' must be an unsigned integer");
+}
+
+// json reads a non-negative integer as unsigned; a stamp above INT64_MAX must not wrap to a
+// negative number (18446744073709551615 read as -1).
+TEST(DriverLine, StampsAboveInt64MaxAreProtocolErrorsNotNegative) {
+  for (const char* field : {"t_start_ns", "t_worker_recv_ns", "t_worker_done_ns", "t_done_ns"}) {
+    for (const char* value : {"9223372036854775808", "18446744073709551615"}) {
+      json line = json::parse(
+          R"({"event":"done","id":1,"ok":true,"t_start_ns":1,"t_worker_recv_ns":2,)"
+          R"("t_worker_done_ns":3,"t_done_ns":4})");
+      line[field] = json::parse(value);
+      SCOPED_TRACE(line.dump());
+      expect_line_error(line.dump(), "fit in 64 signed bits");
+    }
+  }
+  const auto largest = parse(
+      R"({"event":"done","id":18446744073709551615,"ok":true,"t_start_ns":9223372036854775807,)"
+      R"("t_worker_recv_ns":-9223372036854775808,"t_worker_done_ns":0,"t_done_ns":0,)"
+      R"("worker_pid":18446744073709551615})");
+  ASSERT_TRUE(largest) << largest.error().message;
+  EXPECT_EQ(largest->done.id, std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(largest->done.t_start_ns, std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(largest->done.reply.t_recv_ns, std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(largest->done.worker_pid, std::numeric_limits<std::uint64_t>::max());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // write_file_atomically: whole files or none, no temporary left behind, io_error naming the
-// file when it cannot write; prepare_output_dir: refuses an output before any work.
+// file when it cannot write; prepare_output_dir: refuses an output before any work;
+// write_results: a results.json whatever text the document holds.
 #include "results/files.hpp"
 
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "procpool/wire/file_io.hpp"
+#include "results/results.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -90,6 +92,20 @@ TEST_F(WriteFileAtomically, PrepareOutputDirRefusesWhatCannotBeWrittenNamingIt) 
     EXPECT_EQ(ready.error().code, errc::io_error);
     EXPECT_NE(ready.error().message.find(out.string()), std::string::npos) << ready.error().message;
   }
+}
+
+using WriteResults = WriteFileAtomically;
+
+// Text that is not UTF-8 makes json's dump() throw: written as U+FFFD instead, so that the run
+// is not lost at its very end.
+TEST_F(WriteResults, TextThatIsNotUtf8IsWrittenAsReplacementCharacters) {
+  const nlohmann::json doc = {{"description", "caf\xe9"}, {"command_line", "run \xff.toml"}};
+  result<std::filesystem::path> written = std::filesystem::path();
+  ASSERT_NO_THROW(written = write_results(dir_, doc));
+  ASSERT_TRUE(written) << written.error().message;
+  const auto back = nlohmann::json::parse(read(*written));
+  EXPECT_EQ(back["description"], "caf\xef\xbf\xbd");
+  EXPECT_EQ(back["command_line"], "run \xef\xbf\xbd.toml");
 }
 
 }  // namespace

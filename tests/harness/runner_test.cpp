@@ -112,6 +112,18 @@ TEST_F(RunCommand, ConfigurationErrorsExitTwoNamingFileLineAndKey) {
   EXPECT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--shard", "2/2"}), 2);
 }
 
+// A --set value that is not UTF-8 once threw out of the scenario parser (when quoted in the
+// error), or was accepted and made writing results.json throw after the whole run.
+TEST_F(RunCommand, SetValuesThatAreNotUtf8ExitTwoInsteadOfThrowing) {
+  EXPECT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--set", "pool.size=\xff", "--out",
+                      dir_ / "size"}),
+            2);
+  EXPECT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--set", "description=caf\xe9",
+                      "--out", dir_ / "description"}),
+            2);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "description"));
+}
+
 TEST_F(RunCommand, MergedShardsHaveExactlyTheUnshardedCases) {
   ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--out", dir_ / "all"}), 0);
   ASSERT_EQ(procpool({"run", "scenarios/ci-smoke.toml", "--quiet", "--shard", "0/3", "--out", dir_ / "s0"}), 0);

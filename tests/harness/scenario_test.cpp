@@ -20,6 +20,7 @@ namespace procpool::harness {
 namespace {
 
 using nlohmann::json;
+using namespace std::string_literals;
 
 constexpr const char* issue_example = R"(name = "startup-vs-concurrency"
 description = "Do timeouts follow worker start-up time or concurrency?"
@@ -200,6 +201,61 @@ TEST(ScenarioErrors, TomlSyntax) {
   expect_error("[pool]\nsize = 1\n[pool]\n", 3, "", "TOML syntax error");
 }
 
+// TOML text that would reach undefined behaviour or assertions inside the TOML parser
+// (toml++ 3.3), or put bytes that are not UTF-8 into the scenario, is a syntax error naming the
+// line instead.
+TEST(ScenarioErrors, TextTheTomlParserMustNotSeeIsASyntaxErrorOnItsLine) {
+  expect_error("\xc3\xa9 = 1\n", 1, "", "non-ASCII character outside a string or comment");
+  expect_error("name = \"x\"\n[pool]\nsiz\xc3\xa9 = 4\n", 3, "", "a bare key may use only");
+  expect_error("[pool]\nsize = 4\n[\xc3\xa9]\n", 3, "", "non-ASCII");
+  expect_error("name = \"x\"\nseed = \xc3\xa9\n", 2, "", "non-ASCII");
+  expect_error("name = \"x\"\n[\0"s, 2, "", "NUL byte");
+  expect_error("name = \"x\0\"\n"s, 1, "", "NUL byte");
+  expect_error("name = \"x\"\n\xff = 1\n", 2, "", "not valid UTF-8 (byte 0xff");
+  expect_error("\n\ndescription = \"caf\xe9\"\n", 3, "", "not valid UTF-8 (byte 0xe9");
+  expect_error("# \xc0\xaf overlong\n", 1, "", "not valid UTF-8");
+  expect_error("description = \"\xed\xa0\x80\"\n", 1, "", "not valid UTF-8");  // a surrogate
+  // A table header whose key starts with neither a key character nor a quote reaches an
+  // assertion (undefined behaviour without assertions) inside the parser.
+  expect_error("[pool]\nsize = 4\n[#load]\n", 3, "", "a table header's key must start with");
+  expect_error("[=]\n", 1, "", "a table header's key must start with");
+  expect_error("name = \"x\"\n  [[ !a]]\n", 2, "", "a table header's key must start with");
+  expect_error("name = \"x\"\n[\n", 2, "", "a table header's key must start with");
+  expect_error("[sweep]\n\"pool.size\" = [1, [2, }]\n", 2, "", "a '}' where an array expects");
+  expect_error("[sweep]\n\"pool.size\" = [\n  1, # c\n}\n", 4, "", "a '}' where an array");
+  // Inside an array a '[' at the start of a line is an array, not a header.
+  expect_error("[worker]\npreload = [\n  [#x\n  \"json\"]]\n", 2, "worker.preload",
+               "must be an array of strings");
+  // A quote inside a bare word opens no string: the parser reads on outside any string.
+  expect_error("seed = 1'''x\xc3\xa9'''\n", 1, "", "non-ASCII character outside a string");
+  expect_error("seed = 1\"\"\"4:=['\xc3\xa9'\n", 1, "", "non-ASCII character outside a string");
+  expect_error("seed = 1979-05-27 07:32:00'\xc3\xa9'\n", 1, "", "non-ASCII character outside");
+  expect_error("name = \"x\"\xc3\xa9\n", 1, "", "non-ASCII character outside a string");
+  // After a backslash in a multi-line string the parser tests the next non-blank character
+  // with a check that is undefined for some non-ASCII characters: valid TOML, refused.
+  expect_error("description = \"\"\"x\\\n  \xc3\xa9\"\"\"\n", 2, "",
+               "non-ASCII character after a backslash in a multi-line string");
+  expect_error("description = \"\"\"x\\\xc3\xa9\"\"\"\n", 1, "", "after a backslash");
+  // An unterminated string ends at its line: what follows is bare again.
+  expect_error("name = \"x\ndescription\xc3\xa9 = 1\n", 2, "", "non-ASCII");
+  expect_error("name = \"x\\\n\xc3\xa9 = 1\n", 2, "", "non-ASCII");
+}
+
+TEST(ScenarioErrors, NonAsciiInStringsCommentsAndQuotedKeysReachesTheParser) {
+  const auto file = parse_ok(
+      "# na\xc3\xafve \xe2\x82\xac\n"
+      "name = \"caf\xc3\xa9 \\\" \xf0\x9f\x98\x80\"  # \xc3\xa9\n"
+      "description = \"\"\"\n\xc3\xa9 = \"\"\xc3\xa9\"\"\"\"\n"
+      "[worker]\npreload = ['\xc3\xa9', '''\xc3\xa9''']\n");
+  EXPECT_EQ(file.scenario.name, "caf\xc3\xa9 \" \xf0\x9f\x98\x80");
+  EXPECT_EQ(file.scenario.description, "\xc3\xa9 = \"\"\xc3\xa9\"");
+  EXPECT_EQ(file.scenario.worker.preload, (std::vector<std::string>{"\xc3\xa9", "\xc3\xa9"}));
+  EXPECT_NO_THROW((void)scenario_to_json(file.scenario).dump());
+  expect_error("\"\xc3\xa9\" = 1\n", 1, "\xc3\xa9", "unknown key");
+  EXPECT_EQ(parse_ok("description = \"\"\"a \\\n  b \xc3\xa9\"\"\"\n").scenario.description,
+            "a b \xc3\xa9");
+}
+
 TEST(ScenarioErrors, UnknownKeySuggestsTheClosest) {
   expect_error("name = \"x\"\n[pool]\nszie = 4\n", 3, "pool.szie", "did you mean pool.size?");
   expect_error("[load]\nconcurency = 4\n", 2, "load.concurency", "did you mean load.concurrency?");
@@ -363,6 +419,35 @@ TEST(ScenarioOverride, Errors) {
   expect("sweep.pool.size=[1, 0]", "sweep.pool.size", "value 2: must be at least 1");
   expect("sweep.pool.sise=[1]", "sweep.pool.sise", "did you mean pool.size?");
   EXPECT_EQ(set_error("pool.size=0").describe(), "--set: pool.size: must be at least 1 (got 0)");
+}
+
+// A value or key that is not UTF-8 would throw where it is dumped (an error message, or
+// results.json after the whole run): it is a configuration error naming the key.
+TEST(ScenarioOverride, TextThatIsNotUtf8IsAnErrorNamingTheKey) {
+  auto expect = [](std::string_view assignment, std::string_view key, std::string_view says) {
+    SCOPED_TRACE(std::string(assignment));
+    config_error error;
+    ASSERT_NO_THROW(error = set_error(assignment));
+    EXPECT_EQ(error.file, "--set");
+    EXPECT_EQ(error.key, key);
+    EXPECT_NE(error.message.find(says), std::string::npos) << error.message;
+  };
+  expect("pool.size=\xff", "pool.size", "the value is not valid UTF-8 (byte 0xff at offset 0)");
+  expect("description=caf\xe9", "description", "not valid UTF-8 (byte 0xe9 at offset 3)");
+  expect("worker.preload=[\"caf\xe9\"]", "worker.preload", "not valid UTF-8");
+  expect("sweep.load.model=[\"\xff\"]", "sweep.load.model", "not valid UTF-8");
+  expect("description=a\0b"s, "description", "NUL byte");
+  expect("\xff=1", "\\xff", "the key is not valid UTF-8");
+  expect("pool\xff", "", "(got \"pool\\xff\")");
+  // Valid UTF-8 that is not TOML never reaches the TOML parser's bare-key path either.
+  expect("pool.size=\xc3\xa9", "pool.size", "must be an integer (got \"\xc3\xa9\")");
+  expect("pool.size=[\xc3\xa9]", "pool.size", "must be an integer");
+  EXPECT_EQ(set_error("pool.size=\xff").describe(),
+            "--set: pool.size: the value is not valid UTF-8 (byte 0xff at offset 0)");
+
+  const auto file = parse_ok("", {"description=caf\xc3\xa9", "load.model=open"});
+  EXPECT_EQ(file.scenario.description, "caf\xc3\xa9");
+  EXPECT_NO_THROW((void)scenario_to_json(file.scenario).dump());
 }
 
 TEST(ScenarioOverride, RulesAcrossKeysHoldAfterTheLastOverride) {

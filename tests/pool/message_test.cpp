@@ -82,6 +82,42 @@ TEST(Message, InitReplyWithoutPidIsAProtocolError) {
   EXPECT_NE(r.error().message.find("'pid'"), std::string::npos);
 }
 
+// json reads a non-negative integer as unsigned; one above INT64_MAX must not wrap to a
+// negative stamp or pid (18446744073709551615 read as -1).
+TEST(Message, IntegersAboveInt64MaxAreProtocolErrorsNotNegative) {
+  expect_protocol_error(decode_response(R"({"id":1,"ok":true,"t_recv_ns":18446744073709551615})"),
+                        "field 't_recv_ns' is out of range: 18446744073709551615 is above "
+                        "9223372036854775807");
+  expect_protocol_error(decode_response(R"({"id":1,"ok":true,"t_done_ns":9223372036854775808})"),
+                        "field 't_done_ns' is out of range");
+  auto max = decode_response(R"({"id":1,"ok":true,"t_recv_ns":9223372036854775807})");
+  ASSERT_TRUE(max) << max.error().message;
+  EXPECT_EQ(max->t_recv_ns, std::numeric_limits<std::int64_t>::max());
+
+  const std::string facts = R"("t_main_ns":1,"t_init_done_ns":2)";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"id":0,"ok":true,"pid":18446744073709551615,)" + facts + "}", "'pid'"},
+      {R"({"id":0,"ok":true,"pid":1,"t_main_ns":9223372036854775808,"t_init_done_ns":2})",
+       "'t_main_ns'"},
+      {R"({"id":0,"ok":true,"pid":1,"t_main_ns":1,"t_init_done_ns":18446744073709551615})",
+       "'t_init_done_ns'"},
+      {R"({"id":0,"ok":true,"pid":1,"t_recv_ns":18446744073709551615,)" + facts + "}",
+       "'t_recv_ns'"}};
+  for (const auto& [payload, field] : cases) {
+    SCOPED_TRACE(payload);
+    const auto r = decode_init_reply(payload);
+    ASSERT_FALSE(r) << "pid decoded as " << r->pid;
+    EXPECT_EQ(r.error().code, errc::protocol_error);
+    EXPECT_NE(r.error().message.find(std::string("field ") + field + " is out of range"),
+              std::string::npos)
+        << r.error().message;
+  }
+  auto largest =
+      decode_init_reply(R"({"id":0,"ok":true,"pid":9223372036854775807,)" + facts + "}");
+  ASSERT_TRUE(largest) << largest.error().message;
+  EXPECT_EQ(largest->pid, std::numeric_limits<std::int64_t>::max());
+}
+
 TEST(Message, NonJsonPayloadIsAProtocolErrorQuotingIt) {
   expect_protocol_error(decode_response("\x01garbage {"), "not JSON: \"\\x01garbage {\"");
 }
@@ -245,8 +281,6 @@ std::vector<std::string> valid_but_not_plain() {
       R"({"\u0069d":1,"ok":true})",
       R"({"id":1,"\u006fk":true})",
       R"({"id":1,"ok":true,"":0})",
-      R"({"id":1,"ok":true,"t_recv_ns":9223372036854775808})",
-      R"({"id":1,"ok":true,"t_done_ns":18446744073709551615})",
       "\xef\xbb\xbf{\"id\":1,\"ok\":true}",
       // json stops reading at a NUL byte, whatever follows it.
       "{\"id\":1,\"ok\":true}\0"s,
@@ -366,6 +400,8 @@ std::vector<std::string> malformed_envelopes() {
       R"({"id":1,"ok":true,"t_recv_ns":- 1})",
       R"({"id":1,"ok":true,"t_recv_ns":+1})",
       R"({"id":1,"ok":true,"t_recv_ns":-9223372036854775809})",
+      R"({"id":1,"ok":true,"t_recv_ns":9223372036854775808})",
+      R"({"id":1,"ok":true,"t_done_ns":18446744073709551615})",
       R"({"id":1,"ok":true,"t_recv_ns":18446744073709551616})",
       R"({"id":1,"ok":true,"t_recv_ns":true})",
       R"({"id":1,"ok":true,"t_recv_ns":nul})",

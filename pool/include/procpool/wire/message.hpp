@@ -7,8 +7,9 @@
 //           a response that also carries "pid", "t_main_ns" and "t_init_done_ns".
 // Stamps are the worker's CLOCK_MONOTONIC in nanoseconds; 0 means the worker did not stamp.
 //
-// Decoding never throws: a payload that is not JSON, or lacks or mistypes a field, is a
-// protocol_error whose message names the field.
+// Decoding never throws: a payload that is not JSON, or lacks or mistypes a field, or holds an
+// integer out of its field's range (stamps and the pid are signed 64-bit), is a protocol_error
+// whose message names the field.
 #pragma once
 
 #include <cstdint>
