@@ -149,12 +149,14 @@ result<std::vector<history_run>> history_store::runs() {
       " ORDER BY id");
   if (!query) return query.error();
   std::vector<history_run> out;
-  for (auto row = query->step(); row && *row; row = query->step()) {
+  auto row = query->step();
+  for (; row && *row; row = query->step()) {
     out.push_back({.id = query->integer(0), .added_at = query->text(1), .label = query->text(2),
                    .scenario_name = query->text(3), .scenario = query->text(4), .cores = query->integer(5),
                    .kernel = query->text(6), .cpu_model = query->text(7),
                    .cpu_limit = query->is_null(8) ? std::nullopt : std::optional<double>(query->real(8))});
   }
+  if (!row) return row.error();  // a read that failed half way is an error, not a shorter history
   return out;
 }
 
@@ -165,7 +167,8 @@ result<std::vector<history_case>> history_store::cases() {
       " WHERE v.run_id = c.run_id AND v.case_id = c.case_id) FROM cases c ORDER BY c.run_id, c.rowid");
   if (!query) return query.error();
   std::vector<history_case> out;
-  for (auto row = query->step(); row && *row; row = query->step()) {
+  auto row = query->step();
+  for (; row && *row; row = query->step()) {
     history_case c{.run_id = query->integer(0), .case_id = query->text(1), .case_name = query->text(2),
                    .throughput_rps = query->real(3), .p50_us = query->real(4), .p99_us = query->real(5),
                    .requests = std::uint64_t(query->integer(6)), .timeouts = std::uint64_t(query->integer(7)),
@@ -176,6 +179,7 @@ result<std::vector<history_case>> history_store::cases() {
     }
     out.push_back(std::move(c));
   }
+  if (!row) return row.error();
   return out;
 }
 
