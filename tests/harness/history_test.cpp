@@ -222,6 +222,9 @@ TEST_F(History, ChangesUsageErrors) {
 
 TEST_F(History, ReportWritesPagesAndCharts) {
   add_runs(10, 6);
+  json with_timeouts = make_run(77, 1.25);  // still slow: the regression holds
+  with_timeouts["cases"].push_back(make_case(16, 0, 5000, 3000, 250));
+  ASSERT_TRUE(history_store::open(db())->add_run(with_timeouts, "timeouts"));
   const auto out = dir_ / "report";
   EXPECT_EQ(run("history report --db " + db() + " --out " + out.string()), exit_ok);
   std::stringstream html, md;
@@ -232,7 +235,8 @@ TEST_F(History, ReportWritesPagesAndCharts) {
   EXPECT_NE(html.str().find("stroke-dasharray"), std::string::npos);  // a change point drawn
   EXPECT_NE(md.str().find("![load.concurrency=8: latency p99 (us)](charts/"), std::string::npos);
   EXPECT_NE(md.str().find("**regression, holds**"), std::string::npos);
-  // Two cases, four figures each; no verdicts were recorded, so no verdict chart.
+  // Three cases, four figures each, and verdict counts for the one that recorded verdicts.
+  EXPECT_NE(html.str().find("architectural.queueing"), std::string::npos);
   std::size_t charts = 0;
   for (const auto& entry : std::filesystem::directory_iterator(out / "charts")) {
     ++charts;
@@ -240,7 +244,7 @@ TEST_F(History, ReportWritesPagesAndCharts) {
     svg << std::ifstream(entry.path()).rdbuf();
     EXPECT_TRUE(svg.str().starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
   }
-  EXPECT_EQ(charts, 8u);
+  EXPECT_EQ(charts, 13u);
 }
 
 TEST_F(History, CompareAgainstTheHistory) {
