@@ -18,7 +18,7 @@ packages=(
   cmake ninja-build g++ pkg-config python3
   libboost1.81-dev libboost-filesystem1.81-dev libboost-math1.81-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
 )
 # Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py);
 # pip and venv install the Python SDK as a package (tests/install/python_package_test.py);

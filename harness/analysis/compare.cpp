@@ -362,6 +362,59 @@ result<comparison> compare_results(const json& base, const json& candidate, cons
   return out;
 }
 
+namespace {
+
+void compare_to_samples(const baseline_case& base, const case_runs& candidate, const compare_options& options,
+                        comparison& out) {
+  const auto tested = sample_source::repetitions;
+  out.rows.push_back(compare_metric(base.name, "throughput (req/s)", true, tested, base.throughput,
+                                    per_repetition(candidate, throughput_of), options));
+  out.rows.push_back(compare_metric(base.name, "latency p50 (us)", false, tested, base.p50,
+                                    per_repetition(candidate, p50_of), options));
+  out.rows.push_back(compare_metric(base.name, "latency p99 (us)", false, tested, base.p99,
+                                    per_repetition(candidate, p99_of), options));
+}
+
+}  // namespace
+
+result<comparison> compare_to_baseline(const std::vector<baseline_case>& base, const json& candidate,
+                                       const compare_options& options) {
+  if (!(options.alpha > 0 && options.alpha < 1) || !(options.threshold_pct >= 0)) {
+    return usage_error("alpha must be between 0 and 1 and the threshold 0 or more percent");
+  }
+  auto after = index_cases(candidate, "NEW");
+  if (!after) return after.error();
+  std::map<std::string, const case_runs*> by_name;
+  for (const auto& key : after->order) by_name.emplace(after->by_params.at(key).name, &after->by_params.at(key));
+  comparison out{.options = options, .base_cases = base.size(), .candidate_cases = after->order.size()};
+  std::size_t matched = 0;
+  std::size_t too_few = 0;
+  for (const auto& b : base) {
+    const auto match = by_name.find(b.name);
+    if (match == by_name.end() || b.throughput.empty()) {
+      out.only_in_base.push_back(b.name);
+      continue;
+    }
+    ++matched;
+    const case_runs* candidate_runs = match->second;
+    by_name.erase(match);
+    if (candidate_runs->usable.empty()) {
+      out.notes.push_back(fmt::format("{}: not compared, no usable repetition in NEW", b.name));
+      continue;
+    }
+    compare_to_samples(b, *candidate_runs, options, out);
+    too_few += smallest_p_value(b.throughput.size(), candidate_runs->usable.size()) >= options.alpha;
+  }
+  for (const auto& [name, runs] : by_name) out.only_in_candidate.push_back(name);
+  if (matched == 0) return usage_error("the results and the history have no case in common");
+  if (too_few > 0) {
+    out.notes.push_back(fmt::format(
+        "{} case{} with too few samples for any significance at alpha {}: add repetitions to NEW "
+        "or take more history runs (--baseline-runs)", too_few, too_few == 1 ? "" : "s", options.alpha));
+  }
+  return out;
+}
+
 std::string comparison_text(const comparison& c) {
   const auto cells = table_cells(c);
   std::vector<std::size_t> width(table_header.size());

@@ -72,6 +72,21 @@ struct comparison {
 result<comparison> compare_results(const nlohmann::json& base, const nlohmann::json& candidate,
                                    const compare_options& options);
 
+// A case's figures from somewhere other than a results document (the run history's last
+// runs, analysis/history_changes.hpp): one sample per stored repetition.
+struct baseline_case {
+  std::string name;  // as metric_comparison::case_name
+  std::vector<double> throughput = {};
+  std::vector<double> p50 = {};
+  std::vector<double> p99 = {};
+};
+
+// Compares a results document against such base samples: per case found on both sides,
+// throughput, p50 and p99 over the repetitions with the same test and rules as
+// compare_results. Fails when `candidate` is not a results document or no case matches.
+result<comparison> compare_to_baseline(const std::vector<baseline_case>& base, const nlohmann::json& candidate,
+                                       const compare_options& options);
+
 // The comparison as a plain-text table for a terminal, and as Markdown for a pull request.
 std::string comparison_text(const comparison& c);
 std::string comparison_markdown(const comparison& c);

@@ -1,11 +1,15 @@
 #include "cli/compare_command.hpp"
 
+#include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "analysis/compare.hpp"
+#include "analysis/history_changes.hpp"
+#include "analysis/history_store.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/number_checks.hpp"
 #include "results/results.hpp"
@@ -18,9 +22,60 @@ struct compare_cli {
   std::string candidate_path;
   compare_options options;
   std::string markdown_path;
+  std::string baseline_db;  // instead of BASE: the history's last runs
+  std::size_t baseline_runs = 5;
 };
 
+result<std::vector<baseline_case>> history_baseline(const compare_cli& cli, std::size_t& runs_used) {
+  if (!std::filesystem::exists(cli.baseline_db)) return io_failure("cannot open", cli.baseline_db, "no such file");
+  auto store = history_store::open(cli.baseline_db);
+  if (!store) return store.error();
+  auto runs = store->runs();
+  if (!runs) return runs.error();
+  auto cases = store->cases();
+  if (!cases) return cases.error();
+  runs_used = std::min(cli.baseline_runs, runs->size());
+  return baseline_of(*runs, *cases, cli.baseline_runs);
+}
+
+// NEW against the last runs of a history (procpool history add): each repetition stored
+// there is one base sample.
+int run_compare_to_history(const compare_cli& cli) {
+  if (!cli.candidate_path.empty()) {
+    fmt::print(stderr, "procpool compare: with --baseline-db, give only NEW\n");
+    return exit_usage;
+  }
+  auto candidate = read_results(cli.base_path);
+  if (!candidate) {
+    fmt::print(stderr, "procpool compare: {}\n", candidate.error().message);
+    return exit_usage;
+  }
+  std::size_t runs_used = 0;
+  auto baseline = history_baseline(cli, runs_used);
+  if (!baseline) {
+    fmt::print(stderr, "procpool compare: {}\n", baseline.error().message);
+    return exit_usage;
+  }
+  auto diff = compare_to_baseline(*baseline, *candidate, cli.options);
+  if (!diff) {
+    fmt::print(stderr, "procpool compare: {} ({} against {})\n", diff.error().message, cli.base_path, cli.baseline_db);
+    return exit_usage;
+  }
+  fmt::print("BASE the last {} runs of {}\nNEW  {}\n\n{}", runs_used,
+             cli.baseline_db, cli.base_path, comparison_text(*diff));
+  if (!cli.markdown_path.empty() && !write_file_atomically(cli.markdown_path, comparison_markdown(*diff))) {
+    fmt::print(stderr, "procpool compare: cannot write {}\n", cli.markdown_path);
+    return exit_usage;
+  }
+  return diff->regressions() > 0 ? exit_failed : exit_ok;
+}
+
 int run_compare(const compare_cli& cli) {
+  if (!cli.baseline_db.empty()) return run_compare_to_history(cli);
+  if (cli.candidate_path.empty()) {
+    fmt::print(stderr, "procpool compare: give BASE and NEW, or NEW and --baseline-db\n");
+    return exit_usage;
+  }
   auto base = read_results(cli.base_path);
   if (!base) {
     fmt::print(stderr, "procpool compare: {}\n", base.error().message);
@@ -61,10 +116,16 @@ void add_compare_command(CLI::App& app, int& exit_code) {
       "A change is a regression when it is significant (p < alpha) and larger than the "
       "threshold in the bad direction (latency up, throughput down); an improvement in the "
       "good direction. Cases found in one run only are listed, not compared.\n"
+      "With --baseline-db, give only NEW: the base samples are every repetition of each case "
+      "in the history's last --baseline-runs runs (procpool history add).\n"
       "Exit 0 when there is no regression, 1 when there is one, 2 on a usage error (a file "
       "missing or not a results document, no case in common).");
-  cmd->add_option("base", cli->base_path, "the baseline results.json")->required();
-  cmd->add_option("new", cli->candidate_path, "the results.json to check against it")->required();
+  cmd->add_option("base", cli->base_path, "the baseline results.json (NEW with --baseline-db)")->required();
+  cmd->add_option("new", cli->candidate_path, "the results.json to check against it");
+  cmd->add_option("--baseline-db", cli->baseline_db, "compare NEW against this run history instead of BASE");
+  cmd->add_option("--baseline-runs", cli->baseline_runs, "how many of the history's last runs make the base")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threshold", cli->options.threshold_pct,
                   "smallest change, in percent, that counts as a regression or improvement")
       ->capture_default_str()
