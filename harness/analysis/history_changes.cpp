@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -155,6 +156,34 @@ std::vector<baseline_case> baseline_of(const std::vector<history_run>& runs, con
     b.throughput.push_back(c.throughput_rps);
     b.p50.push_back(c.p50_us);
     b.p99.push_back(c.p99_us);
+  }
+  return out;
+}
+
+std::vector<case_flips> flip_rates(const std::vector<history_run>& runs, const std::vector<history_case>& cases) {
+  // Whether each case failed in each run, in run order (runs are oldest first).
+  std::vector<std::string> order;
+  std::map<std::string, std::map<std::size_t, bool>> failed_by_run;
+  std::map<std::int64_t, std::size_t> position;
+  for (std::size_t i = 0; i < runs.size(); ++i) position[runs[i].id] = i;
+  for (const auto& c : cases) {
+    const auto at = position.find(c.run_id);
+    if (at == position.end()) continue;
+    if (!failed_by_run.contains(c.case_name)) order.push_back(c.case_name);
+    bool& failed = failed_by_run[c.case_name][at->second];
+    failed = failed || c.timeouts > 0;
+  }
+  std::vector<case_flips> out;
+  for (const auto& name : order) {
+    case_flips f{.case_name = name};
+    std::optional<bool> previous;
+    for (const auto& [run, failed] : failed_by_run[name]) {
+      ++f.runs;
+      f.failing += failed;
+      if (previous && *previous != failed) ++f.flips;
+      previous = failed;
+    }
+    out.push_back(std::move(f));
   }
   return out;
 }

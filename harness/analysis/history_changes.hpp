@@ -63,6 +63,19 @@ struct history_changes {
 history_changes find_history_changes(std::vector<history_run> runs, const std::vector<history_case>& cases,
                                      const change_point_options& options);
 
+// How often a case flips between passing (no timeout in any repetition of a run) and failing
+// across the runs that hold it: a flaky case flips often, a broken or a healthy one never.
+struct case_flips {
+  std::string case_name = {};
+  std::size_t runs = 0;     // runs that hold the case
+  std::size_t failing = 0;  // of them, runs in which it timed out
+  std::size_t flips = 0;    // consecutive runs that disagree
+  double rate() const { return runs > 1 ? static_cast<double>(flips) / static_cast<double>(runs - 1) : 0.0; }
+};
+
+// One per case, in the order the cases first appear.
+std::vector<case_flips> flip_rates(const std::vector<history_run>& runs, const std::vector<history_case>& cases);
+
 // One line per change point, and a closing line with the gate's verdict.
 std::string changes_text(const history_changes& h);
 

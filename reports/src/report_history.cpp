@@ -125,6 +125,23 @@ std::string change_row_markdown(const history_changes& h, const history_change& 
                      c.point.p_value, c.failing() ? "**regression, holds**" : c.regression ? "regression" : "improvement");
 }
 
+// Flaky cases first: those that flip most often between passing and failing.
+void add_flip_table(history_report& out, std::vector<case_flips> flips) {
+  std::stable_sort(flips.begin(), flips.end(), [](const auto& a, const auto& b) { return a.rate() > b.rate(); });
+  out.html += "<h2>Flip rate</h2>\n<table>\n<tr><th>case</th><th>runs</th><th>failing</th><th>flips</th>"
+              "<th>flip rate</th></tr>\n";
+  out.markdown += "\n## Flip rate\n\nA run fails a case when any repetition of it timed out; the flip rate is the "
+                  "share of consecutive runs that disagree.\n\n| case | runs | failing | flips | flip rate |\n"
+                  "|---|---:|---:|---:|---:|\n";
+  for (const auto& f : flips) {
+    out.html += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                            xml_escape(f.case_name), f.runs, f.failing, f.flips, report_text::percent(f.rate()));
+    out.markdown += fmt::format("| {} | {} | {} | {} | {} |\n", markdown_text(f.case_name), f.runs, f.failing,
+                                f.flips, report_text::percent(f.rate()));
+  }
+  out.html += "</table>\n";
+}
+
 std::string summary(const history_changes& h) {
   return fmt::format("{} runs, {} series, {} change points (alpha {}, minimum change {}%), {} regressions holding "
                      "in the newest run.",
@@ -152,6 +169,7 @@ history_report render_history_report(const history_changes& h, const std::vector
     out.markdown += change_row_markdown(h, c);
   }
   out.html += "</table>\n";
+  add_flip_table(out, flip_rates(h.runs, cases));
   std::size_t id = 0;
   for (const auto& [name, trends] : trends_by_case(h, cases)) {
     out.html += fmt::format("<h2>{}</h2>\n", xml_escape(name));

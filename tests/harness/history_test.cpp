@@ -275,5 +275,29 @@ TEST_F(History, CompareAgainstTheHistory) {
   EXPECT_EQ(diff->regressions(), 3u);  // throughput, p50 and p99 of concurrency 8
 }
 
+TEST(HistoryFlips, AFlakyCaseFlipsAndASteadyOneDoesNot) {
+  std::vector<history_run> runs;
+  std::vector<history_case> cases;
+  const std::vector<int> flaky = {0, 1, 0, 1, 1, 0};  // timeouts per run
+  for (std::size_t i = 0; i < flaky.size(); ++i) {
+    runs.push_back({.id = static_cast<std::int64_t>(i + 10)});
+    cases.push_back({.run_id = runs.back().id, .case_id = "flaky#r0", .case_name = "flaky",
+                     .timeouts = static_cast<std::uint64_t>(flaky[i])});
+    cases.push_back({.run_id = runs.back().id, .case_id = "steady#r0", .case_name = "steady"});
+    // A second repetition that timed out makes its run a failing one.
+    cases.push_back({.run_id = runs.back().id, .case_id = "broken#r0", .case_name = "broken", .timeouts = 2});
+  }
+  const auto flips = flip_rates(runs, cases);
+  ASSERT_EQ(flips.size(), 3u);
+  EXPECT_EQ(flips[0].case_name, "flaky");
+  EXPECT_EQ(flips[0].runs, 6u);
+  EXPECT_EQ(flips[0].failing, 3u);
+  EXPECT_EQ(flips[0].flips, 4u);
+  EXPECT_DOUBLE_EQ(flips[0].rate(), 0.8);
+  EXPECT_EQ(flips[1].flips, 0u);
+  EXPECT_EQ(flips[2].failing, 6u);
+  EXPECT_EQ(flips[2].flips, 0u);
+}
+
 }  // namespace
 }  // namespace procpool::harness
