@@ -297,7 +297,7 @@ std::vector<scenario_environment> scenario_environments(std::size_t cores, std::
        [](scenario& s, std::size_t n) { s.environment.cpu_hogs = n; }, "cpu"},
       {"memory", fmt::format("as-is plus {} MiB of RAM held and kept resident by a hog", memory_bytes >> 20),
        [](scenario&, std::size_t) {}, "memory", memory_bytes},
-      {"io", "as-is plus a writer fsyncing 1 MiB at a time in the output directory", [](scenario&, std::size_t) {},
+      {"io", "as-is plus two writers fsyncing 1 MiB at a time in the output directory", [](scenario&, std::size_t) {},
        "io", 0, true},
   };
 }

@@ -20,7 +20,7 @@ std::vector<environment_plan> command_environments(const environment_settings& s
       {.name = "memory",
        .description = fmt::format("{} MiB of RAM held and kept resident by a hog", s.memory_bytes >> 20),
        .resource = "memory", .memory_bytes = s.memory_bytes},
-      {.name = "io", .description = fmt::format("a writer fsyncing 1 MiB at a time in {}", s.scratch_dir.string()),
+      {.name = "io", .description = fmt::format("two writers fsyncing 1 MiB at a time in {}", s.scratch_dir.string()),
        .resource = "io", .io = true},
   };
   environment_plan quota{.name = "quota", .resource = "cpu"};

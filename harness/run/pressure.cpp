@@ -115,17 +115,18 @@ io_pressure::io_pressure(const std::filesystem::path& dir) {
     return;
   }
   path_ = name;
-  writer_ = std::thread([this] { write_loop(); });
+  writers_[0] = std::thread([this] { write_loop(0); });
+  writers_[1] = std::thread([this] { write_loop(32 * mib); });
 }
 
-void io_pressure::write_loop() noexcept {
+void io_pressure::write_loop(off_t base) noexcept {
   constexpr std::size_t chunk = mib;
-  constexpr off_t span = 64 * mib;
+  constexpr off_t span = 32 * mib;
   std::vector<char> buffer(chunk);
   off_t offset = 0;
   for (unsigned n = 0; !stopping_; ++n) {
     std::fill(buffer.begin(), buffer.end(), static_cast<char>(n));  // new data each time
-    if (::pwrite(fd_, buffer.data(), chunk, offset) < 0 || ::fsync(fd_) != 0) {
+    if (::pwrite(fd_, buffer.data(), chunk, base + offset) < 0 || ::fsync(fd_) != 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // a full disk: keep trying, gently
     }
     offset = (offset + static_cast<off_t>(chunk)) % span;
@@ -134,7 +135,9 @@ void io_pressure::write_loop() noexcept {
 
 io_pressure::~io_pressure() {
   stopping_ = true;
-  if (writer_.joinable()) writer_.join();
+  for (auto& writer : writers_) {
+    if (writer.joinable()) writer.join();
+  }
   if (fd_ < 0) return;
   ::close(fd_);
   ::unlink(path_.c_str());

@@ -15,6 +15,8 @@
 #include <string>
 #include <thread>
 
+#include <sys/types.h>
+
 namespace procpool::harness {
 
 // Bytes this process could still get: MemAvailable, or less when its memory cgroup (v2
@@ -46,8 +48,9 @@ class memory_pressure {
   std::thread toucher_;
 };
 
-// A thread writing 1 MiB at a time and fsyncing after each write, cycling through 64 MiB of
-// a scratch file in `dir`, until destroyed; the file is removed then.
+// Two threads writing 1 MiB at a time and fsyncing after each write, each cycling through its
+// own 32 MiB of a scratch file in `dir`, until destroyed; the file is removed then. Two, so
+// that one is nearly always waiting on the disk while the other fills its buffer.
 class io_pressure {
  public:
   explicit io_pressure(const std::filesystem::path& dir);
@@ -59,13 +62,13 @@ class io_pressure {
   const std::string& error() const noexcept { return error_; }  // why it is not running
 
  private:
-  void write_loop() noexcept;
+  void write_loop(off_t base) noexcept;
 
   std::string path_;
   std::string error_;
   int fd_ = -1;
   std::atomic<bool> stopping_{false};
-  std::thread writer_;
+  std::thread writers_[2];
 };
 
 }  // namespace procpool::harness
