@@ -149,9 +149,10 @@ TEST_F(TriageEnvironments, AnIoSensitiveCommandFailsUnderIoPressure) {
   const json doc = triage("io", {planted + "needs_quiet_disk.py", dir_.string()}, {}, 5);
   EXPECT_EQ(doc["conclusion"], "environmental") << doc.dump(1);
   EXPECT_GE((*environment(doc, "io"))["failed"].get<int>(), 4) << doc.dump(1);
-  EXPECT_EQ((*environment(doc, "memory"))["failed"], 0) << doc.dump(1);
+  // A stray stall elsewhere (another test's I/O) may fail a run, not an environment.
   const auto& sensitive = doc["sensitive_to"];
   EXPECT_NE(std::find(sensitive.begin(), sensitive.end(), "io"), sensitive.end()) << doc.dump(1);
+  EXPECT_EQ(std::find(sensitive.begin(), sensitive.end(), "memory"), sensitive.end()) << doc.dump(1);
 }
 
 TEST_F(TriageEnvironments, ACpuOnlyCommandIsLeftAloneByMemoryAndIoPressure) {
