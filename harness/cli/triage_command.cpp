@@ -11,14 +11,17 @@
 #include <csignal>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "cli/triage_environments.hpp"
 #include "diagnosis/diagnosis.hpp"
 #include "run/environment.hpp"
+#include "run/pressure.hpp"
 #include "reports.hpp"
 #include "results/files.hpp"
 #include "results/results.hpp"
@@ -49,12 +52,16 @@ struct triage_options {
   double timeout_s = 600;
   std::string out_dir;
   bool quiet = false;
+  std::uint64_t memory_mb = 0;  // 0: half of the available memory
+  double cpu_quota_percent = 25;
 };
 
 // One environment's runs.
 struct tally {
   std::string name;
   std::string description;
+  std::string resource = {};  // what the environment takes away: cpu, memory, io, or nothing
+  std::string problem = {};   // what did not go as planned in it
   std::size_t runs = 0;
   std::size_t failed = 0;
   std::map<std::string, std::uint64_t> verdicts = {};  // scenario: the diagnosis of the runs
@@ -73,6 +80,8 @@ struct conclusion {
   std::string because;
   json comparisons = json::array();
   std::string amplified_by = {};  // an architectural verdict behind environmental failures
+  std::vector<std::string> sensitive_to = {};  // the resources whose loss makes it fail
+  std::string resource_finding = {};           // "fails under memory pressure only: memory-sensitive"
 };
 
 // `baseline` is the environment with the least in it (idealised for a scenario, as-is for
@@ -150,9 +159,43 @@ void note_architectural_amplification(conclusion& c, const std::vector<tally>& t
   c.amplified_by = top->first;
 }
 
+std::string resource_adjective(const std::string& resource) {
+  return resource == "cpu" ? "CPU" : resource == "io" ? "I/O" : resource;
+}
+
+// Which resources the failures follow: those of the environments that fail more often than
+// the baseline (p < triage_alpha), said only of an environmental conclusion.
+void attribute_resources(conclusion& c, const tally& baseline, const std::vector<tally>& tallies) {
+  if (c.label != "environmental") return;
+  for (const auto& t : tallies) {
+    if (&t == &baseline || t.resource.empty()) continue;
+    const double p = fisher_exact_greater(t.failed, t.runs - t.failed, baseline.failed,
+                                          baseline.runs - baseline.failed);
+    if (p < triage_alpha && std::find(c.sensitive_to.begin(), c.sensitive_to.end(), t.resource) == c.sensitive_to.end()) {
+      c.sensitive_to.push_back(t.resource);
+    }
+  }
+  if (c.sensitive_to.empty()) return;
+  std::vector<std::string> phrases, adjectives;
+  for (const auto& r : c.sensitive_to) {
+    phrases.push_back(resource_phrase(r));
+    adjectives.push_back(resource_adjective(r));
+  }
+  if (c.sensitive_to.size() == 1) {
+    c.resource_finding = fmt::format("fails under {} only: {}-sensitive", phrases.front(), adjectives.front());
+    return;
+  }
+  const std::string last_phrase = phrases.back(), last_adjective = adjectives.back();
+  phrases.pop_back();
+  adjectives.pop_back();
+  c.resource_finding = fmt::format("fails under {} and {}: {}- and {}-sensitive", fmt::join(phrases, ", "),
+                                   last_phrase, fmt::join(adjectives, "-, "), last_adjective);
+}
+
 std::string markdown(const std::string& title, const std::vector<tally>& tallies,
                      const conclusion& c, bool with_verdicts) {
   std::string md = fmt::format("# Triage: {}\n\n**{}**: {}.\n\n", title, c.label, c.because);
+  if (!c.resource_finding.empty()) md += fmt::format("**Resource**: {}.\n\n", c.resource_finding);
   md += "| environment | what it changes | runs | failed | failure rate | median time (s) |";
   md += with_verdicts ? " verdicts |\n|---|---|---|---|---|---|---|\n" : "\n|---|---|---|---|---|---|\n";
   for (const auto& t : tallies) {
@@ -166,6 +209,9 @@ std::string markdown(const std::string& title, const std::vector<tally>& tallies
     md += "\n";
   }
   md += "\n";
+  for (const auto& t : tallies) {
+    if (!t.problem.empty()) md += fmt::format("- {}: {}\n", t.name, t.problem);
+  }
   for (const auto& cmp : c.comparisons) {
     md += fmt::format("- {} against {}: p = {:.3g} ({})\n", cmp["environment"].get<std::string>(),
                       cmp["against"].get<std::string>(), cmp["p_value"].get<double>(),
@@ -179,6 +225,7 @@ json triage_json(const std::vector<tally>& tallies, const conclusion& c) {
   for (const auto& t : tallies) {
     environments.push_back({{"name", t.name},
                             {"description", t.description},
+                            {"resource", t.resource},
                             {"runs", t.runs},
                             {"failed", t.failed},
                             {"failure_rate", t.rate()},
@@ -188,6 +235,11 @@ json triage_json(const std::vector<tally>& tallies, const conclusion& c) {
   json out = {{"conclusion", c.label}, {"because", c.because}, {"environments", environments},
               {"comparisons", c.comparisons}};
   if (!c.amplified_by.empty()) out["amplified_by"] = c.amplified_by;
+  out["sensitive_to"] = c.sensitive_to;
+  if (!c.resource_finding.empty()) out["resource_finding"] = c.resource_finding;
+  for (std::size_t i = 0; i < tallies.size(); ++i) {
+    if (!tallies[i].problem.empty()) out["environments"][i]["problem"] = tallies[i].problem;
+  }
   return out;
 }
 
@@ -225,9 +277,13 @@ struct scenario_environment {
   std::string name;
   std::string description;
   void (*apply)(scenario&, std::size_t cores);
+  std::string resource = {};
+  // Pressure held around the run, in this process (where the pool's workers start from).
+  std::uint64_t memory_bytes = 0;
+  bool io = false;
 };
 
-std::vector<scenario_environment> scenario_environments(std::size_t cores) {
+std::vector<scenario_environment> scenario_environments(std::size_t cores, std::uint64_t memory_bytes) {
   return {
       {"idealised", "no injected start-up or init latency, no CPU hogs, every CPU",
        [](scenario& s, std::size_t) {
@@ -238,7 +294,11 @@ std::vector<scenario_environment> scenario_environments(std::size_t cores) {
        }},
       {"as-is", "the case as the scenario sets it", [](scenario&, std::size_t) {}},
       {"degraded", fmt::format("as-is plus {} CPU hogs (one per core)", cores),
-       [](scenario& s, std::size_t n) { s.environment.cpu_hogs = n; }},
+       [](scenario& s, std::size_t n) { s.environment.cpu_hogs = n; }, "cpu"},
+      {"memory", fmt::format("as-is plus {} MiB of RAM held and kept resident by a hog", memory_bytes >> 20),
+       [](scenario&, std::size_t) {}, "memory", memory_bytes},
+      {"io", "as-is plus two writers fsyncing 1 MiB at a time in the output directory", [](scenario&, std::size_t) {},
+       "io", 0, true},
   };
 }
 
@@ -282,7 +342,13 @@ void rerun_case(const triage_options& o, const scenario_case& found,
   for (std::size_t k = 0; k < o.runs && !interrupted; ++k) {
     for (std::size_t e = 0; e < environments.size() && !interrupted; ++e) {
       const scenario_case run = case_in_environment(found, environments[e], k, cores);
+      std::optional<degraded_scope> pressure;
+      if (environments[e].memory_bytes > 0 || environments[e].io) {
+        pressure.emplace(environment_plan{.memory_bytes = environments[e].memory_bytes, .io = environments[e].io},
+                         o.out_dir);
+      }
       case_record c = run_case(run, results["cases"].size(), interrupted);
+      pressure.reset();  // before the diagnosis, which the pressure has no business slowing
       diagnose_case(c, run.scenario);
       if (c.interrupted) break;
       tally_case(tallies[e], c, o, k);
@@ -296,6 +362,7 @@ int conclude_scenario_triage(const triage_options& o, const scenario_case& found
                              const std::vector<tally>& tallies, json& results) {
   conclusion c = decide(tallies.front(), tallies);
   note_architectural_amplification(c, tallies);
+  attribute_resources(c, tallies.front(), tallies);
   results["triage"] = triage_json(tallies, c);
   results["partial"] = false;
   diagnose_run(results);
@@ -341,9 +408,12 @@ int triage_scenario(const triage_options& options, const std::string& command_li
   const auto found = case_to_triage(expand(*file), o);
   if (!found) return exit_usage;
   const std::size_t cores = host_cores();
-  const auto environments = scenario_environments(cores);
+  const auto environments =
+      scenario_environments(cores, bounded_memory_hog_bytes(o.memory_mb << 20, available_memory_bytes()));
   std::vector<tally> tallies;
-  for (const auto& env : environments) tallies.push_back({.name = env.name, .description = env.description});
+  for (const auto& env : environments) {
+    tallies.push_back({.name = env.name, .description = env.description, .resource = env.resource});
+  }
 
   json results =
       new_results(found->scenario, {.command_line = command_line, .total_cases = o.runs * environments.size()});
@@ -370,7 +440,8 @@ struct command_run {
 
 // Runs the command in its own process group, drains its output (keeping the tail for the
 // report), and kills the group at the timeout.
-command_run run_command_once(const std::vector<std::string>& argv, double timeout_s, std::string& tail) {
+command_run run_command_once(const std::vector<std::string>& argv, double timeout_s, std::string& tail,
+                             const std::function<void(pid_t)>& started) {
   command_run r;
   const auto t0 = std::chrono::steady_clock::now();
   auto proc = worker_process::launch({.argv = argv});
@@ -379,6 +450,7 @@ command_run run_command_once(const std::vector<std::string>& argv, double timeou
     r.detail = proc.error().message;
     return r;
   }
+  started(proc->pid());
   proc->close_stdin();
   const auto deadline = t0 + std::chrono::duration<double>(timeout_s);
   std::array<pollfd, 3> fds = {pollfd{proc->stdout_fd(), POLLIN, 0}, pollfd{proc->stderr_fd(), POLLIN, 0},
@@ -422,10 +494,14 @@ command_run run_command_once(const std::vector<std::string>& argv, double timeou
 // Concludes, and writes triage.md and triage.json into the output directory.
 int conclude_command_triage(const triage_options& o, const std::string& command_line,
                             const std::vector<tally>& tallies, const std::string& last_failure) {
-  const conclusion c = decide(tallies.front(), tallies);
+  conclusion c = decide(tallies.front(), tallies);
+  attribute_resources(c, tallies.front(), tallies);
   std::string md = markdown(fmt::format("`{}`", fmt::join(o.command, " ")), tallies, c, false);
-  const double slowdown = tallies.front().median_s() > 0 ? tallies.back().median_s() / tallies.front().median_s() : 0;
-  md += fmt::format("\nMedian time under {} against as-is: {:.2f}x.\n", tallies.back().name, slowdown);
+  // The slowest environment, now that there are several kinds of degradation to compare.
+  const tally& slowest = *std::max_element(tallies.begin() + 1, tallies.end(),
+                                           [](const tally& a, const tally& b) { return a.median_s() < b.median_s(); });
+  const double slowdown = tallies.front().median_s() > 0 ? slowest.median_s() / tallies.front().median_s() : 0;
+  md += fmt::format("\nMedian time under {} (the slowest) against as-is: {:.2f}x.\n", slowest.name, slowdown);
   if (!last_failure.empty()) md += fmt::format("\nLast failure: {}\n", last_failure);
   const std::filesystem::path out_dir = o.out_dir;  // prepared by triage_command
   json doc = triage_json(tallies, c);
@@ -442,6 +518,28 @@ int conclude_command_triage(const triage_options& o, const std::string& command_
   return exit_ok;
 }
 
+// One run of the command in one environment, counted in its tally. The environment lasts
+// exactly as long as the run: whatever it started is gone when this returns.
+void run_in_environment(const triage_options& o, const environment_plan& plan, tally& t, std::size_t k,
+                        std::string& last_failure) {
+  command_run r;
+  std::string tail;
+  {
+    degraded_scope scope(plan, o.out_dir);
+    r = run_command_once(o.command, o.timeout_s, tail, [&](pid_t pid) { scope.adopt(pid); });
+    if (t.problem.empty()) t.problem = scope.problem();
+  }
+  if (interrupted) return;
+  ++t.runs;
+  t.failed += r.failed;
+  t.seconds.push_back(r.seconds);
+  if (r.failed) {
+    ++t.verdicts[r.detail.starts_with("timed out") ? "timed out" : "failed"];
+    last_failure = fmt::format("{} ({}), output ends:\n{}", t.name, r.detail, tail);
+  }
+  print_line(o, t, k, r.failed, r.detail);
+}
+
 int triage_command(const triage_options& options, const std::string& command_line) {
   triage_options o = options;
   if (auto out_dir = prepared_out_dir(o, "triage-command")) {
@@ -449,44 +547,19 @@ int triage_command(const triage_options& options, const std::string& command_lin
   } else {
     return exit_internal;
   }
-  const std::size_t cores = host_cores();
-  struct environment_plan {
-    std::string name;
-    std::string description;
-    std::size_t hogs;
-    std::size_t cpus;
-  };
-  const std::vector<environment_plan> plans = {
-      {"as-is", "the machine as it is", 0, 0},
-      {"hogs", fmt::format("{} CPU hogs (one per core)", cores), cores, 0},
-      {"one-cpu", fmt::format("{} CPU hogs and the command held to one CPU", cores), cores, 1},
-  };
+  const std::uint64_t memory = bounded_memory_hog_bytes(o.memory_mb << 20, available_memory_bytes());
+  const auto plans = command_environments({.cores = host_cores(), .memory_bytes = memory,
+                                           .cpu_quota_percent = o.cpu_quota_percent, .scratch_dir = o.out_dir});
   std::vector<tally> tallies;
-  for (const auto& p : plans) tallies.push_back({.name = p.name, .description = p.description});
+  for (const auto& p : plans) tallies.push_back({.name = p.name, .description = p.description, .resource = p.resource});
   if (!o.quiet) {
     fmt::print(stderr, "procpool triage: `{}`, {} runs in each of {} environments\n",
                fmt::join(o.command, " "), o.runs, plans.size());
+    if (plans.back().quota_percent == 0) fmt::print(stderr, "procpool triage: quota: {}\n", plans.back().description);
   }
   std::string last_failure;
   for (std::size_t k = 0; k < o.runs && !interrupted; ++k) {
-    for (std::size_t e = 0; e < plans.size() && !interrupted; ++e) {
-      command_run r;
-      std::string tail;
-      {
-        cpu_hogs hogs(plans[e].hogs);
-        cpu_affinity_limit limit(plans[e].cpus);
-        r = run_command_once(o.command, o.timeout_s, tail);
-      }
-      tally& t = tallies[e];
-      ++t.runs;
-      t.failed += r.failed;
-      t.seconds.push_back(r.seconds);
-      if (r.failed) {
-        ++t.verdicts[r.detail.starts_with("timed out") ? "timed out" : "failed"];
-        last_failure = fmt::format("{} ({}), output ends:\n{}", t.name, r.detail, tail);
-      }
-      print_line(o, t, k, r.failed, r.detail);
-    }
+    for (std::size_t e = 0; e < plans.size() && !interrupted; ++e) run_in_environment(o, plans[e], tallies[e], k, last_failure);
   }
   if (interrupted) {
     fmt::print(stderr, "procpool triage: interrupted; nothing concluded\n");
@@ -501,14 +574,17 @@ void add_triage_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<triage_options>();
   auto* cmd = app.add_subcommand(
       "triage",
-      "Is a failure environmental or architectural? Reruns one case of a scenario --runs times "
-      "in three environments: idealised (no injected start-up or init latency, no CPU hogs), "
-      "as-is, and degraded (one CPU hog per core); or, after `--`, any test command as-is, "
-      "with CPU hogs, and with hogs on one CPU. Compares failure rates with Fisher's exact "
-      "test: environmental when failures depend on the environment and vanish without it, "
-      "architectural when they persist in the least degraded environment, else not "
-      "reproduced or inconclusive. Writes triage.md (and, for a scenario, results.json and "
-      "the reports) into --out. Exit 0 when the triage ran, 1 when interrupted, 2 on a "
+      "Is a failure environmental or architectural, and which resource does it follow? Reruns "
+      "one case of a scenario --runs times in five environments: idealised (no injected "
+      "start-up or init latency, no CPU hogs), as-is, degraded (one CPU hog per core), and as-is "
+      "under memory pressure and under I/O pressure; or, "
+      "after `--`, any test command as-is, with CPU hogs, with hogs on one CPU, under memory "
+      "pressure, under I/O pressure, and under a cgroup CPU quota. Compares failure rates with "
+      "Fisher's exact test: environmental when failures depend on the environment and vanish "
+      "without it (and then which resources they follow: CPU, memory, I/O), architectural when "
+      "they persist in the least degraded environment, else not reproduced or inconclusive. "
+      "Writes triage.md (and, for a scenario, results.json and the reports; for a command, "
+      "triage.json) into --out. Exit 0 when the triage ran, 1 when interrupted, 2 on a "
       "usage error.");
   // One positional list: the scenario with --case, or the command after `--` (whose own
   // options `--` keeps from being read as triage's).
@@ -521,6 +597,13 @@ void add_triage_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--out", o->out_dir, "output directory (default reports/out/triage-<name>-<time>)");
+  cmd->add_option("--memory-mb", o->memory_mb,
+                  "RAM the memory environment's hog holds, MiB (default: half of what is "
+                  "available; never so much that less than a quarter, or 512 MiB, stays free)");
+  cmd->add_option("--cpu-quota", o->cpu_quota_percent,
+                  "command mode: the quota environment's share of one CPU, percent (cgroup v2 cpu.max)")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 100.0));
   cmd->add_flag("--quiet", o->quiet, "no per-run lines");
   cmd->callback([o, &exit_code, cmd] {
     struct sigaction action {};

@@ -3,6 +3,11 @@
 // architectural.scaling). Every testcase carries properties with its figures and verdict
 // counts; `procpool.failure_family` says which verdict family its failures belong to, so CI can
 // tell a machine's fault from the pool's, or report environmental-only failures as skipped.
+// The runs of a repeated case (its repetitions, or triage's reruns) are one testcase, with its
+// failed runs as Maven Surefire writes reruns: flakyFailure when a later run passed,
+// rerunFailure when every run failed.
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -25,6 +30,13 @@ struct testcase {
   std::string type;     // failure or error type
   std::string message;  // one line
   std::string body;     // the evidence, several lines
+  // Failed runs folded into this testcase: element is flakyFailure, flakyError,
+  // rerunFailure or rerunError; type, message and body as above.
+  struct rerun {
+    std::string element, type, message, body;
+  };
+  std::vector<rerun> reruns = {};
+  bool failing() const { return result == state::failed || result == state::error; }
 };
 
 void property(testcase& t, std::string name, std::string value) {
@@ -145,6 +157,60 @@ std::optional<testcase> sweep_testcase(const json& results, const report_model::
   return t;
 }
 
+// The case id without its repetition, "#rN": the runs of one case share it.
+std::string rerun_key(const std::string& id) {
+  const auto hash = id.rfind("#r");
+  if (hash == std::string::npos || hash + 2 == id.size()) return id;
+  const bool digits = id.find_first_not_of("0123456789", hash + 2) == std::string::npos;
+  return digits ? id.substr(0, hash) : id;
+}
+
+// One testcase for the runs of one case. Failed runs beside a passing one make it flaky: it
+// passes, as its last passing run, with a flakyFailure (flakyError) per failed run. When every
+// run failed it fails, as its first run, with a rerunFailure (rerunError) per later run.
+testcase fold_runs(const std::string& name, const std::vector<testcase>& runs) {
+  const auto passing = std::find_if(runs.rbegin(), runs.rend(), [](const testcase& t) { return !t.failing(); });
+  const bool flaky = passing != runs.rend();
+  testcase folded = flaky ? *passing : runs.front();
+  folded.name = name;
+  folded.seconds = 0;
+  std::size_t failed_runs = 0;
+  for (const auto& run : runs) {
+    folded.seconds += run.seconds;
+    failed_runs += run.failing();
+    if (!run.failing() || (!flaky && &run == &runs.front())) continue;
+    const char* kind = run.result == testcase::state::error ? "Error" : "Failure";
+    folded.reruns.push_back({fmt::format("{}{}", flaky ? "flaky" : "rerun", kind), run.type, run.message, run.body});
+  }
+  property(folded, "procpool.runs", fmt::format("{}", runs.size()));
+  property(folded, "procpool.failed_runs", fmt::format("{}", failed_runs));
+  return folded;
+}
+
+// Folds each repeated case's runs into one testcase, in the order of their first runs.
+std::vector<testcase> fold_repeated_cases(std::vector<testcase> runs) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<testcase>> by_key;
+  for (auto& run : runs) {
+    const std::string key = rerun_key(run.name);
+    if (!by_key.contains(key)) order.push_back(key);
+    by_key[key].push_back(std::move(run));
+  }
+  std::vector<testcase> out;
+  for (const auto& key : order) {
+    auto& group = by_key[key];
+    out.push_back(group.size() == 1 ? std::move(group.front()) : fold_runs(key, group));
+  }
+  return out;
+}
+
+void write_reruns(std::string& out, const testcase& t) {
+  for (const auto& r : t.reruns) {
+    out += fmt::format("      <{0} type=\"{1}\" message=\"{2}\"><stackTrace>{3}</stackTrace></{0}>\n", r.element,
+                       xml_escape(r.type), xml_escape(r.message), xml_escape(r.body));
+  }
+}
+
 void write_testcase(std::string& out, const testcase& t, const std::string& classname) {
   out += fmt::format("    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3f}\">\n",
                      xml_escape(classname), xml_escape(t.name), t.seconds);
@@ -168,6 +234,7 @@ void write_testcase(std::string& out, const testcase& t, const std::string& clas
       out += fmt::format("      <error type=\"{}\" message=\"{}\"/>\n", xml_escape(t.type), xml_escape(t.message));
       break;
   }
+  write_reruns(out, t);
   out += "    </testcase>\n";
 }
 
@@ -181,6 +248,7 @@ std::string render_junit(const nlohmann::json& results, const report_options& op
 
   std::vector<testcase> cases;
   for (const auto& c : doc.cases) cases.push_back(case_testcase(c, assert_section, options));
+  cases = fold_repeated_cases(std::move(cases));
   if (auto sweep = sweep_testcase(results, doc, assert_section, options)) cases.push_back(std::move(*sweep));
 
   std::size_t failures = 0, errors = 0, skipped = 0;

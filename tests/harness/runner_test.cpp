@@ -270,23 +270,27 @@ json read_json(const std::filesystem::path& path) {
 
 TEST_F(RunCommand, TriageCallsFailuresThatPersistWhenIdealisedArchitectural) {
   ASSERT_EQ(procpool({"triage", "tests/harness/planted/dispatch.toml", "--case", "r0", "--runs", "2", "--quiet",
-                      "--out", dir_ / "triage"}),
+                      "--memory-mb", "256", "--out", dir_ / "triage"}),
             0);
   const json doc = results(dir_ / "triage");
   EXPECT_EQ(doc["triage"]["conclusion"], "architectural");
-  EXPECT_EQ(doc["cases"].size(), 6u);  // 2 runs in each of 3 environments
+  EXPECT_EQ(doc["cases"].size(), 10u);  // 2 runs in each of 5 environments
   EXPECT_TRUE(std::filesystem::exists(dir_ / "triage" / "triage.md"));
   EXPECT_TRUE(doc["verdicts"].contains("architectural.dispatch"));
 }
 
 TEST_F(RunCommand, TriageOfACommandClassifiesByExitStatus) {
-  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--out", dir_ / "fails", "--", "/bin/false"}), 0);
+  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--memory-mb", "256", "--out", dir_ / "fails", "--",
+                      "/bin/false"}),
+            0);
   EXPECT_EQ(read_json(dir_ / "fails" / "triage.json")["conclusion"], "architectural");
-  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--out", dir_ / "passes", "--", "/bin/true"}), 0);
+  ASSERT_EQ(procpool({"triage", "--runs", "2", "--quiet", "--memory-mb", "256", "--out", dir_ / "passes", "--",
+                      "/bin/true"}),
+            0);
   EXPECT_EQ(read_json(dir_ / "passes" / "triage.json")["conclusion"], "not reproduced");
   // Fails exactly when held to one CPU, one of the degraded environments.
   if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs to hold a command to one";
-  ASSERT_EQ(procpool({"triage", "--runs", "6", "--quiet", "--out", dir_ / "env", "--", "/bin/sh", "-c",
+  ASSERT_EQ(procpool({"triage", "--runs", "6", "--quiet", "--memory-mb", "256", "--out", dir_ / "env", "--", "/bin/sh", "-c",
                       "test \"$(nproc)\" -gt 1"}),
             0);
   EXPECT_EQ(read_json(dir_ / "env" / "triage.json")["conclusion"], "environmental");

@@ -538,6 +538,49 @@ TEST(JunitXml, ReportsEnvironmentalOnlyFailuresAsSkippedWhenAsked) {
   EXPECT_EQ(suite->attributes.at("failures"), "2");
 }
 
+// Runs of one case, as `procpool triage` or repetitions leave them: "<case>#rN".
+json run_of(std::size_t index, int concurrency, std::uint64_t timeouts, int repetition) {
+  json c = make_case(index, concurrency, 400, timeouts,
+                     timeouts ? json{{"environmental.startup", timeouts}} : json::object());
+  c["id"] = fmt::format("load.concurrency={},worker.startup_ms=400#r{}", concurrency, repetition);
+  c["repetition"] = repetition;
+  return c;
+}
+
+TEST(JunitXml, ShowsTheRunsOfARepeatedCaseAsSurefireShowsReruns) {
+  json results = plain_results();
+  // Concurrency 4 fails (4% timed out, above 3%), then passes, then fails: flaky. Concurrency
+  // 2 fails all three times.
+  results["scenario"]["assert"] = {{"max_timeout_rate", 0.03}};
+  results["cases"] = json::array({run_of(0, 4, 4, 0), run_of(1, 2, 5, 0), run_of(2, 4, 0, 1), run_of(3, 2, 6, 1),
+                                  run_of(4, 4, 5, 2), run_of(5, 2, 7, 2)});
+  const auto root = xml_reader(render_junit(results, {})).document();
+  const auto* suite = children_named(root, "testsuite")[0];
+  const auto testcases = children_named(*suite, "testcase");
+  ASSERT_EQ(testcases.size(), 2u);
+  EXPECT_EQ(suite->attributes.at("tests"), "2");
+  EXPECT_EQ(suite->attributes.at("failures"), "1");
+
+  const auto* flaky = testcases[0];
+  EXPECT_EQ(flaky->attributes.at("name"), "load.concurrency=4,worker.startup_ms=400");
+  EXPECT_TRUE(children_named(*flaky, "failure").empty());
+  const auto flaky_failures = children_named(*flaky, "flakyFailure");
+  ASSERT_EQ(flaky_failures.size(), 2u);
+  EXPECT_NE(flaky_failures[0]->attributes.at("message").find("max_timeout_rate"), std::string::npos);
+  EXPECT_EQ(children_named(*flaky_failures[0], "stackTrace").size(), 1u);
+  EXPECT_EQ(properties_of(*flaky).at("procpool.runs"), "3");
+  EXPECT_EQ(properties_of(*flaky).at("procpool.failed_runs"), "2");
+  EXPECT_NEAR(std::stod(flaky->attributes.at("time")), 3 * 0.2505, 0.002);  // every run's time
+
+  const auto* broken = testcases[1];
+  EXPECT_EQ(broken->attributes.at("name"), "load.concurrency=2,worker.startup_ms=400");
+  ASSERT_EQ(children_named(*broken, "failure").size(), 1u);
+  EXPECT_NE(children_named(*broken, "failure")[0]->attributes.at("message").find("max_timeout_rate"), std::string::npos);
+  EXPECT_EQ(children_named(*broken, "rerunFailure").size(), 2u);
+  EXPECT_TRUE(children_named(*broken, "flakyFailure").empty());
+  EXPECT_EQ(properties_of(*broken).at("procpool.failed_runs"), "3");
+}
+
 TEST(JunitXml, ReportsASubjectThatCouldNotStartAsAnError) {
   json results = plain_results();
   results["cases"][0]["error"] = {{"type", "start_failed"}, {"message", "no such file: <\"worker\">"}};
