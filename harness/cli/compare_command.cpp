@@ -125,7 +125,7 @@ void add_compare_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--baseline-db", cli->baseline_db, "compare NEW against this run history instead of BASE");
   cmd->add_option("--baseline-runs", cli->baseline_runs, "how many of the history's last runs make the base")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--threshold", cli->options.threshold_pct,
                   "smallest change, in percent, that counts as a regression or improvement")
       ->capture_default_str()

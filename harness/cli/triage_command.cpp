@@ -26,6 +26,7 @@
 #include "results/files.hpp"
 #include "results/results.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/number_checks.hpp"
 #include "run/runner.hpp"
 #include "scenario/scenario.hpp"
 #include "statistics/statistics.hpp"
@@ -570,6 +571,39 @@ int triage_command(const triage_options& options, const std::string& command_lin
 
 }  // namespace
 
+namespace {
+
+// What the parsed command line asks for: a command's triage, or a scenario case's.
+int run_triage(triage_options& o, const std::string& help) {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+  if (o.command.empty()) {
+    fmt::print(stderr, "procpool triage: give SCENARIO --case ID, or -- COMMAND...\n\n{}", help);
+    return exit_usage;
+  }
+  if (o.case_id.empty()) {
+    return triage_command(o, fmt::format("procpool triage --runs {} -- {}", o.runs, fmt::join(o.command, " ")));
+  }
+  if (o.command.size() != 1) {
+    fmt::print(stderr, "procpool triage: --case takes one scenario file (got {} arguments)\n", o.command.size());
+    return exit_usage;
+  }
+  o.scenario_path = o.command.front();
+  o.command.clear();
+  if (!std::filesystem::is_regular_file(o.scenario_path)) {
+    fmt::print(stderr, "procpool triage: {}: no such scenario file\n", o.scenario_path);
+    return exit_usage;
+  }
+  std::string line = fmt::format("procpool triage {} --case {} --runs {}", o.scenario_path, o.case_id, o.runs);
+  for (const auto& s : o.overrides) line += " --set " + s;
+  if (!o.out_dir.empty()) line += " --out " + o.out_dir;
+  return triage_scenario(o, line);
+}
+
+}  // namespace
+
 void add_triage_command(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<triage_options>();
   auto* cmd = app.add_subcommand(
@@ -595,7 +629,7 @@ void add_triage_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--runs,-K", o->runs, "runs in each environment")->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("--timeout", o->timeout_s, "command mode: seconds before a run counts as failed and is killed")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--out", o->out_dir, "output directory (default reports/out/triage-<name>-<time>)");
   cmd->add_option("--memory-mb", o->memory_mb,
                   "RAM the memory environment's hog holds, MiB (default: half of what is "
@@ -605,39 +639,7 @@ void add_triage_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 100.0));
   cmd->add_flag("--quiet", o->quiet, "no per-run lines");
-  cmd->callback([o, &exit_code, cmd] {
-    struct sigaction action {};
-    action.sa_handler = on_interrupt;
-    ::sigaction(SIGINT, &action, nullptr);
-    ::sigaction(SIGTERM, &action, nullptr);
-    if (o->command.empty()) {
-      fmt::print(stderr, "procpool triage: give SCENARIO --case ID, or -- COMMAND...\n\n{}", cmd->help());
-      exit_code = exit_usage;
-      return;
-    }
-    if (o->case_id.empty()) {
-      std::string line = fmt::format("procpool triage --runs {} -- {}", o->runs, fmt::join(o->command, " "));
-      exit_code = triage_command(*o, line);
-      return;
-    }
-    if (o->command.size() != 1) {
-      fmt::print(stderr, "procpool triage: --case takes one scenario file (got {} arguments)\n",
-                 o->command.size());
-      exit_code = exit_usage;
-      return;
-    }
-    o->scenario_path = o->command.front();
-    o->command.clear();
-    if (!std::filesystem::is_regular_file(o->scenario_path)) {
-      fmt::print(stderr, "procpool triage: {}: no such scenario file\n", o->scenario_path);
-      exit_code = exit_usage;
-      return;
-    }
-    std::string line = fmt::format("procpool triage {} --case {} --runs {}", o->scenario_path, o->case_id, o->runs);
-    for (const auto& s : o->overrides) line += " --set " + s;
-    if (!o->out_dir.empty()) line += " --out " + o->out_dir;
-    exit_code = triage_scenario(*o, line);
-  });
+  cmd->callback([o, &exit_code, cmd] { exit_code = run_triage(*o, cmd->help()); });
 }
 
 }  // namespace procpool::harness

@@ -123,6 +123,10 @@ std::string non_ascii_message(std::string_view where, std::string_view text, std
 // found are exactly the document's. For invalid TOML the parser stops at its first error,
 // which comes no later than a byte found here: where the text stops making sense this reads on
 // outside strings (an unterminated single-line string ends at its newline).
+//
+// Long, as one state machine over the bytes: every state reads and moves the same position,
+// bracket stack and last token, and split into functions they would pass all of it back and
+// forth; the states are the cases of one switch, each short.
 std::optional<bad_byte> bare_text_problem(std::string_view text) {
   lexer_state state = lexer_state::bare;
   std::string open;       // the headers ('h'), arrays ('a') and inline tables ('t') open
