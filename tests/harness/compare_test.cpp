@@ -12,6 +12,7 @@
 
 #include "results/results.hpp"
 #include "cli/exit_codes.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -241,14 +242,8 @@ TEST(CompareResults, MarkdownHasTheTableAndMarksRegressions) {
 
 // ---- The command: exit codes ----
 
-class CompareCommand : public ::testing::Test {
+class CompareCommand : public testing::with_scratch_dir<> {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("procpool-compare-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string write(const std::string& name, const json& doc) {
     const auto path = dir_ / name;
     std::ofstream(path) << doc.dump();
@@ -266,8 +261,6 @@ class CompareCommand : public ::testing::Test {
     }
     return exit_code;
   }
-
-  std::filesystem::path dir_;
 };
 
 TEST_F(CompareCommand, ExitCodes) {

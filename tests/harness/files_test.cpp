@@ -16,27 +16,19 @@
 
 #include "procpool/wire/file_io.hpp"
 #include "results/results.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace procpool::harness {
 namespace {
 
-class WriteFileAtomically : public ::testing::Test {
+class WriteFileAtomically : public testing::with_scratch_dir<> {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("procpool-files-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   static std::string read(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
   }
-
-  std::filesystem::path dir_;
 };
 
 TEST_F(WriteFileAtomically, WritesAndReplacesWholeFilesLeavingNoTemporary) {

@@ -18,6 +18,7 @@
 #include "cli/exit_codes.hpp"
 #include "cli/history_command.hpp"
 #include "results/results.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -56,16 +57,8 @@ json make_run(std::uint64_t seed, double slowdown = 1) {
           {"partial", false}};
 }
 
-class History : public ::testing::Test {
+class History : public testing::with_scratch_dir<> {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("procpool-history-" + std::to_string(::getpid()) + "-" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string write(const std::string& name, const json& doc) {
     const auto path = dir_ / name;
     std::ofstream(path) << doc.dump();
@@ -90,15 +83,14 @@ class History : public ::testing::Test {
   void add_runs(int clean, int stepped, double slowdown = 1.25) {
     for (int i = 0; i < clean + stepped; ++i, ++added_) {
       const auto file = write("run.json", make_run(std::uint64_t(added_ + 1), i < clean ? 1 : slowdown));
-      testing::internal::CaptureStdout();
+      ::testing::internal::CaptureStdout();
       const int code = run(fmt::format("history add {} --db {} --label build-{}", file, db(), added_));
-      const std::string out = testing::internal::GetCapturedStdout();
+      const std::string out = ::testing::internal::GetCapturedStdout();
       ASSERT_EQ(code, exit_ok) << out;
     }
   }
 
   std::string db() const { return (dir_ / "history.sqlite").string(); }
-  std::filesystem::path dir_;
   int added_ = 0;  // runs added so far: each has its own seed and label
 };
 
@@ -193,9 +185,9 @@ TEST_F(History, ChangesGateFailsOnAPlantedRegression) {
   add_runs(10, 0);
   EXPECT_EQ(run("history changes --db " + db()), exit_ok);
   add_runs(0, 6);  // runs 10..15 are 25% slower at concurrency 8
-  testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStdout();
   EXPECT_EQ(run("history changes --db " + db()), exit_failed);
-  const std::string out = testing::internal::GetCapturedStdout();
+  const std::string out = ::testing::internal::GetCapturedStdout();
   EXPECT_NE(out.find("load.concurrency=8  latency p99 (us): shifted at run build-10"), std::string::npos) << out;
   EXPECT_NE(out.find("load.concurrency=8  throughput (req/s): shifted at run build-10"), std::string::npos) << out;
   EXPECT_EQ(out.find("load.concurrency=1 "), std::string::npos) << out;

@@ -4,6 +4,7 @@
 // a warning for shards from unlike hosts.
 #include "results/journal.hpp"
 #include "results/results.hpp"
+#include "support/scratch_dir.hpp"
 
 #include <unistd.h>
 
@@ -18,14 +19,8 @@ namespace {
 
 using json = nlohmann::json;
 
-class Journal : public ::testing::Test {
+class Journal : public testing::with_scratch_dir<> {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("procpool-journal-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   static case_record a_case(std::size_t index, double throughput) {
     case_record c;
     c.id = "load.concurrency=" + std::to_string(index) + "#r0";
@@ -48,7 +43,6 @@ class Journal : public ::testing::Test {
                                .total_cases = 3,
                                .case_positions = {0, 1, 2},
                                .command = "procpool run j.toml"};
-  std::filesystem::path dir_;
 };
 
 TEST_F(Journal, CasesReadBackAsTheyWereAppended) {

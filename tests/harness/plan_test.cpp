@@ -13,6 +13,7 @@
 
 #include "results/results.hpp"
 #include "cli/exit_codes.hpp"
+#include "support/scratch_dir.hpp"
 
 // A synthetic sweep whose throughput follows the USL with lambda 1000 req/s, sigma 0.05 and
 // kappa 0.001 (N* = 30.8, X(N*) = 9038 req/s) and whose workers take exactly 1 ms a request.
@@ -252,15 +253,13 @@ TEST(PlanCapacity, RenderingsCarryTheRecommendation) {
 
 // ---- The command: exit codes ----
 
-class PlanCommand : public ::testing::Test {
+class PlanCommand : public testing::with_scratch_dir<> {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("procpool-plan-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
+    with_scratch_dir::SetUp();
     results_ = (dir_ / "results.json").string();
     std::ofstream(results_) << pool_size_sweep().dump();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   int run(const std::string& args) {
     CLI::App app;
@@ -274,7 +273,6 @@ class PlanCommand : public ::testing::Test {
     return exit_code;
   }
 
-  std::filesystem::path dir_;
   std::string results_;
 };
 

@@ -16,6 +16,7 @@
 #include "results/results.hpp"
 #include "run/runner.hpp"
 #include "support/process_audit.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -58,17 +59,8 @@ TEST(OpenLoop, AStallShowsInTheTailMeasuredFromIntendedStarts) {
   EXPECT_EQ(closed.outcomes.at("ok"), 1000u);
 }
 
-class RunCommand : public testing::leak_checked_test {
+class RunCommand : public testing::with_scratch_dir<testing::leak_checked_test> {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("procpool-runner-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::filesystem::remove_all(dir_);
-    testing::leak_checked_test::TearDown();
-  }
-
   // Runs the procpool command to completion; returns its exit code.
   int procpool(std::vector<std::string> args) {
     args.insert(args.begin(), PROCPOOL_CLI);
@@ -84,8 +76,6 @@ class RunCommand : public testing::leak_checked_test {
     EXPECT_TRUE(doc) << doc.error().message;
     return doc ? *doc : json{};
   }
-
-  std::filesystem::path dir_;
 };
 
 TEST_F(RunCommand, RecordsEveryCaseWithItsFigures) {

@@ -18,6 +18,7 @@
 #include "run/cpu_quota.hpp"
 #include "run/pressure.hpp"
 #include "support/process_audit.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -61,17 +62,8 @@ const json* environment(const json& doc, const std::string& name) {
   return nullptr;
 }
 
-class TriageEnvironments : public testing::leak_checked_test {
+class TriageEnvironments : public testing::with_scratch_dir<testing::leak_checked_test> {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("procpool-triage-test-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    fs::remove_all(dir_);
-    testing::leak_checked_test::TearDown();
-  }
-
   std::vector<std::string> triage_argv(const std::string& name, std::vector<std::string> command,
                                        std::vector<std::string> options = {}) {
     std::vector<std::string> argv = {PROCPOOL_CLI, "triage", "--quiet", "--memory-mb", memory_mb_, "--out", dir_ / name};
@@ -95,7 +87,6 @@ class TriageEnvironments : public testing::leak_checked_test {
     return json::parse(in, nullptr, /*allow_exceptions=*/false);
   }
 
-  fs::path dir_;
   std::string memory_mb_ = "1024";
 };
 

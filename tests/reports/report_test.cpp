@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "report_text.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -825,14 +826,8 @@ TEST(AllReports, TolerateFieldsOfTheWrongType) {
 
 // ---- Writing, and `procpool report` ----
 
-class ReportFiles : public testing::Test {
+class ReportFiles : public procpool::testing::with_scratch_dir<> {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / fmt::format("procpool-report-test-{}", ::getpid());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // The odd value's invalid byte becomes U+FFFD, as it would in a results.json.
   static std::string dumped(const json& results) {
     return results.dump(1, ' ', false, json::error_handler_t::replace);
@@ -857,8 +852,6 @@ class ReportFiles : public testing::Test {
     }
     return exit_code;
   }
-
-  std::filesystem::path dir_;
 };
 
 // ---- summary.md and the benchmark files ----
@@ -951,7 +944,7 @@ TEST_F(ReportFiles, ReportCommandRerendersNextToTheResults) {
 }
 
 TEST_F(ReportFiles, ReportCommandRejectsWhatIsNotAResultsDocument) {
-  testing::internal::CaptureStderr();
+  ::testing::internal::CaptureStderr();
   EXPECT_EQ(report_command({(dir_ / "missing.json").string()}), 2);
   std::ofstream(dir_ / "other.json") << R"({"schema": "something/1"})";
   EXPECT_EQ(report_command({(dir_ / "other.json").string()}), 2);
@@ -959,7 +952,7 @@ TEST_F(ReportFiles, ReportCommandRejectsWhatIsNotAResultsDocument) {
   EXPECT_EQ(report_command({(dir_ / "broken.json").string()}), 2);
   std::ofstream(dir_ / "results.json") << dumped(sweep_results());
   EXPECT_EQ(report_command({(dir_ / "results.json").string(), "--timeline-case", "no-such-case"}), 2);
-  const std::string messages = testing::internal::GetCapturedStderr();
+  const std::string messages = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(messages.find("cannot read"), std::string::npos) << messages;
   EXPECT_NE(messages.find("is not a procpool.results/1 document"), std::string::npos) << messages;
   EXPECT_NE(messages.find("is not JSON"), std::string::npos) << messages;
