@@ -401,13 +401,14 @@ int triage_scenario(const triage_options& options, const std::string& command_li
     return exit_usage;
   }
   triage_options o = options;
+  // The case first: a usage error must not leave an empty output directory behind.
+  const auto found = case_to_triage(expand(*file), o);
+  if (!found) return exit_usage;
   if (auto out_dir = prepared_out_dir(o, "triage-" + file->scenario.name)) {
     o.out_dir = *out_dir;
   } else {
     return exit_internal;
   }
-  const auto found = case_to_triage(expand(*file), o);
-  if (!found) return exit_usage;
   const std::size_t cores = host_cores();
   const auto environments =
       scenario_environments(cores, bounded_memory_hog_bytes(o.memory_mb << 20, available_memory_bytes()));

@@ -227,7 +227,7 @@ TEST_F(RunCommand, AResumeOfAnotherRunIsRefusedNamingTheDifference) {
 TEST_F(RunCommand, AnOutputThatCannotBeWrittenIsRefusedBeforeAnyWorkerStarts) {
   for (const char* command : {"run", "triage"}) {
     std::vector<std::string> argv = {PROCPOOL_CLI, command, "scenarios/ci-smoke.toml", "--out", "/proc/procpool-x"};
-    if (std::string(command) == "triage") argv.insert(argv.end(), {"--case", "0"});
+    if (std::string(command) == "triage") argv.insert(argv.end(), {"--case", "load.model=closed,load.start=warm"});
     auto proc = worker_process::launch({.argv = argv, .working_directory = PROCPOOL_SOURCE_DIR});
     ASSERT_TRUE(proc) << proc.error().message;
     const std::string said = stderr_until(*proc, "\n");
@@ -288,7 +288,8 @@ TEST_F(RunCommand, TriageOfACommandClassifiesByExitStatus) {
 
 TEST_F(RunCommand, TriageUsageErrorsExitTwo) {
   EXPECT_EQ(procpool({"triage"}), 2);
-  EXPECT_EQ(procpool({"triage", "scenarios/ci-smoke.toml", "--case", "no-such-case"}), 2);
+  EXPECT_EQ(procpool({"triage", "scenarios/ci-smoke.toml", "--case", "no-such-case", "--out", dir_ / "out"}), 2);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "out")) << "a usage error left an output directory";
   EXPECT_EQ(procpool({"triage", "no-such-file.toml", "--case", "r0"}), 2);
 }
 
