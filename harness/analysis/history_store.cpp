@@ -183,4 +183,15 @@ result<std::vector<history_case>> history_store::cases() {
   return out;
 }
 
+result<history_contents> read_history(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) return io_failure("cannot open", path, "no such file");
+  auto store = history_store::open(path);
+  if (!store) return store.error();
+  auto runs = store->runs();
+  if (!runs) return runs.error();
+  auto cases = store->cases();
+  if (!cases) return cases.error();
+  return history_contents{std::move(*runs), std::move(*cases)};
+}
+
 }  // namespace procpool::harness

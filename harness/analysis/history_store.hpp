@@ -83,4 +83,15 @@ class history_store {
   int version_ = 0;
 };
 
+// A history read whole: what `history changes`, `history report` and `compare --baseline-db`
+// work from.
+struct history_contents {
+  std::vector<history_run> runs;    // oldest first
+  std::vector<history_case> cases;  // by run
+};
+
+// Opens the existing history at `path` and reads every run and case. Errors: io_error, also
+// when there is no such file (opening would create an empty history).
+result<history_contents> read_history(const std::filesystem::path& path);
+
 }  // namespace procpool::harness

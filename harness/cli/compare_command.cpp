@@ -27,15 +27,10 @@ struct compare_cli {
 };
 
 result<std::vector<baseline_case>> history_baseline(const compare_cli& cli, std::size_t& runs_used) {
-  if (!std::filesystem::exists(cli.baseline_db)) return io_failure("cannot open", cli.baseline_db, "no such file");
-  auto store = history_store::open(cli.baseline_db);
-  if (!store) return store.error();
-  auto runs = store->runs();
-  if (!runs) return runs.error();
-  auto cases = store->cases();
-  if (!cases) return cases.error();
-  runs_used = std::min(cli.baseline_runs, runs->size());
-  return baseline_of(*runs, *cases, cli.baseline_runs);
+  auto history = read_history(cli.baseline_db);
+  if (!history) return history.error();
+  runs_used = std::min(cli.baseline_runs, history->runs.size());
+  return baseline_of(history->runs, history->cases, cli.baseline_runs);
 }
 
 // NEW against the last runs of a history (procpool history add): each repetition stored

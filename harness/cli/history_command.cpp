@@ -43,15 +43,10 @@ int run_add(const history_cli& cli) {
 }
 
 result<history_changes> load_changes(const history_cli& cli, std::vector<history_case>& cases) {
-  if (!std::filesystem::exists(cli.db_path)) return io_failure("cannot open", cli.db_path, "no such file");
-  auto store = history_store::open(cli.db_path);
-  if (!store) return store.error();
-  auto runs = store->runs();
-  if (!runs) return runs.error();
-  auto stored = store->cases();
-  if (!stored) return stored.error();
-  cases = std::move(*stored);
-  return find_history_changes(std::move(*runs), cases,
+  auto history = read_history(cli.db_path);
+  if (!history) return history.error();
+  cases = std::move(history->cases);
+  return find_history_changes(std::move(history->runs), cases,
                               {.alpha = cli.alpha, .min_relative_change = cli.min_change_pct / 100});
 }
 
