@@ -15,6 +15,8 @@
 #include "report_model.hpp"
 #include "report_text.hpp"
 #include "reports.hpp"
+#include "results/run_records.hpp"
+#include "run/record_fields.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -114,26 +116,22 @@ testcase case_testcase(const report_model::case_row& c, const json& assert_secti
 // Present when the analyses fitted a sweep or named a sweep-level verdict.
 std::optional<testcase> sweep_testcase(const json& results, const report_model::document& doc,
                                        const json& assert_section, const report_options& options) {
-  const json* analyses = report_model::find(results, "analyses");
-  const json* usl = analyses ? report_model::find(*analyses, "usl") : nullptr;
-  const bool fitted = usl && usl->is_array() && !usl->empty();
+  const std::vector<usl_analysis> usl = analyses_of(results).usl;
+  const bool fitted = !usl.empty();
   if (!fitted && doc.sweep_verdicts.empty()) return std::nullopt;
 
   testcase t;
   t.name = "sweep analysis";
   if (fitted) {
     std::size_t i = 0;
-    for (const auto& fit : *usl) {
-      const json* peak = report_model::find(fit, "peak_n");
+    for (const auto& fit : usl) {
       property(t, fmt::format("procpool.usl.{}", i++),
                fmt::format("axis={}; group={}; lambda={}; sigma={}; kappa={}; r_squared={}; "
                            "peak_n={}; verdict={}",
-                           report_model::text(fit, "axis"),
-                           report_model::group_label(report_model::object_at(fit, "group"), doc.swept_keys),
-                           report_model::number(fit, "lambda"), report_model::number(fit, "sigma"),
-                           report_model::number(fit, "kappa"), report_model::number(fit, "r_squared"),
-                           peak && peak->is_number() ? report_text::plain(*peak) : "unbounded",
-                           report_model::text(fit, "verdict", "none")));
+                           fit.axis, report_model::group_label(fit.group, doc.swept_keys), fit.lambda, fit.sigma,
+                           fit.kappa, fit.r_squared,
+                           fit.peak_n ? report_text::plain(write_value(*fit.peak_n)) : "unbounded",
+                           fit.verdict.value_or("none")));
     }
   }
   std::vector<std::string> failed;

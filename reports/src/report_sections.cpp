@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "report_text.hpp"
+#include "results/run_records.hpp"
+#include "run/record_fields.hpp"
 
 namespace procpool::harness::report_sections {
 namespace {
@@ -62,8 +64,9 @@ section conclusion(const json& results, const report_model::document& doc) {
   }
 
   std::vector<std::string> families;
-  const auto& counted = report_model::object_at(report_model::object_at(results, "summary"), "families");
-  for (const auto& [family, n] : report_model::counts_of(&counted)) {
+  run_summary summary;
+  if (const json* recorded = find(results, "summary")) read_value(*recorded, summary);
+  for (const auto& [family, n] : summary.families) {
     if (n > 0) families.push_back(fmt::format("{} {}", family, n));
   }
   if (!families.empty()) {
@@ -183,11 +186,9 @@ std::optional<section> findings(const report_model::document& doc) {
 }
 
 std::optional<section> analyses(const json& results, const report_model::document& doc) {
-  const json& all = report_model::object_at(results, "analyses");
-  const json* usl = find(all, "usl");
-  const json* axes = find(all, "axes");
-  const bool has_usl = usl && usl->is_array() && !usl->empty();
-  const bool has_axes = axes && axes->is_array() && !axes->empty();
+  const run_analyses all = analyses_of(results);
+  const bool has_usl = !all.usl.empty();
+  const bool has_axes = !all.axes.empty();
   if (!has_usl && !has_axes) return std::nullopt;
   section s{"analyses", "Sweep analyses", {}};
   if (has_usl) {
@@ -196,17 +197,16 @@ std::optional<section> analyses(const json& results, const report_model::documen
                                   plain(": σ is contention, κ coherency; the peak is where adding more stops helping.")}));
     table t{{"axis", "held fixed", "λ (req/s)", "σ", "κ", "R²", "peak N", "peak req/s", "verdict"},
             {false, false, true, true, true, true, true, true, false}, {}};
-    for (const auto& fit : *usl) {
-      const json* peak = find(fit, "peak_n");
-      const std::string verdict = text(fit, "verdict");
-      t.rows.push_back({{code(text(fit, "axis"))},
-                        {plain(report_model::group_label(report_model::object_at(fit, "group"), doc.swept_keys))},
-                        {plain(significant(number(fit, "lambda")))},
-                        {plain(significant(number(fit, "sigma")))},
-                        {plain(significant(number(fit, "kappa")))},
-                        {plain(significant(number(fit, "r_squared")))},
-                        {plain(peak && peak->is_number() ? significant(peak->get<double>()) : "unbounded")},
-                        {plain(significant(number(fit, "peak_throughput")))},
+    for (const auto& fit : all.usl) {
+      const std::string verdict = fit.verdict.value_or("");
+      t.rows.push_back({{code(fit.axis)},
+                        {plain(report_model::group_label(fit.group, doc.swept_keys))},
+                        {plain(significant(fit.lambda))},
+                        {plain(significant(fit.sigma))},
+                        {plain(significant(fit.kappa))},
+                        {plain(significant(fit.r_squared))},
+                        {plain(fit.peak_n ? significant(*fit.peak_n) : "unbounded")},
+                        {plain(significant(fit.peak_throughput.value_or(0)))},
                         {verdict.empty() ? plain("none") : verdict_span(verdict)}});
     }
     s.blocks.push_back(table_block(std::move(t)));
@@ -216,20 +216,16 @@ std::optional<section> analyses(const json& results, const report_model::documen
                                         "independence over its values):")}));
     table t{{"swept key", "kind", "timeout rate by value", "p-value", "timeouts depend on it"},
             {false, false, false, true, false}, {}};
-    for (const auto& axis : *axes) {
+    for (const auto& axis : all.axes) {
       std::vector<std::string> rates;
-      if (const json* rows = find(axis, "rows"); rows && rows->is_array()) {
-        for (const auto& r : *rows) {
-          const json* value = find(r, "value");
-          rates.push_back(fmt::format("{}: {}", value ? report_text::plain(*value) : "?",
-                                      report_text::percent(number(r, "rate"))));
-        }
+      for (const auto& r : axis.rows) {
+        rates.push_back(fmt::format("{}: {}", report_text::plain(r.value),
+                                    report_text::percent(r.rate)));
       }
-      const json* depends = find(axis, "depends");
-      t.rows.push_back({{code(text(axis, "key"))}, {plain(text(axis, "kind"))},
+      t.rows.push_back({{code(axis.key)}, {plain(axis.kind)},
                         {plain(fmt::format("{}", fmt::join(rates, ", ")))},
-                        {plain(significant(number(axis, "p_value", 1)))},
-                        {depends && depends->is_boolean() && depends->get<bool>() ? strong("yes") : plain("no")}});
+                        {plain(significant(axis.p_value))},
+                        {axis.depends ? strong("yes") : plain("no")}});
     }
     s.blocks.push_back(table_block(std::move(t)));
   }
