@@ -15,6 +15,7 @@
 
 #include "results/assertions.hpp"
 #include "results/run_records.hpp"
+#include "run/record_fields.hpp"
 #include "run/runner.hpp"
 
 namespace procpool::harness {
@@ -68,23 +69,31 @@ std::string host_fingerprint(const json& environment) {
   return f.dump();
 }
 
+// The shard a results document says it holds; {0, 1} for what it does not say readably.
+shard shard_of(const json& doc) {
+  static const json::json_pointer index("/run/shard/index"), count("/run/shard/count");
+  shard s;
+  if (doc.contains(index)) read_value(doc.at(index), s.index);
+  if (doc.contains(count)) read_value(doc.at(count), s.count);
+  return s;
+}
+
 // Every shard of 0..N-1 exactly once, all of the same N; the error names what is wrong.
 std::optional<error> check_shard_set(const std::vector<json>& shards) {
-  const json& first = shards.front()["run"]["shard"];
-  const std::size_t count = first.value("count", std::size_t{1});
-  std::vector<std::size_t> seen(count, 0);
-  for (const auto& shard : shards) {
-    const json& s = shard["run"]["shard"];
-    const auto index = s.value("index", std::size_t{0});
-    if (s.value("count", std::size_t{1}) != count) {
-      return harness_error(fmt::format("the shards were cut differently: {} and {} shards",
-                                       count, s.value("count", std::size_t{1})));
+  const std::size_t count = shard_of(shards.front()).count;
+  std::set<std::size_t> seen;
+  for (const auto& doc : shards) {
+    const shard s = shard_of(doc);
+    if (s.count != count) {
+      return harness_error(fmt::format("the shards were cut differently: {} and {} shards", count, s.count));
     }
-    if (index >= count) return harness_error(fmt::format("shard {} of {} does not exist", index, count));
-    if (++seen[index] > 1) return harness_error(fmt::format("shard {} of {} appears twice", index, count));
+    if (s.index >= count) return harness_error(fmt::format("shard {} of {} does not exist", s.index, count));
+    if (!seen.insert(s.index).second) {
+      return harness_error(fmt::format("shard {} of {} appears twice", s.index, count));
+    }
   }
   for (std::size_t i = 0; i < count; ++i) {
-    if (seen[i] == 0) return harness_error(fmt::format("shard {} of {} is missing", i, count));
+    if (!seen.contains(i)) return harness_error(fmt::format("shard {} of {} is missing", i, count));
   }
   return std::nullopt;
 }

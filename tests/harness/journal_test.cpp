@@ -155,6 +155,17 @@ TEST(Merge, EveryShardExactlyOnceOrANamedError) {
   EXPECT_NE(different.error().message.find("different scenarios"), std::string::npos);
 }
 
+// A document that says nothing readable about its shard counts as the whole run, shard 0 of 1.
+TEST(Merge, AShardThatCannotBeReadIsTheWholeRun) {
+  json no_run = shard_doc(0, 2);
+  no_run.erase("run");
+  json odd = shard_doc(1, 2);
+  odd["run"]["shard"]["count"] = "two";
+  auto merged = merge_results({no_run, odd});
+  ASSERT_FALSE(merged);
+  EXPECT_EQ(merged.error().message, "shard 1 of 1 does not exist");
+}
+
 TEST(Merge, ShardsFromUnlikeHostsAreMergedWithAWarning) {
   auto merged = merge_results({shard_doc(0, 2, "6.1"), shard_doc(1, 2, "5.10")});
   ASSERT_TRUE(merged) << merged.error().message;
