@@ -155,6 +155,7 @@ void run_cases(const std::vector<scenario_case>& all_cases, const std::vector<st
     bar.case_starting(i, the_case);
     case_record c = run_case(the_case, index, interrupted);
     diagnose_case(c, the_case.scenario);
+    if (c.timelines) keep_results_sample(*c.timelines);
     journal_case(journal, c);
     results["cases"].push_back(c);
     bar.case_done(i + 1, c);

@@ -351,6 +351,7 @@ void rerun_case(const triage_options& o, const scenario_case& found,
       case_record c = run_case(run, results["cases"].size(), interrupted);
       pressure.reset();  // before the diagnosis, which the pressure has no business slowing
       diagnose_case(c, run.scenario);
+      if (c.timelines) keep_results_sample(*c.timelines);
       if (c.interrupted) break;
       tally_case(tallies[e], c, o, k);
       results["cases"].push_back(c);

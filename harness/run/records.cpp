@@ -33,6 +33,14 @@ std::optional<exit_kind> parse_exit_kind(std::string_view name) noexcept {
   return std::nullopt;
 }
 
+void keep_results_sample(case_timelines& t) {
+  if (t.workers.size() <= max_results_worker_events) return;
+  std::stable_sort(t.workers.begin(), t.workers.end(),
+                   [](const worker_event& a, const worker_event& b) { return a.t_ns < b.t_ns; });
+  t.worker_events_dropped += t.workers.size() - max_results_worker_events;
+  t.workers.resize(max_results_worker_events);
+}
+
 bool is_timeout_outcome(std::string_view outcome) noexcept {
   return outcome == "checkout_timeout" || outcome == "request_timeout";
 }
@@ -97,6 +105,10 @@ constexpr auto fields_of(std::type_identity<finding_record>) {
                     field{"summary", &r::summary}, field{"evidence", &r::evidence}};
 }
 
+constexpr auto fields_of(std::type_identity<unjudged_record>) {
+  return std::tuple{field{"count", &unjudged_record::count}, field{"missing", &unjudged_record::missing}};
+}
+
 constexpr auto fields_of(std::type_identity<case_error>) {
   return std::tuple{field{"type", &case_error::type}, field{"message", &case_error::message}};
 }
@@ -118,6 +130,7 @@ constexpr auto fields_of(std::type_identity<case_record>) {
                     field{"timelines", &r::timelines},
                     field{"verdicts", &r::verdicts},
                     field{"findings", &r::findings},
+                    field{"unjudged", &r::unjudged},
                     field{"error", &r::error}};
 }
 
@@ -125,6 +138,7 @@ PROCPOOL_RECORD_JSON(timeline_record)
 PROCPOOL_RECORD_JSON(case_timelines)
 PROCPOOL_RECORD_JSON(latency_record)
 PROCPOOL_RECORD_JSON(finding_record)
+PROCPOOL_RECORD_JSON(unjudged_record)
 PROCPOOL_RECORD_JSON(case_error)
 
 void to_json(json& j, const case_record& c) {

@@ -42,7 +42,9 @@ struct timeline_record : request_timing {
 };
 
 // A case's timelines: every failed request up to a cap, a sample of the successes, and
-// every worker event (procpool::worker_event, its JSON defined below) up to a cap.
+// every worker event (procpool::worker_event, its JSON defined below). In memory a case
+// holds every event; results.json keeps the first max_results_worker_events of them and
+// counts the rest in worker_events_dropped (keep_results_sample).
 struct case_timelines {
   std::vector<timeline_record> requests_failed;
   std::uint64_t requests_failed_dropped = 0;
@@ -68,6 +70,12 @@ struct finding_record {
   nlohmann::json evidence = nlohmann::json::object();  // of the request that waited longest
 };
 
+// Failed requests the diagnosis could not judge, grouped by what was missing to decide.
+struct unjudged_record {
+  std::uint64_t count = 0;
+  std::string missing;  // the evidence the record lacks, in words
+};
+
 struct case_error {
   std::string type;
   std::string message;
@@ -89,6 +97,7 @@ struct case_record {
   std::optional<case_timelines> timelines;
   count_map verdicts;                                // set by the diagnosis
   std::optional<std::vector<finding_record>> findings;  // likewise
+  std::optional<std::vector<unjudged_record>> unjudged;  // likewise; absent when none
   std::optional<case_error> error;  // the subject could not be created
   nlohmann::json extra = nlohmann::json::object();  // keys not known here, kept as they were
 
@@ -97,6 +106,13 @@ struct case_record {
   std::uint64_t failed() const noexcept;
   std::uint64_t timeouts() const noexcept;
 };
+
+// The worker events a results.json case keeps; the diagnosis has seen them all by then.
+inline constexpr std::size_t max_results_worker_events = 20'000;
+
+// Trims a diagnosed case's worker events to max_results_worker_events, in time order,
+// counting what it left out in worker_events_dropped.
+void keep_results_sample(case_timelines& t);
 
 // Parses what to_string(worker_state) / to_string(exit_kind) wrote; nullopt for other text.
 std::optional<worker_state> parse_worker_state(std::string_view name) noexcept;
@@ -113,6 +129,8 @@ void to_json(nlohmann::json& j, const latency_record& l);
 void from_json(const nlohmann::json& j, latency_record& l);
 void to_json(nlohmann::json& j, const finding_record& f);
 void from_json(const nlohmann::json& j, finding_record& f);
+void to_json(nlohmann::json& j, const unjudged_record& u);
+void from_json(const nlohmann::json& j, unjudged_record& u);
 void to_json(nlohmann::json& j, const case_error& e);
 void from_json(const nlohmann::json& j, case_error& e);
 void to_json(nlohmann::json& j, const case_record& c);

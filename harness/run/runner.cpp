@@ -3,6 +3,7 @@
 #include <chrono>
 #include <mutex>
 #include <random>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -16,11 +17,12 @@ namespace {
 
 using json = nlohmann::json;
 
-// Bounds on what a case keeps: every failed request and every worker event up to a cap (a
-// crash storm must not exhaust memory), and a fixed-size random sample of the successes.
+// Bounds on what a case keeps in memory: every failed request up to a cap (a crash storm
+// must not exhaust memory) and a fixed-size random sample of the successes. Worker events are
+// all kept, for the diagnosis; results.json keeps a bounded share of them
+// (keep_results_sample in records.hpp).
 constexpr std::size_t max_failed_timelines = 5'000;
 constexpr std::size_t sampled_ok_timelines = 100;
-constexpr std::size_t max_worker_events = 20'000;
 
 // Collects a case's events and timelines from the subject's threads.
 class case_recorder {
@@ -31,11 +33,7 @@ class case_recorder {
     return {.on_worker_event =
                 [this](const worker_event& e) {
                   std::lock_guard lock(mutex_);
-                  if (timelines_.workers.size() < max_worker_events) {
-                    timelines_.workers.push_back(e);
-                  } else {
-                    ++timelines_.worker_events_dropped;
-                  }
+                  timelines_.workers.push_back(e);
                 },
             .on_request = [this](const request_timeline& t) { record(t); }};
   }
@@ -49,7 +47,13 @@ class case_recorder {
   void record(const request_timeline& t) {
     std::lock_guard lock(mutex_);
     if (t.outcome) {
+      // A request reported again is a late completion (external subjects): the task ran
+      // after its caller gave up, and its stamps say where and when.
+      if (const auto seen = failed_index_.find(t.request_id); seen != failed_index_.end()) {
+        return complete_late(timelines_.requests_failed[seen->second], t);
+      }
       if (timelines_.requests_failed.size() < max_failed_timelines) {
+        failed_index_.emplace(t.request_id, timelines_.requests_failed.size());
         timelines_.requests_failed.push_back(timeline_record::of(t));
       } else {
         ++timelines_.requests_failed_dropped;
@@ -67,9 +71,19 @@ class case_recorder {
     }
   }
 
+  static void complete_late(timeline_record& kept, const request_timeline& late) {
+    if (kept.worker != 0 || late.worker == 0) return;
+    kept.worker = late.worker;
+    kept.t_checkout = late.t_checkout;
+    kept.t_sent = late.t_sent;
+    kept.t_worker_recv = late.t_worker_recv;
+    kept.t_worker_done = late.t_worker_done;
+  }
+
   std::mutex mutex_;
   std::mt19937_64 rng_;
   case_timelines timelines_;
+  std::unordered_map<std::uint64_t, std::size_t> failed_index_;  // request id -> position
   std::uint64_t ok_seen_ = 0;
 };
 
@@ -151,7 +165,7 @@ case_record run_case(const scenario_case& c, std::size_t index, const std::atomi
   options.observer = recorder.observer();
   const auto before = read_environment();
   const auto t0 = std::chrono::steady_clock::now();
-  auto target = make_subject(s.subject, std::move(options));
+  auto target = make_subject(s.subject, std::move(options), {.warm = s.load.start == load_start::warm});
   if (!target) {
     out.error = case_error{std::string(to_string(target.error().code)), target.error().message};
     out.timelines = recorder.timelines();

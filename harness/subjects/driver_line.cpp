@@ -65,6 +65,68 @@ result<driver_done> parse_done(const json& line) {
   return d;
 }
 
+error bad_event(std::string_view event, std::string what) {
+  return error{errc::protocol_error, fmt::format("driver's {} line: {}", event, what)};
+}
+
+bool read_count(const json& line, const char* key, std::uint64_t& out) {
+  const auto it = line.find(key);
+  if (it == line.end() || !it->is_number_unsigned()) return false;
+  out = it->get<std::uint64_t>();
+  return true;
+}
+
+// An optional stamp: absent reads as 0, present must be a signed 64-bit integer.
+bool read_optional_stamp(const json& line, const char* key, std::int64_t& out) {
+  return !line.contains(key) || read_stamp(line, key, out);
+}
+
+result<driver_worker> parse_worker(const json& line) {
+  driver_worker w;
+  if (!read_count(line, "pid", w.pid) || w.pid == 0) {
+    return bad_event("worker", "'pid' must be an integer >= 1");
+  }
+  const auto state = line.find("state");
+  const std::string_view name =
+      state != line.end() && state->is_string() ? state->get_ref<const std::string&>() : "";
+  if (name == "spawned") {
+    w.state = driver_worker_state::spawned;
+  } else if (name == "ready") {
+    w.state = driver_worker_state::ready;
+  } else if (name == "exited") {
+    w.state = driver_worker_state::exited;
+  } else {
+    return bad_event("worker", "'state' must be \"spawned\", \"ready\" or \"exited\"");
+  }
+  if (!read_stamp(line, "t_ns", w.t_ns) || !read_optional_stamp(line, "t_spawn_ns", w.t_spawn_ns) ||
+      !read_optional_stamp(line, "t_main_ns", w.t_main_ns) ||
+      !read_optional_stamp(line, "t_init_done_ns", w.t_init_done_ns)) {
+    return bad_event("worker",
+                     "t_ns (required), t_spawn_ns, t_main_ns and t_init_done_ns must be "
+                     "integers that fit in 64 signed bits");
+  }
+  if (const auto cause = line.find("cause"); cause != line.end()) {
+    if (!cause->is_string()) return bad_event("worker", "'cause' must be a string");
+    w.cause = cause->get<std::string>();
+  }
+  if (const auto planned = line.find("planned"); planned != line.end()) {
+    if (!planned->is_boolean()) return bad_event("worker", "'planned' must be a boolean");
+    w.planned = planned->get<bool>();
+  }
+  return w;
+}
+
+result<driver_pool_sample> parse_pool(const json& line) {
+  driver_pool_sample p;
+  if (!read_stamp(line, "t_ns", p.t_ns) || !read_count(line, "queued", p.queued) ||
+      !read_count(line, "busy", p.busy) || !read_count(line, "alive", p.alive)) {
+    return bad_event("pool",
+                     "t_ns must be a signed 64-bit integer and queued, busy and alive "
+                     "integers >= 0");
+  }
+  return p;
+}
+
 error malformed(std::string_view what, std::string_view text) {
   return error{errc::protocol_error, fmt::format("{}: {:.200}", what, text)};
 }
@@ -87,6 +149,25 @@ result<driver_line> parse_driver_line(std::string_view text) {
     out.done = std::move(*done);
   } else if (name == "started") {
     out.event = driver_event::started;
+    const auto warm = line.find("warm");
+    out.cold = warm != line.end() && warm->is_boolean() && !warm->get<bool>();
+    // Both optional, and read leniently as before: they inform the charts, not the protocol.
+    if (!read_stamp(line, "t_ns", out.t_ns)) out.t_ns = 0;
+    if (const auto pids = line.find("pids"); pids != line.end() && pids->is_array()) {
+      for (const auto& pid : *pids) {
+        if (pid.is_number_unsigned() && pid.get<std::uint64_t>() > 0) out.pids.push_back(pid.get<std::uint64_t>());
+      }
+    }
+  } else if (name == "worker") {
+    auto worker = parse_worker(line);
+    if (!worker) return std::move(worker).error();
+    out.event = driver_event::worker;
+    out.worker = std::move(*worker);
+  } else if (name == "pool") {
+    auto pool = parse_pool(line);
+    if (!pool) return std::move(pool).error();
+    out.event = driver_event::pool;
+    out.pool = *pool;
   } else if (name == "error") {
     out.event = driver_event::error;
     const auto message = line.find("message");

@@ -33,6 +33,7 @@
 #include "procpool/wire/stderr_tail.hpp"
 #include "procpool/wire/worker_process.hpp"
 #include "subjects/driver_line.hpp"
+#include "subjects/driver_workers.hpp"
 
 namespace procpool::harness {
 namespace {
@@ -71,10 +72,12 @@ enum class phase { launching, starting, running, stopping, finished };
 
 class external_subject final : public subject {
  public:
-  external_subject(std::vector<std::string> command, pool_options options)
+  external_subject(std::vector<std::string> command, pool_options options, subject_start start)
       : command_(std::move(command)),
         options_(std::move(options)),
-        stderr_(options_.stderr_tail_bytes) {
+        start_(start),
+        stderr_(options_.stderr_tail_bytes),
+        workers_(options_.observer.on_worker_event) {
     ignore_sigpipe();
   }
 
@@ -120,6 +123,7 @@ class external_subject final : public subject {
 
   const std::vector<std::string> command_;
   const pool_options options_;
+  const subject_start start_;
   stderr_tail stderr_;
   std::atomic<std::uint64_t> next_id_{1};
 
@@ -137,6 +141,9 @@ class external_subject final : public subject {
   phase phase_ = phase::launching;
   pid_t pid_ = -1;
   std::unordered_map<std::uint64_t, waiter*> waiters_;
+  // Requests that timed out while their task was still in the pool: their timeline, sent to
+  // the observer again with the late completion's stamps if it comes.
+  std::unordered_map<std::uint64_t, request_timeline> abandoned_;
   std::size_t outstanding_ = 0;        // submitted, no done line yet (timed-out ones included)
   std::optional<error> broken_;        // once set, calls fail fast with it
   std::optional<std::string> refusal_; // the driver's "error" answer to start
@@ -156,6 +163,7 @@ class external_subject final : public subject {
   asio::steady_timer close_timer_{io_};
   std::string pending_;  // stdout bytes after the last complete line
   std::vector<char> stderr_buffer_ = std::vector<char>(stderr_chunk_bytes);
+  driver_workers workers_;  // the reader thread's only
   bool stdout_open_ = false;
   bool stderr_open_ = false;
   bool stdin_closed_ = false;
@@ -175,7 +183,13 @@ result<void> external_subject::start() {
     changed_.wait(lock, [&] { return phase_ != phase::launching; });
     if (phase_ == phase::finished) return *broken_;
   }
-  const json start_line = {{"op", "start"}, {"config", {{"size", options_.size}}}};
+  json start_line = {{"op", "start"}, {"config", {{"size", options_.size}}}};
+  if (!start_.warm) start_line["warm"] = false;  // top level: older drivers ignore it
+  const double init_ms = options_.init_args.is_object() && options_.init_args.contains("init_ms") &&
+                                 options_.init_args["init_ms"].is_number()
+                             ? options_.init_args["init_ms"].get<double>()
+                             : 0.0;
+  if (init_ms > 0) start_line["config"]["init"] = {{"init_ms", init_ms}};
   if (auto sent = write_line(start_line.dump() + "\n", until); !sent) {
     kill_driver(error{errc::start_failed,
                       fmt::format("cannot send start to the driver: {}", sent.error().message)});
@@ -238,9 +252,16 @@ result<response> external_subject::call(std::string_view command, nlohmann::json
     return finish_call(timeline, std::move(failure));
   }
   if (!w.cv.wait_until(lock, until, [&] { return w.done; })) {
-    // The driver cannot cancel the task; its done line, if it ever comes, is discarded.
+    // The driver cannot cancel the task: if its done line comes, it tells where and when
+    // the task ran after all (handle_done).
     waiters_.erase(id);
     changed_.notify_all();
+    if (options_.observer.on_request) {
+      request_timeline late = timeline;
+      late.t_reply = monotonic_ns();
+      late.outcome = errc::request_timeout;
+      abandoned_.emplace(id, late);
+    }
     lock.unlock();
     return finish_call(timeline,
                        error{errc::request_timeout,
@@ -563,6 +584,10 @@ void external_subject::handle_line(std::string_view text) {
       return;
     case driver_event::done:
       return handle_done(std::move(line->done));
+    case driver_event::worker:
+      return workers_.lifecycle(line->worker);
+    case driver_event::pool:  // informational: the occupancy comes from the workers' events
+      return;
     case driver_event::started:
     case driver_event::error:
       break;
@@ -570,6 +595,7 @@ void external_subject::handle_line(std::string_view text) {
   std::unique_lock lock(mutex_);
   if (phase_ == phase::starting) {
     if (line->event == driver_event::started) {
+      workers_.started(line->t_ns ? line->t_ns : monotonic_ns(), line->pids);
       phase_ = phase::running;
       changed_.notify_all();
     } else {
@@ -591,10 +617,28 @@ void external_subject::handle_done(driver_done done) {
     return protocol_fault(
         fmt::format("a done line for id {}, which was never submitted", done.id));
   }
-  std::lock_guard lock(mutex_);
+  if (!done.reply.ok && done.reply.failure.type == "worker_crashed") {
+    workers_.crashed(done.worker_pid, done.t_done_ns, done.reply.failure.message);
+  } else {
+    workers_.ran(done.worker_pid, done.reply.t_recv_ns, done.reply.t_done_ns);
+  }
+  std::unique_lock lock(mutex_);
   if (outstanding_ > 0) --outstanding_;
   const auto it = waiters_.find(done.id);
-  if (it == waiters_.end()) return;  // the caller gave up at its deadline: discard
+  if (it == waiters_.end()) {
+    // The caller gave up at its deadline: the late completion still says where the task ran.
+    const auto late = abandoned_.find(done.id);
+    if (late == abandoned_.end()) return;
+    request_timeline timeline = late->second;
+    abandoned_.erase(late);
+    lock.unlock();
+    timeline.worker = done.worker_pid;
+    timeline.t_checkout = timeline.t_sent = done.t_start_ns;
+    timeline.t_worker_recv = done.reply.t_recv_ns;
+    timeline.t_worker_done = done.reply.t_done_ns;
+    options_.observer.on_request(timeline);
+    return;
+  }
   waiter& w = *it->second;
   waiters_.erase(it);
   w.event = std::move(done);
@@ -627,6 +671,8 @@ void external_subject::finish(const exit_status& status) {
   }
   phase_ = phase::finished;
   const std::int64_t now = monotonic_ns();
+  workers_.pool_stopped(now);
+  abandoned_.clear();
   for (auto& [id, w] : waiters_) {
     w->failure = broken_;
     w->t_reply = now;
@@ -641,7 +687,8 @@ void external_subject::finish(const exit_status& status) {
 }  // namespace
 
 result<std::unique_ptr<subject>> make_external_subject(std::vector<std::string> command,
-                                                       pool_options options) {
+                                                       pool_options options,
+                                                       subject_start start) {
   if (command.empty() || command.front().empty()) {
     return error{errc::invalid_options, "the external subject needs a driver command"};
   }
@@ -658,7 +705,7 @@ result<std::unique_ptr<subject>> make_external_subject(std::vector<std::string> 
   if (options.request_timeout.count() <= 0) {
     return error{errc::invalid_options, "request_timeout must be positive"};
   }
-  auto s = std::make_unique<external_subject>(std::move(command), std::move(options));
+  auto s = std::make_unique<external_subject>(std::move(command), std::move(options), start);
   if (auto started = s->start(); !started) return std::move(started).error();
   return std::unique_ptr<subject>(std::move(s));
 }

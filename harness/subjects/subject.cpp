@@ -32,11 +32,12 @@ class procpool_subject final : public subject {
 
 }  // namespace
 
-result<std::unique_ptr<subject>> make_subject(const subject_config& config, pool_options options) {
+result<std::unique_ptr<subject>> make_subject(const subject_config& config, pool_options options,
+                                              subject_start start) {
   switch (config.kind) {
     case subject_type::serial_manager: return make_serial_manager_pool(std::move(options));
     case subject_type::sequential_init: return make_sequential_init_pool(std::move(options));
-    case subject_type::external: return make_external_subject(config.command, std::move(options));
+    case subject_type::external: return make_external_subject(config.command, std::move(options), start);
     case subject_type::procpool: break;
   }
   auto p = pool::create(std::move(options));

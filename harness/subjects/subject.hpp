@@ -43,7 +43,14 @@ class subject {
   void stop() { stop(stop_options{}); }
 };
 
+// How the run starts the subject. procpool and the reference pools start their workers
+// (pool_options::prewarm) whatever this says; the runner decides whether to wait for them.
+struct subject_start {
+  bool warm = true;  // external: false asks the driver to answer "started" before warming
+};
+
 // `config.command` is the driver's command line for subject_type::external.
-result<std::unique_ptr<subject>> make_subject(const subject_config& config, pool_options options);
+result<std::unique_ptr<subject>> make_subject(const subject_config& config, pool_options options,
+                                              subject_start start = {});
 
 }  // namespace procpool::harness
