@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "diagnosis/abandoned_tasks.hpp"
 #include "results/worker_intervals.hpp"
 #include "run/records.hpp"
 #include "run/runner.hpp"
@@ -109,7 +110,11 @@ struct case_view {
   double mean_init_ms = 0;
   std::size_t completed_starts = 0;
   std::int64_t t_end = 0;
-  std::int64_t t_events_known = 0;  // nonzero: worker events after this time were dropped
+  // Nonzero: the pool's state after this time is unknown, for the reason given.
+  std::int64_t t_known_until = 0;
+  std::string unknown_after;
+  abandoned_tasks abandoned;  // tasks that outlived their callers (external pools)
+  bool workers_known = false;  // any worker event at all
   double cpu_pressure_pct = 0;
   bool psi_available = false;
   std::size_t cpu_hogs = 0;
@@ -184,14 +189,19 @@ void read_departures(const case_timelines& tl, case_view& v) {
   // A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
   // behind, whatever its exit looked like: its stopping event decides when it had one.
   std::map<std::uint64_t, bool> stopping_planned;
+  std::set<std::uint64_t> seen;
   for (const worker_event* e : in_time_order(tl.workers)) {
     const std::int64_t t = e->t_ns;
-    if (e->to == worker_state::starting) {
-      starting[e->worker] = {.worker = e->worker, .t_spawn = e->t_spawn_ns ? e->t_spawn_ns : t};
+    // A slot is back when its next worker appears: starting, or (a pool that reports no
+    // starts) in whatever state it was first seen.
+    if (seen.insert(e->worker).second && e->to != worker_state::exited) {
       if (auto down = slot_down_since.find(e->slot); down != slot_down_since.end()) {
         v.outages.push_back({down->second.t, t, down->second.worker});
         slot_down_since.erase(down);
       }
+    }
+    if (e->to == worker_state::starting) {
+      starting[e->worker] = {.worker = e->worker, .t_spawn = e->t_spawn_ns ? e->t_spawn_ns : t};
     } else if (auto st = starting.find(e->worker); st != starting.end()) {
       st->second.t_end = t;
       st->second.t_main = e->t_main_ns;
@@ -278,15 +288,49 @@ void read_environment(const json& env, case_view& v) {
   v.cpu_hogs = env.value("cpu_hogs", std::size_t{0});
 }
 
+// The worker events with the occupancy the driver could not report: each never-completed
+// task placed on its silent worker becomes that worker's busy interval.
+std::vector<worker_event> with_hidden_runs(const case_timelines& tl, const abandoned_tasks& a) {
+  std::vector<worker_event> events = tl.workers;
+  for (const auto& run : a.hidden) {
+    worker_event e;
+    e.t_ns = run.since;
+    e.worker = run.worker;
+    e.from = worker_state::idle;
+    e.to = worker_state::busy;
+    e.cause = "a task that never completed";
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
 // The pool's history during the case, rebuilt from its worker events and requests.
 case_view rebuild_case_view(const case_timelines& tl, const json& environment) {
   case_view v;
   v.t_end = end_of(tl);
+  v.workers_known = !tl.workers.empty();
   // Past the last kept event the pool's state is unknown when events were dropped.
   if (tl.worker_events_dropped > 0) {
-    for (const auto& e : tl.workers) v.t_events_known = std::max(v.t_events_known, e.t_ns);
+    for (const auto& e : tl.workers) v.t_known_until = std::max(v.t_known_until, e.t_ns);
+    v.unknown_after = fmt::format("the record keeps the pool's first {} worker events and {} were "
+                                  "left out", tl.workers.size(), tl.worker_events_dropped);
   }
-  v.intervals = worker_intervals(tl.workers, v.t_end);
+  v.abandoned = find_abandoned_tasks(tl, v.t_end);
+  // A task in flight when the case ended may have kept a worker busy that reported nothing
+  // since: at most one task's length before the end is uncertain.
+  if (v.abandoned.unplaced > 0 && v.abandoned.longest_task_ns > 0) {
+    const std::int64_t horizon = v.t_end - v.abandoned.longest_task_ns;
+    if (!v.t_known_until || horizon < v.t_known_until) {
+      v.t_known_until = horizon;
+      v.unknown_after = fmt::format(
+          "{} timed-out tasks never completed and the driver does not say which workers ran "
+          "them, so the pool's occupancy in the last {:.0f} ms of the case (the longest task) "
+          "is unknown",
+          v.abandoned.unplaced, v.abandoned.longest_task_ns / ns_per_ms);
+    }
+  }
+  const std::vector<worker_event> events = with_hidden_runs(tl, v.abandoned);
+  v.intervals = worker_intervals(events, v.t_end);
   v.steps = occupancy_of(v.intervals);
   read_departures(tl, v);
   read_start_means(v);
@@ -314,7 +358,26 @@ struct wait_picture {
   bool others_waiting = false;  // another request waited at the same time
   std::vector<const worker_start*> starts;
   double busy_share = 0;  // mean busy workers over live workers
+  // Time in which some worker was busy with a task whose caller had already given up, and
+  // how much of it each such request's task took.
+  double abandoned_ms = 0;
+  std::map<std::size_t, double> abandoned_by_request;
 };
+
+// The length of the union of [begin, end) spans, clipped to [a, b).
+double union_ms(std::vector<std::pair<std::int64_t, std::int64_t>> spans, std::int64_t a, std::int64_t b) {
+  std::sort(spans.begin(), spans.end());
+  std::int64_t covered = 0, reach = a;
+  for (auto [s0, s1] : spans) {
+    s0 = std::max(s0, reach);
+    s1 = std::min(s1, b);
+    if (s1 > s0) {
+      covered += s1 - s0;
+      reach = s1;
+    }
+  }
+  return covered / ns_per_ms;
+}
 
 wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a, std::int64_t b) {
   wait_picture p;
@@ -360,6 +423,14 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
   for (const auto& s : v.starts) {
     if (overlap_ms(s.t_spawn, s.t_end, a, b) > 0) p.starts.push_back(&s);
   }
+  std::vector<std::pair<std::int64_t, std::int64_t>> abandoned;
+  for (const auto& span : v.abandoned.spans) {
+    const double o = overlap_ms(span.begin, span.end, a, b);
+    if (o <= 0) continue;
+    abandoned.emplace_back(span.begin, span.end);
+    p.abandoned_by_request[span.request] += o;
+  }
+  p.abandoned_ms = union_ms(std::move(abandoned), a, b);
   int self_seen = 0;
   for (const auto& [w0, w1] : v.waits) {
     if (w0 == a && w1 == b && self_seen++ == 0) continue;
@@ -374,11 +445,18 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
 struct judgement {
   judgement(std::string_view v, std::string r, json e = json::object(), std::string s = {})
       : verdict(v), rule(std::move(r)), evidence(std::move(e)), summary(std::move(s)) {}
-  std::string_view verdict;
+  std::string_view verdict;  // empty: undecided, for the reason in `missing`
   std::string rule;  // the rule that decided, in words
   json evidence;     // the figures it decided on
   std::string summary;
+  std::string missing;  // undecided: the evidence the record lacks
 };
+
+judgement undecided(std::string missing) {
+  judgement j{std::string_view{}, std::string{}};
+  j.missing = std::move(missing);
+  return j;
+}
 
 double percentile(const std::vector<double>& sorted, double q) {
   if (sorted.empty()) return 0;
@@ -534,11 +612,57 @@ judgement saturated_wait(const case_settings& cs, const wait_picture& p, json ba
   return j;
 }
 
-// The rules for a request that never got a worker, in the order harness/diagnosis/verdicts.md gives.
-judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const timeline_record& t,
-                                 const loss_verdicts& losses) {
-  const wait_picture p = picture(v, cs, t.t_submit, t.t_reply);
-  json base = {{"waited_ms", round3(p.wait_ms)}, {"checkout_timeout_ms", cs.checkout_timeout_ms}};
+// The verdicts decided so far, by index into requests_failed: a wait behind an abandoned
+// task takes the verdict of the request that abandoned it.
+using decided_verdicts = std::map<std::size_t, std::string_view>;
+
+judgement abandoned_wait(const wait_picture& p, const decided_verdicts& decided, json evidence) {
+  std::map<std::string_view, double> by_verdict;
+  for (const auto& [request, ms] : p.abandoned_by_request) {
+    if (const auto it = decided.find(request); it != decided.end()) by_verdict[it->second] += ms;
+  }
+  std::string_view cause;
+  double most = 0;
+  for (const auto& [name, ms] : by_verdict) {
+    if (ms > most) {
+      most = ms;
+      cause = name;
+    }
+  }
+  if (cause.empty()) {
+    return undecided("the wait was spent behind tasks whose callers had given up, and none of "
+                     "those requests could be judged");
+  }
+  evidence["abandoned_ms"] = round3(p.abandoned_ms);
+  evidence["abandoned_tasks"] = p.abandoned_by_request.size();
+  evidence["lost_to"] = cause;
+  judgement j{cause,
+              "workers were busy for most of the wait with tasks whose callers had already "
+              "given up (the pool cannot cancel them); the verdict is that of those first timeouts",
+              std::move(evidence)};
+  j.summary = fmt::format(
+      "waited {:.0f} ms while {} earlier timed-out {} still held workers for {:.0f} ms of it "
+      "(those were judged {})",
+      p.wait_ms, p.abandoned_by_request.size(),
+      p.abandoned_by_request.size() == 1 ? "task" : "tasks", p.abandoned_ms, cause);
+  return j;
+}
+
+// The rules for a request that waited for a worker and never got one in time, in the order
+// harness/diagnosis/verdicts.md gives: a checkout timeout, or a request that stayed queued
+// inside an external pool. The wait is [a, b).
+judgement judge_wait(const case_view& v, const case_settings& cs, std::int64_t a, std::int64_t b,
+                     json base, const loss_verdicts& losses, const decided_verdicts& decided) {
+  if (!v.workers_known) {
+    return undecided("the subject reported no workers (no worker pids, lifecycle events or worker "
+                     "stamps), so what the pool was doing during the wait is unknown");
+  }
+  if (v.t_known_until && b > v.t_known_until) {
+    if (v.t_known_until - a < dominant_share * (b - a)) return undecided(v.unknown_after);
+    b = v.t_known_until;  // judge the part of the wait that is known
+  }
+  const wait_picture p = picture(v, cs, a, b);
+  base["waited_ms"] = round3(p.wait_ms);
   const double dispatch_bound = std::max(dispatch_bound_ms, dispatch_bound_share * p.wait_ms);
   if (p.idle_max_ms >= dispatch_bound) return idle_worker_wait(p, base, dispatch_bound);
   if (!p.lost_workers.empty() && p.outage_ms >= dominant_share * p.wait_ms) {
@@ -548,6 +672,7 @@ judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, co
                             "workers were lost during the wait and their slots were down for most "
                             "of it; the verdict is that of what lost them");
   }
+  if (p.abandoned_ms >= dominant_share * p.wait_ms) return abandoned_wait(p, decided, base);
   if (p.starting_ms >= dominant_share * p.wait_ms) return starting_wait(v, cs, p, base);
   const auto stretch = contention_stretch_of(v, cs);
   if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
@@ -560,8 +685,14 @@ judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, co
   return saturated_wait(cs, p, base);
 }
 
-judgement judge_request_timeout(const case_view& v, const case_settings& cs, const timeline_record& t) {
-  const double ran_ms = (t.t_reply - (t.t_sent ? t.t_sent : t.t_checkout)) / ns_per_ms;
+judgement judge_checkout_timeout(const case_view& v, const case_settings& cs, const timeline_record& t,
+                                 const loss_verdicts& losses, const decided_verdicts& decided) {
+  return judge_wait(v, cs, t.t_submit, t.t_reply, {{"checkout_timeout_ms", cs.checkout_timeout_ms}},
+                    losses, decided);
+}
+
+// A request that ran out of time on a worker, having run for ran_ms.
+judgement judge_request_timeout(const case_view& v, const case_settings& cs, double ran_ms) {
   const double deadline_ms = cs.request_timeout_ms;
   json base = {{"ran_ms", round3(ran_ms)}, {"request_timeout_ms", deadline_ms}};
   const double ok_p99 = percentile(v.ok_service_ms, 0.99);
@@ -650,17 +781,53 @@ judgement judge_start_failed(const case_view& v, const case_settings& cs, const 
   return j;
 }
 
-std::optional<judgement> judge(const case_view& v, const case_settings& cs, const timeline_record& t,
-                               const loss_verdicts& losses) {
-  const std::string& outcome = t.outcome;
-  // Past the last kept worker event the pool's state is unknown: no verdict rather than a
-  // wrong one.
-  if (v.t_events_known && t.t_reply > v.t_events_known &&
-      (outcome == "checkout_timeout" || outcome == "request_timeout")) {
-    return std::nullopt;
+// The request that timed out in an external pool and never completed, placed on the worker
+// that went silent with it (abandoned_tasks.hpp); nullptr when it was not placed.
+const hidden_run* hidden_run_of(const case_view& v, std::size_t index) {
+  for (const auto& run : v.abandoned.hidden) {
+    if (run.request == index) return &run;
   }
-  if (outcome == "checkout_timeout") return judge_checkout_timeout(v, cs, t, losses);
-  if (outcome == "request_timeout") return judge_request_timeout(v, cs, t);
+  return nullptr;
+}
+
+// A request timeout: it ran out of time on a worker, or (an external pool, where the deadline
+// covers the pool's own queue) it waited in the pool for most of its time.
+judgement judge_timeout_in_pool(const case_view& v, const case_settings& cs, const timeline_record& t,
+                                std::size_t index, const loss_verdicts& losses,
+                                const decided_verdicts& decided) {
+  const json queued_base = {{"request_timeout_ms", cs.request_timeout_ms}, {"queued_in_pool", true}};
+  if (never_completed(t)) {
+    const hidden_run* run = hidden_run_of(v, index);
+    if (!run) return judge_wait(v, cs, t.t_submit, t.t_reply, queued_base, losses, decided);
+    if (run->died) {
+      const auto it = v.exit_causes.find(run->worker);
+      const std::string cause = it == v.exit_causes.end() ? "" : it->second;
+      return judgement{verdict::crash,
+                       "the task never completed and the worker that took it died",
+                       {{"worker", run->worker}, {"exit", cause}},
+                       fmt::format("the worker running the task died ({})", cause.empty() ? "exit" : cause)};
+    }
+    return judge_request_timeout(v, cs, std::max<std::int64_t>(0, t.t_reply - run->since) / ns_per_ms);
+  }
+  if (t.worker != 0 && t.t_worker_recv != 0) {
+    // A late completion says when the task reached its worker.
+    if (t.t_worker_recv >= t.t_reply ||
+        t.t_worker_recv - t.t_submit >= dominant_share * (t.t_reply - t.t_submit)) {
+      return judge_wait(v, cs, t.t_submit, std::min(t.t_reply, t.t_worker_recv), queued_base, losses,
+                        decided);
+    }
+    return judge_request_timeout(v, cs, (t.t_reply - t.t_worker_recv) / ns_per_ms);
+  }
+  const std::int64_t sent = t.t_sent ? t.t_sent : t.t_checkout ? t.t_checkout : t.t_submit;
+  return judge_request_timeout(v, cs, std::max<std::int64_t>(0, t.t_reply - sent) / ns_per_ms);
+}
+
+std::optional<judgement> judge(const case_view& v, const case_settings& cs, const timeline_record& t,
+                               std::size_t index, const loss_verdicts& losses,
+                               const decided_verdicts& decided) {
+  const std::string& outcome = t.outcome;
+  if (outcome == "checkout_timeout") return judge_checkout_timeout(v, cs, t, losses, decided);
+  if (outcome == "request_timeout") return judge_timeout_in_pool(v, cs, t, index, losses, decided);
   if (outcome == "start_failed") return judge_start_failed(v, cs, t);
   if (outcome == "worker_crashed") {
     const auto it = v.exit_causes.find(t.worker);
@@ -689,20 +856,44 @@ std::optional<judgement> judge(const case_view& v, const case_settings& cs, cons
 
 namespace {
 
-// Every failed request's judgement, in the order of `failed`. Requests that lost their worker
-// are judged first, so that waits for its replacement can be charged to the same cause.
+// Whether a failed request's verdict may depend on the verdicts of others: a wait (for a lost
+// worker's replacement, or behind abandoned tasks) or a timeout in an external pool.
+bool depends_on_others(const timeline_record& t) {
+  return t.outcome == "checkout_timeout" || (t.outcome == "request_timeout" && t.t_sent == 0) ||
+         (t.outcome == "request_timeout" && t.t_worker_recv != 0);
+}
+
+// Every failed request's judgement, in the order of `failed`. Requests that cost a worker
+// its life are judged first, so that waits for its replacement can be charged to the same
+// cause; the rest in the order they gave up, so that a wait behind an abandoned task finds
+// that task's verdict already decided.
 std::vector<std::optional<judgement>> judge_all(const case_view& v, const case_settings& cs,
                                                 const std::vector<timeline_record>& failed) {
   loss_verdicts losses;
+  decided_verdicts decided;
   std::vector<std::optional<judgement>> judged(failed.size());
+  std::vector<std::size_t> later;
   for (std::size_t i = 0; i < failed.size(); ++i) {
     const timeline_record& t = failed[i];
-    if (t.outcome == "checkout_timeout") continue;
-    judged[i] = judge(v, cs, t, losses);
-    if (judged[i] && t.worker != 0) losses.emplace(t.worker, judged[i]->verdict);
+    if (depends_on_others(t)) {
+      later.push_back(i);
+      continue;
+    }
+    judged[i] = judge(v, cs, t, i, losses, decided);
+    if (judged[i] && !judged[i]->verdict.empty()) {
+      decided.emplace(i, judged[i]->verdict);
+      if (t.worker != 0) losses.emplace(t.worker, judged[i]->verdict);
+    }
   }
-  for (std::size_t i = 0; i < failed.size(); ++i) {
-    if (failed[i].outcome == "checkout_timeout") judged[i] = judge(v, cs, failed[i], losses);
+  // Workers that died with a never-completed task lost it to a crash.
+  for (const auto& run : v.abandoned.hidden) {
+    if (run.died) losses.emplace(run.worker, verdict::crash);
+  }
+  std::stable_sort(later.begin(), later.end(),
+                   [&](std::size_t a, std::size_t b) { return failed[a].t_reply < failed[b].t_reply; });
+  for (const std::size_t i : later) {
+    judged[i] = judge(v, cs, failed[i], i, losses, decided);
+    if (judged[i] && !judged[i]->verdict.empty()) decided.emplace(i, judged[i]->verdict);
   }
   return judged;
 }
@@ -740,15 +931,21 @@ std::vector<finding_record> findings_of(std::map<std::string, verdict_tally> by_
 void diagnose_case(case_record& c, const scenario& s) {
   c.verdicts.clear();
   c.findings.emplace();
+  c.unjudged.reset();
   if (!c.timelines) return;
   case_timelines& timelines = *c.timelines;
   const case_view v = rebuild_case_view(timelines, c.environment);
   const auto judged = judge_all(v, settings_of(s), timelines.requests_failed);
   std::map<std::string, verdict_tally> by_verdict;
+  std::map<std::string, std::uint64_t> unjudged;  // missing evidence -> requests
   for (std::size_t i = 0; i < judged.size(); ++i) {
     const auto& j = judged[i];
     if (!j) continue;
     timeline_record& t = timelines.requests_failed[i];
+    if (j->verdict.empty()) {
+      ++unjudged[j->missing];
+      continue;
+    }
     t.verdict = std::string(j->verdict);
     t.evidence = j->evidence;
     verdict_tally& f = by_verdict[std::string(j->verdict)];
@@ -764,6 +961,10 @@ void diagnose_case(case_record& c, const scenario& s) {
     }
   }
   c.findings = findings_of(std::move(by_verdict), timelines.requests_failed_dropped, c.verdicts);
+  if (!unjudged.empty()) {
+    c.unjudged.emplace();
+    for (const auto& [missing, count] : unjudged) c.unjudged->push_back({count, missing});
+  }
 }
 
 void diagnose_case(json& c, const scenario& s) {
