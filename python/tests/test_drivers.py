@@ -1,5 +1,6 @@
 """Tests of the peer-pool drivers (python/drivers): the protocol loop and the worker watcher on
-their own, with fakes, and both real drivers spoken to over their stdin and stdout.
+their own, with fakes; both real drivers, and the planted-case drivers of
+tests/harness/planted/drivers, spoken to over their stdin and stdout.
 
 Run from python/: ``python3 -m unittest discover -s tests -v``.
 
@@ -25,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional
 PYTHON_DIR = Path(__file__).resolve().parent.parent
 DRIVERS_DIR = PYTHON_DIR / "drivers"
 DRIVERS = ("process_pool_executor.py", "multiprocessing_pool.py")
+PLANTED_DRIVERS_DIR = PYTHON_DIR.parent / "tests" / "harness" / "planted" / "drivers"
 UNSOLICITED = ("worker", "pool")  # events a driver sends on its own initiative
 
 sys.path.insert(0, str(DRIVERS_DIR))
@@ -668,6 +670,93 @@ class MultiprocessingPoolDriverTest(DriverTests, unittest.TestCase):
         self.assertEqual((exited["pid"], exited["cause"], exited["planned"]),
                          (started["pids"][0], "killed by SIGKILL", False))
         d.await_event(lambda e: e.get("state") == "ready" and e["pid"] == event["worker_pid"])
+
+
+# --- the planted-case drivers ------------------------------------------------------------
+
+
+class FaultyPoolDriverTest(unittest.TestCase):
+    def driver(self, *args: str) -> DriverProcess:
+        return DriverProcess(self, PLANTED_DRIVERS_DIR / "faulty_pool.py", *args)
+
+    def test_a_crashing_task_ends_its_worker_unplanned_and_never_completes(self):
+        d = self.driver("--crash-every", "2")
+        started = d.start(1)
+        d.send({"op": "submit", "id": 1, "command": "echo", "args": 1})
+        self.assertEqual(d.receive()["worker_pid"], started["pids"][0])
+        d.send({"op": "submit", "id": 2, "command": "echo", "args": 2})  # the crash
+        exited = d.await_event(lambda e: e.get("state") == "exited")
+        check_worker_event(self, exited)
+        self.assertEqual((exited["pid"], exited["cause"], exited["planned"]),
+                         (started["pids"][0], "exit code 1", False))
+        replacement = d.await_event(
+            lambda e: e.get("state") == "ready" and e["pid"] != exited["pid"])
+        d.send({"op": "submit", "id": 3, "command": "echo", "args": 3})
+        done = d.receive()
+        self.assertEqual((done["id"], done["worker_pid"]), (3, replacement["pid"]))
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})  # id 2 never came
+        self.assertEqual(d.wait(), 0)
+
+    def test_a_hanging_task_never_completes_and_stop_is_prompt(self):
+        d = self.driver("--hang-every", "2")
+        d.start(2)
+        for i in (1, 2, 3):
+            d.send({"op": "submit", "id": i, "command": "echo", "args": i})
+        self.assertEqual({d.receive()["id"], d.receive()["id"]}, {1, 3})
+        d.send({"op": "stats"})
+        self.assertEqual(d.receive()["busy"], 1)  # id 2, asleep for an hour
+        t0 = time.monotonic()
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertTrue(wait_until(lambda: not group_members(d.pid), 5))
+
+
+class SerialDispatchPoolDriverTest(unittest.TestCase):
+    def driver(self) -> DriverProcess:
+        return DriverProcess(self, PLANTED_DRIVERS_DIR / "serial_dispatch_pool.py")
+
+    def test_one_task_at_a_time_while_the_other_workers_idle(self):
+        d = self.driver()
+        started = d.start(3)
+        for i in range(1, 7):
+            d.send({"op": "submit", "id": i, "command": "sleep", "args": {"ms": 30}})
+        done = sorted((d.receive() for _ in range(6)), key=lambda e: e["t_worker_recv_ns"])
+        for before, after in zip(done, done[1:]):
+            self.assertLessEqual(before["t_worker_done_ns"], after["t_worker_recv_ns"])
+        self.assertEqual({e["worker_pid"] for e in done}, set(started["pids"]))
+        d.await_event(lambda e: e.get("event") == "pool" and e["busy"] == 0
+                      and e["t_ns"] > done[-1]["t_worker_done_ns"])
+        samples = [e for e in d.log if e.get("event") == "pool"]
+        self.assertTrue(all(e["busy"] <= 1 and e["alive"] == 3 for e in samples), samples)
+        self.assertTrue(any(e["queued"] > 0 and e["busy"] == 1 for e in samples), samples)
+        for before, after in zip(samples, samples[1:]):
+            self.assertGreaterEqual(after["t_ns"] - before["t_ns"], 45_000_000)
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
+        self.assertEqual(d.read_to_end(), [])
+        self.assertTrue(wait_until(lambda: not group_members(d.pid), 5))
+        for pid in started["pids"]:
+            self.assertEqual([e["state"] for e in d.worker_events(pid)],
+                             ["spawned", "ready", "exited"])
+
+    def test_a_queued_task_completes_late_behind_a_slow_one(self):
+        d = self.driver()
+        started = d.start(2, warm=False)
+        self.assertEqual(started["warm"], False)
+        d.send({"op": "submit", "id": 1, "command": "sleep", "args": {"ms": 300}})
+        d.send({"op": "submit", "id": 2, "command": "echo", "args": "late"})
+        slow, late = d.receive(), d.receive()
+        self.assertEqual((slow["id"], late["id"], late["result"]), (1, 2, "late"))
+        self.assertNotEqual(slow["worker_pid"], late["worker_pid"])  # an idle worker waited
+        self.assertGreaterEqual(late["t_worker_recv_ns"], slow["t_worker_done_ns"])
+        self.assertGreaterEqual(late["t_done_ns"] - late["t_start_ns"], 300_000_000)
+        d.proc.stdin.close()  # end of input is stop
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
 
 
 if __name__ == "__main__":
