@@ -8,6 +8,11 @@ processes = size; tasks go in with apply_async and come back through its callbac
 error_callback, which run on the pool's result-handler thread. multiprocessing.Pool replaces
 a worker that dies but never completes the task that worker was running: that call ends only
 at the harness's deadline. That is the pool's real behaviour, kept visible on purpose.
+
+Started cold ("warm": false), the pool starts its size processes when it is created and
+"started" follows at once, without waiting for their initialisers. Worker lifecycle events
+come from a WorkerWatcher over the pool's process list; no "pool" events (the pool does not
+show which of its tasks are running).
 """
 
 import os
@@ -23,15 +28,27 @@ import driver_common  # noqa: E402
 
 
 class MultiprocessingPool(driver_common.PoolAdapter):
+    honours_cold_start = True
+
     def __init__(self):
         self._pool = None
+        self._watcher = None
 
-    def start(self, size, init):
+    def start(self, size, init, warm=True):
         context = driver_common.mp_context()
+        self._watcher = driver_common.WorkerWatcher(self.events, self._workers)
         self._pool = context.Pool(processes=size, initializer=driver_common.init_worker,
-                                  initargs=(init,))
+                                  initargs=(init, self._watcher.reports))
+        self._watcher.start()
+        if not warm:
+            return {}
         pids = driver_common.warm_pool(self._warm_round, size)
         return {"pids": pids}
+
+    def _workers(self):
+        pool = self._pool
+        # Pool._pool: the live worker processes; the pool joins a dead one, then drops it.
+        return list(pool._pool) if pool is not None else []
 
     def _warm_round(self, n):
         results = [self._pool.apply_async(driver_common.warm, (driver_common.WARM_TASK_S,))
@@ -43,11 +60,13 @@ class MultiprocessingPool(driver_common.PoolAdapter):
                                error_callback=complete)
 
     def stop(self):
-        pool, self._pool = self._pool, None
-        if pool is None:
+        if self._watcher is None:  # start failed before there was a pool
             return
-        pool.terminate()  # SIGTERMs the workers, joins the pool's helper threads
-        pool.join()
+        with self._watcher.stopping():
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.terminate()  # SIGTERMs the workers, joins them and the helper threads
+                pool.join()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Tests of the peer-pool drivers (python/drivers): the protocol loop on its own, with a fake
-pool, and both real drivers spoken to over their stdin and stdout.
+"""Tests of the peer-pool drivers (python/drivers): the protocol loop and the worker watcher on
+their own, with fakes; both real drivers, and the planted-case drivers of
+tests/harness/planted/drivers, spoken to over their stdin and stdout.
 
 Run from python/: ``python3 -m unittest discover -s tests -v``.
 
@@ -25,6 +26,8 @@ from typing import Any, Callable, Dict, List, Optional
 PYTHON_DIR = Path(__file__).resolve().parent.parent
 DRIVERS_DIR = PYTHON_DIR / "drivers"
 DRIVERS = ("process_pool_executor.py", "multiprocessing_pool.py")
+PLANTED_DRIVERS_DIR = PYTHON_DIR.parent / "tests" / "harness" / "planted" / "drivers"
+UNSOLICITED = ("worker", "pool")  # events a driver sends on its own initiative
 
 sys.path.insert(0, str(DRIVERS_DIR))
 import driver_common  # noqa: E402
@@ -68,9 +71,11 @@ def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
 class FakePool(driver_common.PoolAdapter):
     """Runs tasks inline (or holds them for the test to complete), records calls."""
 
-    def __init__(self, hold: bool = False, refuse: Optional[BaseException] = None):
+    def __init__(self, hold: bool = False, refuse: Optional[BaseException] = None,
+                 emit_at_stop: bool = False):
         self.hold = hold
         self.refuse = refuse
+        self.emit_at_stop = emit_at_stop
         self.held: List[Callable[[Any], None]] = []
         self.started_with = None
         self.stopped = False
@@ -89,6 +94,17 @@ class FakePool(driver_common.PoolAdapter):
 
     def stop(self):
         self.stopped = True
+        if self.emit_at_stop:  # a pool's last words, before "stopped"
+            self.events.emit({"event": "worker", "pid": 9, "state": "exited", "t_ns": 1})
+
+
+class ColdFakePool(FakePool):
+    honours_cold_start = True
+    warm = None
+
+    def start(self, size, init, warm=True):
+        self.warm = warm
+        return {}
 
 
 class ProtocolLoopTest(unittest.TestCase):
@@ -200,20 +216,189 @@ class ProtocolLoopTest(unittest.TestCase):
                 self.assertEqual(status, driver_common.EXIT_BAD_START)
                 self.assertEqual([e["event"] for e in events], ["error"])
 
+    def test_warm_false_reaches_an_adapter_that_honours_it(self):
+        for warm, expected in ((False, {"event": "started", "warm": False}),
+                               (True, {"event": "started"})):
+            with self.subTest(warm=warm):
+                pool = ColdFakePool()
+                _, events, _ = self.run_loop(
+                    [{"op": "start", "warm": warm, "config": {"size": 2}}], pool)
+                self.assertEqual(pool.warm, warm)
+                started = dict(events[0])
+                self.assertIsInstance(started.pop("t_ns"), int)
+                self.assertEqual(started, expected)
+
+    def test_warm_false_is_ignored_by_an_adapter_that_cannot_start_cold(self):
+        pool = FakePool()  # an adapter written before cold starts: start(size, init)
+        status, events, _ = self.run_loop(
+            [{"op": "start", "warm": False, "config": {"size": 2}}], pool)
+        self.assertEqual(status, 0)
+        self.assertEqual(pool.started_with, (2, {}))
+        self.assertEqual(events[0]["event"], "started")
+        self.assertNotIn("warm", events[0])  # it started warm, and says so by not echoing
+
+    def test_warm_must_be_a_boolean(self):
+        pool = ColdFakePool()
+        status, events, _ = self.run_loop(
+            [{"op": "start", "warm": "no", "config": {"size": 1}}], pool)
+        self.assertEqual(status, driver_common.EXIT_PROTOCOL_ERROR)
+        self.assertEqual([e["event"] for e in events], ["error"])
+        self.assertIsNone(pool.warm)
+        self.assertFalse(pool.stopped)
+
+    def test_events_go_out_until_the_last_line_and_never_after(self):
+        for last_op, last_event in (({"op": "stop"}, "stopped"), (b"nope", "error")):
+            with self.subTest(last_event):
+                pool = FakePool(emit_at_stop=True)
+                _, events, _ = self.run_loop([{"op": "start", "config": {"size": 1}}, last_op],
+                                             pool)
+                pool.events.emit({"event": "worker", "pid": 9, "state": "spawned", "t_ns": 2})
+                expected = ["started", "worker", "stopped"] if last_event == "stopped" else \
+                    ["started", "error"]
+                self.assertEqual([e["event"] for e in events], expected)
+
+
+class RecordedEvents(driver_common.Events):
+    def __init__(self):
+        super().__init__()
+        self.closed = False
+        self.log: List[Dict[str, Any]] = []
+
+    def emit(self, event):
+        with self._lock:
+            self.log.append(event)
+
+
+class FakePopen:
+    def __init__(self):
+        self.returncode = None
+        self.sentinel = -1
+
+
+class FakeProcess:
+    """What the watcher reads of a multiprocessing.Process."""
+
+    def __init__(self, pid: int, t_spawn_ns: int = 0):
+        self.pid = pid
+        self.t_spawn_ns = t_spawn_ns
+        self._popen = FakePopen()
+
+
+class WorkerWatcherTest(unittest.TestCase):
+    def setUp(self):
+        self.events = RecordedEvents()
+        self.pool: List[FakeProcess] = []
+        self.watcher = self.watch(lambda: list(self.pool))
+
+    def watch(self, processes, **options) -> driver_common.WorkerWatcher:
+        watcher = driver_common.WorkerWatcher(self.events, processes, **options)
+
+        def stop():
+            if not watcher.reports.closed:  # the test failed before it stopped the watcher
+                with watcher.stopping():
+                    pass
+
+        self.addCleanup(stop)
+        return watcher
+
+    def states(self, pid: int) -> List[str]:
+        return [e["state"] for e in self.events.log
+                if e["event"] == "worker" and e["pid"] == pid]
+
+    def await_states(self, pid: int, states: List[str]) -> None:
+        self.assertTrue(wait_until(lambda: self.states(pid) == states, 5),
+                        f"pid {pid}: {self.events.log}")
+
+    def test_a_worker_s_story_in_order(self):
+        self.watcher.start()
+        first = FakeProcess(101, t_spawn_ns=5)
+        self.pool.append(first)
+        self.await_states(101, ["spawned"])
+        self.assertEqual(self.events.log[0],
+                         {"event": "worker", "pid": 101, "state": "spawned", "t_ns": 5,
+                          "t_spawn_ns": 5})
+        # A ready report: init_worker in this process stands in for the worker's.
+        driver_common.init_worker({}, self.watcher.reports)
+        time.sleep(3 * driver_common.WorkerWatcher.PERIOD_S)  # an absence takes time to see
+        self.assertEqual(self.states(os.getpid()), [])  # not among the pool's: held back
+        self.pool.append(FakeProcess(os.getpid()))
+        self.await_states(os.getpid(), ["spawned", "ready"])
+        ready = self.events.log[-1]
+        self.assertLessEqual(ready["t_main_ns"], ready["t_init_done_ns"])
+        self.assertEqual(ready["t_ns"], ready["t_init_done_ns"])
+        # The pool collects the exit status of a process that died, then drops it.
+        first._popen.returncode = 1
+        self.await_states(101, ["spawned", "exited"])
+        self.assertEqual((self.events.log[-1]["cause"], self.events.log[-1]["planned"]),
+                         ("exit code 1", False))
+        self.pool.remove(first)
+        # The pid is reused by a new worker: a story of its own.
+        self.pool.append(FakeProcess(101))
+        self.await_states(101, ["spawned", "exited", "spawned"])
+        with self.watcher.stopping():
+            for process in self.pool:
+                process._popen.returncode = -signal.SIGTERM
+        self.assertEqual(self.states(101), ["spawned", "exited", "spawned", "exited"])
+        self.assertEqual(self.states(os.getpid()), ["spawned", "ready", "exited"])
+        for event in self.events.log[-2:]:
+            self.assertEqual((event["cause"], event["planned"]), ("killed by SIGTERM", True))
+        self.assertNotIn("pool", [e["event"] for e in self.events.log])
+
+    def test_pool_samples_only_on_change_at_most_one_per_period(self):
+        counts = [(0, 0)]
+        process = FakeProcess(7)
+        watcher = self.watch(lambda: [process], sample=lambda: counts[-1])
+        watcher.start()
+        samples = lambda: [e for e in self.events.log if e["event"] == "pool"]  # noqa: E731
+        self.assertTrue(wait_until(lambda: len(samples()) == 1, 5))
+        counts.append((3, 1))
+        self.assertTrue(wait_until(lambda: len(samples()) == 2, 5))
+        time.sleep(3 * driver_common.WorkerWatcher.PERIOD_S)  # no change, so no sample
+        with watcher.stopping():
+            process._popen.returncode = 0
+        self.assertEqual([(e["queued"], e["busy"], e["alive"]) for e in samples()],
+                         [(0, 0, 1), (3, 1, 1)])
+        self.assertGreaterEqual(samples()[1]["t_ns"] - samples()[0]["t_ns"],
+                                driver_common.WorkerWatcher.PERIOD_S * 1e9 * 0.9)
+
 
 # --- the real drivers -------------------------------------------------------------------------
 
 
-class DriverProcess:
-    """A driver under test: JSON lines with deadlines, stderr drained concurrently."""
+def check_worker_event(test: unittest.TestCase, event: Dict[str, Any]) -> None:
+    """The shape of a "worker" event (harness/subjects/DRIVERS.md)."""
+    test.assertEqual(event["event"], "worker")
+    test.assertIsInstance(event["pid"], int)
+    test.assertGreaterEqual(event["pid"], 1)
+    test.assertIn(event["state"], ("spawned", "ready", "exited"))
+    for key, value in event.items():
+        if key.endswith("_ns"):
+            test.assertIsInstance(value, int, key)
+    if event["state"] == "ready":
+        test.assertLessEqual(event["t_main_ns"], event["t_init_done_ns"])
+        if event["t_spawn_ns"]:
+            test.assertLessEqual(event["t_spawn_ns"], event["t_main_ns"])
+    if event["state"] == "exited":
+        test.assertIsInstance(event["cause"], str)
+        test.assertIsInstance(event["planned"], bool)
 
-    def __init__(self, test: unittest.TestCase, script: str):
+
+class DriverProcess:
+    """A driver under test: JSON lines with deadlines, stderr drained concurrently. Every
+    event is kept in ``log``, in order; ``receive`` returns the answers and completions one
+    by one, skipping the events a driver sends on its own initiative, which ``await_event``
+    finds (reading ahead never makes ``receive`` miss a line)."""
+
+    def __init__(self, test: unittest.TestCase, script: Any, *args: str):
+        path = script if isinstance(script, Path) else DRIVERS_DIR / script
         self.proc = subprocess.Popen(
-            [sys.executable, str(DRIVERS_DIR / script)], stdin=subprocess.PIPE,
+            [sys.executable, str(path), *args], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         test.addCleanup(self.close, test)
         self.pid = self.proc.pid
         self._pending = b""
+        self.log: List[Dict[str, Any]] = []
+        self._cursor = 0  # log[:_cursor] has been through receive
         self.stderr = bytearray()
         self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
         self._drain.start()
@@ -226,22 +411,55 @@ class DriverProcess:
         self.proc.stdin.write(json.dumps(message).encode() + b"\n")
         self.proc.stdin.flush()
 
-    def receive(self, timeout: float = TIMEOUT) -> Dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    def _read_event(self, deadline: float) -> None:
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._pending:
             readable, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
             if not readable:
-                raise AssertionError(f"no event within {timeout} s; stderr: {self.stderr!r}")
+                raise AssertionError(f"no event in time; stderr: {self.stderr!r}")
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise AssertionError(f"stdout closed; stderr: {self.stderr!r}")
             self._pending += chunk
         line, self._pending = self._pending.split(b"\n", 1)
-        return json.loads(line)
+        self.log.append(json.loads(line))
 
-    def start(self, size: int, **init: Any) -> Dict[str, Any]:
-        self.send({"op": "start", "config": {"size": size, "init": init}})
+    def receive(self, timeout: float = TIMEOUT) -> Dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._cursor < len(self.log):
+                event = self.log[self._cursor]
+                self._cursor += 1
+                if event.get("event") not in UNSOLICITED:
+                    return event
+            self._read_event(deadline)
+
+    def await_event(self, predicate: Callable[[Dict[str, Any]], bool],
+                    timeout: float = TIMEOUT) -> Dict[str, Any]:
+        """The first event, received or not yet, that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        checked = 0
+        while True:
+            for event in self.log[checked:]:
+                if predicate(event):
+                    return event
+            checked = len(self.log)
+            self._read_event(deadline)
+
+    def worker_events(self, pid: Optional[int] = None) -> List[Dict[str, Any]]:
+        return [e for e in self.log
+                if e.get("event") == "worker" and (pid is None or e["pid"] == pid)]
+
+    def read_to_end(self) -> List[Dict[str, Any]]:
+        """After "stopped": whatever else the driver wrote before it closed stdout."""
+        rest = self._pending + self.proc.stdout.read()
+        return [json.loads(line) for line in rest.splitlines()]
+
+    def start(self, size: int, warm: Optional[bool] = None, **init: Any) -> Dict[str, Any]:
+        message: Dict[str, Any] = {"op": "start", "config": {"size": size, "init": init}}
+        if warm is not None:
+            message["warm"] = warm
+        self.send(message)
         started = self.receive()
         if started.get("event") != "started":
             raise AssertionError(f"start failed: {started}; stderr: {self.stderr!r}")
@@ -280,6 +498,7 @@ class DriverTests:
         t0 = now_ns()
         started = d.start(3, init_ms=50)
         self.assertGreater(started["t_ns"], t0)
+        self.assertNotIn("warm", started)  # asked for nothing: started warm, as always
         pids = started["pids"]
         self.assertEqual(len(set(pids)), 3)
         stderr_pipe = os.readlink(f"/proc/{d.pid}/fd/2")
@@ -343,10 +562,50 @@ class DriverTests:
         self.assertEqual(d.receive(), {"event": "stopped"})
         self.assertEqual(d.wait(), 0)
         self.assertLess(time.monotonic() - t0, 10)
-        self.assertEqual(d.proc.stdout.read(), b"")  # nothing after "stopped"
+        self.assertEqual(d.read_to_end(), [])  # nothing after "stopped"
         # The driver's own clean-up, before the test's group kill: no worker outlives it.
         self.assertTrue(wait_until(lambda: not group_members(d.pid), 5),
                         f"left behind: {group_members(d.pid)}; workers were {started['pids']}")
+
+    def test_cold_start_answers_before_any_worker_is_ready(self):
+        d = self.driver()
+        started = d.start(2, warm=False, init_ms=500)
+        self.assertEqual(started["warm"], False)
+        self.assertNotIn("ready", [e["state"] for e in d.worker_events()])
+        d.send({"op": "submit", "id": 1, "command": "echo", "args": "cold"})
+        done = d.receive()
+        self.assertEqual((done["id"], done["result"]), (1, "cold"))
+        pid = done["worker_pid"]
+        ready = d.await_event(lambda e: e.get("state") == "ready" and e["pid"] == pid)
+        check_worker_event(self, ready)
+        # The worker was still in its initializer when the driver said "started".
+        self.assertLess(started["t_ns"], ready["t_init_done_ns"])
+        self.assertGreaterEqual(ready["t_init_done_ns"] - ready["t_main_ns"], 500_000_000)
+        self.assertLessEqual(ready["t_init_done_ns"], done["t_worker_recv_ns"])
+
+    def test_lifecycle_events_are_well_formed_and_end_before_stopped(self):
+        d = self.driver()
+        started = d.start(2, init_ms=20)
+        pids = set(started["pids"])
+        for i in range(1, 5):
+            d.send({"op": "submit", "id": i, "command": "echo", "args": i})
+        done_pids = {d.receive()["worker_pid"] for _ in range(4)}
+        for pid in pids:
+            d.await_event(lambda e: e.get("state") == "ready" and e["pid"] == pid)
+        ready_pids = {e["pid"] for e in d.worker_events() if e["state"] == "ready"}
+        self.assertEqual(ready_pids, pids)
+        self.assertLessEqual(done_pids, ready_pids)
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
+        self.assertEqual(d.read_to_end(), [])  # no event follows "stopped"
+        for pid in pids:
+            events = d.worker_events(pid)
+            for event in events:
+                check_worker_event(self, event)
+            self.assertEqual([e["state"] for e in events], ["spawned", "ready", "exited"])
+            self.assertEqual(events[-1]["planned"], True)  # the driver stopped its pool
+        self.assertNotIn("pool", [e["event"] for e in d.log])  # busy is not known here
 
     def test_end_of_input_is_stop(self):
         d = self.driver()
@@ -389,6 +648,9 @@ class ProcessPoolExecutorDriverTest(DriverTests, unittest.TestCase):
                          (1, False, "worker_crashed"))
         d.send({"op": "submit", "id": 2, "command": "echo"})
         self.assertEqual(d.receive()["error"]["type"], "worker_crashed")
+        exited = d.await_event(lambda e: e.get("state") == "exited")
+        self.assertEqual((exited["pid"], exited["cause"], exited["planned"]),
+                         (started["pids"][0], "killed by SIGKILL", False))
 
 
 class MultiprocessingPoolDriverTest(DriverTests, unittest.TestCase):
@@ -404,6 +666,97 @@ class MultiprocessingPoolDriverTest(DriverTests, unittest.TestCase):
         event = d.receive()
         self.assertEqual((event["id"], event["result"]), (2, "after"))
         self.assertNotEqual(event["worker_pid"], started["pids"][0])
+        exited = d.await_event(lambda e: e.get("state") == "exited")
+        self.assertEqual((exited["pid"], exited["cause"], exited["planned"]),
+                         (started["pids"][0], "killed by SIGKILL", False))
+        d.await_event(lambda e: e.get("state") == "ready" and e["pid"] == event["worker_pid"])
+
+
+# --- the planted-case drivers ------------------------------------------------------------
+
+
+class FaultyPoolDriverTest(unittest.TestCase):
+    def driver(self, *args: str) -> DriverProcess:
+        return DriverProcess(self, PLANTED_DRIVERS_DIR / "faulty_pool.py", *args)
+
+    def test_a_crashing_task_ends_its_worker_unplanned_and_never_completes(self):
+        d = self.driver("--crash-every", "2")
+        started = d.start(1)
+        d.send({"op": "submit", "id": 1, "command": "echo", "args": 1})
+        self.assertEqual(d.receive()["worker_pid"], started["pids"][0])
+        d.send({"op": "submit", "id": 2, "command": "echo", "args": 2})  # the crash
+        exited = d.await_event(lambda e: e.get("state") == "exited")
+        check_worker_event(self, exited)
+        self.assertEqual((exited["pid"], exited["cause"], exited["planned"]),
+                         (started["pids"][0], "exit code 1", False))
+        replacement = d.await_event(
+            lambda e: e.get("state") == "ready" and e["pid"] != exited["pid"])
+        d.send({"op": "submit", "id": 3, "command": "echo", "args": 3})
+        done = d.receive()
+        self.assertEqual((done["id"], done["worker_pid"]), (3, replacement["pid"]))
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})  # id 2 never came
+        self.assertEqual(d.wait(), 0)
+
+    def test_a_hanging_task_never_completes_and_stop_is_prompt(self):
+        d = self.driver("--hang-every", "2")
+        d.start(2)
+        for i in (1, 2, 3):
+            d.send({"op": "submit", "id": i, "command": "echo", "args": i})
+        self.assertEqual({d.receive()["id"], d.receive()["id"]}, {1, 3})
+        d.send({"op": "stats"})
+        self.assertEqual(d.receive()["busy"], 1)  # id 2, asleep for an hour
+        t0 = time.monotonic()
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertTrue(wait_until(lambda: not group_members(d.pid), 5))
+
+
+class SerialDispatchPoolDriverTest(unittest.TestCase):
+    def driver(self) -> DriverProcess:
+        return DriverProcess(self, PLANTED_DRIVERS_DIR / "serial_dispatch_pool.py")
+
+    def test_one_task_at_a_time_while_the_other_workers_idle(self):
+        d = self.driver()
+        started = d.start(3)
+        for i in range(1, 7):
+            d.send({"op": "submit", "id": i, "command": "sleep", "args": {"ms": 30}})
+        done = sorted((d.receive() for _ in range(6)), key=lambda e: e["t_worker_recv_ns"])
+        for before, after in zip(done, done[1:]):
+            self.assertLessEqual(before["t_worker_done_ns"], after["t_worker_recv_ns"])
+        self.assertEqual({e["worker_pid"] for e in done}, set(started["pids"]))
+        d.await_event(lambda e: e.get("event") == "pool" and e["busy"] == 0
+                      and e["t_ns"] > done[-1]["t_worker_done_ns"])
+        samples = [e for e in d.log if e.get("event") == "pool"]
+        self.assertTrue(all(e["busy"] <= 1 and e["alive"] == 3 for e in samples), samples)
+        self.assertTrue(any(e["queued"] > 0 and e["busy"] == 1 for e in samples), samples)
+        for before, after in zip(samples, samples[1:]):
+            self.assertGreaterEqual(after["t_ns"] - before["t_ns"], 45_000_000)
+        d.send({"op": "stop"})
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
+        self.assertEqual(d.read_to_end(), [])
+        self.assertTrue(wait_until(lambda: not group_members(d.pid), 5))
+        for pid in started["pids"]:
+            self.assertEqual([e["state"] for e in d.worker_events(pid)],
+                             ["spawned", "ready", "exited"])
+
+    def test_a_queued_task_completes_late_behind_a_slow_one(self):
+        d = self.driver()
+        started = d.start(2, warm=False)
+        self.assertEqual(started["warm"], False)
+        d.send({"op": "submit", "id": 1, "command": "sleep", "args": {"ms": 300}})
+        d.send({"op": "submit", "id": 2, "command": "echo", "args": "late"})
+        slow, late = d.receive(), d.receive()
+        self.assertEqual((slow["id"], late["id"], late["result"]), (1, 2, "late"))
+        self.assertNotEqual(slow["worker_pid"], late["worker_pid"])  # an idle worker waited
+        self.assertGreaterEqual(late["t_worker_recv_ns"], slow["t_worker_done_ns"])
+        self.assertGreaterEqual(late["t_done_ns"] - late["t_start_ns"], 300_000_000)
+        d.proc.stdin.close()  # end of input is stop
+        self.assertEqual(d.receive(), {"event": "stopped"})
+        self.assertEqual(d.wait(), 0)
 
 
 if __name__ == "__main__":
