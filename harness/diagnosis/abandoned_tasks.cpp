@@ -56,6 +56,30 @@ bool later_task_started(const case_timelines& tl, std::int64_t t_submit) {
   return false;
 }
 
+// Whether a task handed to the pool before `t_submit` was still waiting at `t`: a pool that
+// serves in order would have given a worker free at `t` that task first.
+bool older_task_waiting(const case_timelines& tl, std::int64_t t_submit, std::int64_t t) {
+  for (const auto* list : {&tl.requests_failed, &tl.requests_sampled}) {
+    for (const auto& r : *list) {
+      if (r.t_submit < t_submit && r.t_worker_recv > t) return true;
+    }
+  }
+  return false;
+}
+
+// Whether the never-completed request `t` can be the task that kept `tail`'s worker silent:
+// its worker died while the request waited; or tasks handed to the pool after it started
+// (so it was not merely queued); or the worker, free when the request arrived or freed while
+// it waited, stayed silent at least as long as the request's caller waited, with no older
+// task still queued for it to take first.
+bool explains(const silent_tail& tail, const timeline_record& t, const case_timelines& tl) {
+  if (tail.taken || tail.from > t.t_reply || tail.until <= t.t_submit) return false;
+  if (tail.died) return tail.until <= t.t_reply || later_task_started(tl, t.t_submit);
+  if (later_task_started(tl, t.t_submit)) return true;
+  const std::int64_t taken = std::max(tail.from, t.t_submit);
+  return tail.until - taken >= t.t_reply - t.t_submit && !older_task_waiting(tl, t.t_submit, taken);
+}
+
 }  // namespace
 
 bool never_completed(const timeline_record& t) noexcept {
@@ -75,8 +99,7 @@ abandoned_tasks find_abandoned_tasks(const case_timelines& tl, std::int64_t t_en
       out.spans.push_back({k, t.worker, std::max(t.t_reply, t.t_worker_recv), t.t_worker_done});
     }
   }
-  // Never completed: placed on the silent worker whose silence began nearest to the request's
-  // submission, oldest requests first.
+  // Never completed: placed on a silent worker that explains it, oldest requests first.
   std::vector<std::size_t> silent;
   for (std::size_t k = 0; k < tl.requests_failed.size(); ++k) {
     if (never_completed(tl.requests_failed[k])) silent.push_back(k);
@@ -88,14 +111,16 @@ abandoned_tasks find_abandoned_tasks(const case_timelines& tl, std::int64_t t_en
   for (const std::size_t k : silent) {
     const auto& t = tl.requests_failed[k];
     silent_tail* best = nullptr;
-    if (later_task_started(tl, t.t_submit)) {
-      for (auto& tail : tails) {
-        if (tail.taken || tail.from > t.t_reply || tail.until <= t.t_submit) continue;
-        const auto distance = [&](const silent_tail& s) {
-          return s.from > t.t_submit ? s.from - t.t_submit : t.t_submit - s.from;
-        };
-        if (!best || distance(tail) < distance(*best)) best = &tail;
-      }
+    const auto distance = [&](const silent_tail& s) {
+      return s.from > t.t_submit ? s.from - t.t_submit : t.t_submit - s.from;
+    };
+    // A worker that died while the request waited explains it best; then the one whose
+    // silence began nearest to the request's arrival.
+    const auto better = [&](const silent_tail& a, const silent_tail& b) {
+      return a.died != b.died ? a.died : distance(a) < distance(b);
+    };
+    for (auto& tail : tails) {
+      if (explains(tail, t, tl) && (!best || better(tail, *best))) best = &tail;
     }
     if (!best) {
       ++out.unplaced;

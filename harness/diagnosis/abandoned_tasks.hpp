@@ -21,8 +21,10 @@
 namespace procpool::harness {
 
 // A request that timed out and never completed, presumed running on a worker that went
-// silent: the worker reported nothing more until the end of the case or its death, while a
-// task handed to the pool after this one started (so this one was not merely queued).
+// silent: the worker reported nothing more until the end of the case or its death, and either
+// it died while the request waited, or a task handed to the pool after this one started (so
+// this one was not merely queued), or it stayed silent at least as long as the request's
+// caller waited with no older task queued for it.
 struct hidden_run {
   std::size_t request = 0;  // index into requests_failed
   std::uint64_t worker = 0;

@@ -319,7 +319,13 @@ case_view rebuild_case_view(const case_timelines& tl, const json& environment) {
   // A task in flight when the case ended may have kept a worker busy that reported nothing
   // since: at most one task's length before the end is uncertain.
   if (v.abandoned.unplaced > 0 && v.abandoned.longest_task_ns > 0) {
-    const std::int64_t horizon = v.t_end - v.abandoned.longest_task_ns;
+    // The stop follows the last reply: a task still running then began at most one task's
+    // length before it.
+    std::int64_t last_reply = 0;
+    for (const auto* list : {&tl.requests_failed, &tl.requests_sampled}) {
+      for (const auto& t : *list) last_reply = std::max(last_reply, t.t_reply);
+    }
+    const std::int64_t horizon = std::min(v.t_end, last_reply) - v.abandoned.longest_task_ns;
     if (!v.t_known_until || horizon < v.t_known_until) {
       v.t_known_until = horizon;
       v.unknown_after = fmt::format(
@@ -798,7 +804,10 @@ judgement judge_timeout_in_pool(const case_view& v, const case_settings& cs, con
   const json queued_base = {{"request_timeout_ms", cs.request_timeout_ms}, {"queued_in_pool", true}};
   if (never_completed(t)) {
     const hidden_run* run = hidden_run_of(v, index);
-    if (!run) return judge_wait(v, cs, t.t_submit, t.t_reply, queued_base, losses, decided);
+    // Not placed, or placed on its worker only after its deadline: it waited in the pool.
+    if (!run || run->since >= t.t_reply) {
+      return judge_wait(v, cs, t.t_submit, t.t_reply, queued_base, losses, decided);
+    }
     if (run->died) {
       const auto it = v.exit_causes.find(run->worker);
       const std::string cause = it == v.exit_causes.end() ? "" : it->second;

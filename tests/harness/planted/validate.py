@@ -24,7 +24,8 @@ import sys
 import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
-DEFAULT_PROCPOOL = HERE.parent.parent / "build" / "release" / "harness" / "procpool"
+REPO = HERE.parent.parent.parent
+DEFAULT_PROCPOOL = REPO / "build" / "release" / "harness" / "procpool"
 
 
 def planted(path):
@@ -36,8 +37,9 @@ def planted(path):
 
 
 def run_once(procpool, scenario, out_dir):
+    # From the repository's root: the external cases name their drivers by relative path.
     result = subprocess.run([str(procpool), "run", str(scenario), "--out", str(out_dir), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     if result.returncode not in (0, 1):
         raise SystemExit(f"procpool run {scenario} exited {result.returncode}:\n{result.stderr}")
     with open(out_dir / "results.json") as f:
@@ -53,6 +55,7 @@ def main():
     parser.add_argument("--check", action="store_true", help="exit 1 on a wrong dominant or unplanted architectural verdict")
     parser.add_argument("--verbose", action="store_true", help="print each run's verdicts and conclusion")
     args = parser.parse_args()
+    args.procpool = args.procpool.resolve()  # the runs start from the repository's root
     if not args.procpool.exists():
         raise SystemExit(f"procpool not found at {args.procpool}: build it first (./setup.sh build)")
 
