@@ -115,7 +115,7 @@ def check_cli_help(procpool: str, root: pathlib.Path, problems: list) -> int:
     """Each command's help, from "Usage:" on, must appear in harness/cli/README.md."""
     readme = (root / "harness" / "cli" / "README.md").read_text(encoding="utf-8")
     listing = help_of(procpool).split("Subcommands:", 1)[-1]
-    commands = re.findall(r"^  (\w+)\s", listing, re.M)
+    commands = re.findall(r"^  (\w[\w-]*)\s", listing, re.M)  # driver-check has a hyphen
     if not commands:
         problems.append(f"{procpool} --help lists no subcommands")
     for command in commands:

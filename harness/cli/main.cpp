@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "cli/compare_command.hpp"
+#include "cli/driver_check_command.hpp"
 #include "cli/history_command.hpp"
 #include "cli/plan_command.hpp"
 #include "cli/report_command.hpp"
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   procpool::harness::add_report_command(app, exit_code);
   procpool::harness::add_roundtrip_command(app, exit_code);
   procpool::harness::add_history_command(app, exit_code);
+  procpool::harness::add_driver_check_command(app, exit_code);
   if (is_unknown_command(app, argc, argv)) return procpool::harness::exit_usage;
   try {
     app.parse(argc, argv);
