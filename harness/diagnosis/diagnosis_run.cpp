@@ -262,6 +262,17 @@ std::string verdicts_sentence(const run_view& run, const run_summary& summary) {
   return parts.empty() ? "" : fmt::format(" Verdicts: {}.", fmt::join(parts, "; "));
 }
 
+// " 4 not judged: <what was missing>." for the failed requests the record could not decide.
+std::string unjudged_sentence(const run_view& run) {
+  std::map<std::string, std::uint64_t> by_reason;
+  for (const auto& c : run.cases) {
+    for (const auto& u : c.unjudged.value_or(std::vector<unjudged_record>{})) by_reason[u.missing] += u.count;
+  }
+  std::vector<std::string> parts;
+  for (const auto& [missing, n] : by_reason) parts.push_back(fmt::format("{} ({})", n, missing));
+  return parts.empty() ? "" : fmt::format(" Not judged: {}.", fmt::join(parts, "; "));
+}
+
 std::string conclusion(const run_view& run, const run_summary& summary, const run_analyses& analyses) {
   const auto& [cases, requests, failed, timeouts, verdicts, families] = summary;
   std::string text;
@@ -273,6 +284,7 @@ std::string conclusion(const run_view& run, const run_summary& summary, const ru
                        plural(cases, "case", "cases"), plural(timeouts, "timeout", "timeouts"),
                        failed > timeouts ? ", " + plural(failed - timeouts, "other failure", "other failures") : "");
     text += verdicts_sentence(run, summary);
+    text += unjudged_sentence(run);
   }
   for (const auto& a : analyses.usl) {
     if (a.verdict) text += fmt::format(" {} over {}: {}.", *a.verdict, a.axis, a.evidence);

@@ -49,11 +49,12 @@ class case_recorder {
     if (t.outcome) {
       // A request reported again is a late completion (external subjects): the task ran
       // after its caller gave up, and its stamps say where and when.
-      if (const auto seen = failed_index_.find(t.request_id); seen != failed_index_.end()) {
+      // (Id 0 is a request that never got one: a checkout timeout, say.)
+      if (const auto seen = failed_index_.find(t.request_id); t.request_id != 0 && seen != failed_index_.end()) {
         return complete_late(timelines_.requests_failed[seen->second], t);
       }
       if (timelines_.requests_failed.size() < max_failed_timelines) {
-        failed_index_.emplace(t.request_id, timelines_.requests_failed.size());
+        if (t.request_id != 0) failed_index_.emplace(t.request_id, timelines_.requests_failed.size());
         timelines_.requests_failed.push_back(timeline_record::of(t));
       } else {
         ++timelines_.requests_failed_dropped;

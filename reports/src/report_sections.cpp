@@ -173,8 +173,22 @@ std::optional<section> findings(const report_model::document& doc) {
                       {plain(fmt::format("{}", rows[i].count))}, {plain(summary)},
                       {plain(evidence_text(f.evidence))}});
   }
+  // What the diagnosis could not decide is said, with what it lacked, never guessed at.
+  bool unjudged = false;
+  for (const auto& c : doc.cases) {
+    if (!c.record.unjudged) continue;
+    for (const auto& u : *c.record.unjudged) {
+      unjudged = true;
+      s.blocks.push_back(paragraph({code(c.id),
+                                    plain(fmt::format(": {} not judged, because {}.",
+                                                      plural(u.count, "failed request", "failed requests"),
+                                                      u.missing))}));
+    }
+  }
   if (t.rows.empty()) {
-    s.blocks.push_back(paragraph({plain("No findings: the results carry no diagnosis of the failed requests.")}));
+    if (!unjudged) {
+      s.blocks.push_back(paragraph({plain("No findings: the results carry no diagnosis of the failed requests.")}));
+    }
     return s;
   }
   if (rows.size() > max_findings) {

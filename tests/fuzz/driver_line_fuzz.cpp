@@ -31,5 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(done.reply.result.is_null(), "a failed done line carries a result");
     }
   }
+  if (line->event == driver_event::worker) {
+    check(line->worker.pid > 0, "a worker line with pid 0");
+  }
+  for (const auto pid : line->pids) check(pid > 0, "a started line lists pid 0");
   return 0;
 }
