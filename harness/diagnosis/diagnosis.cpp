@@ -99,6 +99,8 @@ struct case_settings {
 // slot outages after faults, request waits, and reference figures.
 struct case_view {
   std::vector<state_interval> intervals;
+  // Each worker's idle intervals, in time order: [begin, end).
+  std::map<std::uint64_t, std::vector<std::pair<std::int64_t, std::int64_t>>> idle_by_worker;
   std::vector<occupancy_step> steps;
   std::vector<worker_start> starts;
   std::vector<slot_outage> outages;
@@ -338,6 +340,10 @@ case_view rebuild_case_view(const case_timelines& tl, const json& environment) {
   const std::vector<worker_event> events = with_hidden_runs(tl, v.abandoned);
   v.intervals = worker_intervals(events, v.t_end);
   v.steps = occupancy_of(v.intervals);
+  for (const auto& i : v.intervals) {
+    if (i.state == worker_state::idle) v.idle_by_worker[i.worker].emplace_back(i.begin, i.end);
+  }
+  for (auto& [worker, idle] : v.idle_by_worker) std::sort(idle.begin(), idle.end());
   read_departures(tl, v);
   read_start_means(v);
   read_requests(tl, v);
@@ -388,16 +394,24 @@ double union_ms(std::vector<std::pair<std::int64_t, std::int64_t>> spans, std::i
 wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a, std::int64_t b) {
   wait_picture p;
   p.wait_ms = std::max<std::int64_t>(0, b - a) / ns_per_ms;
-  for (const auto& i : v.intervals) {
-    if (i.state != worker_state::idle) continue;
-    const double o = overlap_ms(i.begin, i.end, a, b);
-    if (o > p.idle_max_ms) {
-      p.idle_max_ms = o;
-      p.idle_worker = i.worker;
+  // Each worker's idle intervals are disjoint and in order: only those from the first that
+  // ends after `a` can overlap, so a long soak's history costs a search per worker, not a scan.
+  for (const auto& [worker, idle] : v.idle_by_worker) {
+    auto it = std::partition_point(idle.begin(), idle.end(), [&](const auto& i) { return i.second <= a; });
+    for (; it != idle.end() && it->first < b; ++it) {
+      const double o = overlap_ms(it->first, it->second, a, b);
+      if (o > p.idle_max_ms) {
+        p.idle_max_ms = o;
+        p.idle_worker = worker;
+      }
     }
   }
   double busy_sum = 0, live_sum = 0;
-  for (std::size_t k = 0; k < v.steps.size(); ++k) {
+  // The step in force at `a` and those after it, up to `b`.
+  const auto first = std::partition_point(v.steps.begin(), v.steps.end(),
+                                          [&](const occupancy_step& s) { return s.t <= a; });
+  for (std::size_t k = first == v.steps.begin() ? 0 : static_cast<std::size_t>(first - v.steps.begin()) - 1;
+       k < v.steps.size() && v.steps[k].t < b; ++k) {
     const auto& s = v.steps[k];
     const std::int64_t until = k + 1 < v.steps.size() ? v.steps[k + 1].t : v.t_end;
     const double d = overlap_ms(s.t, until, a, b);
