@@ -133,6 +133,62 @@ TEST_F(RunCase, ALateCompletionIsMergedIntoTheTimedOutRequestsRecord) {
   EXPECT_TRUE(busy_with_it);
 }
 
+// A driver that answers every task late: at each submit, the tasks it has held for at least
+// 5 ms complete (their callers, with a 1 ms deadline, have given up by then).
+const char* const always_late_driver = R"(
+import json, sys, time
+def now():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+out = sys.stdout
+lines = iter(sys.stdin)
+next(lines)
+out.write(json.dumps({'event': 'started', 't_ns': now(), 'pids': [4242]}) + '\n'); out.flush()
+held = []
+for line in lines:
+    m = json.loads(line)
+    if m['op'] != 'submit':
+        break
+    t = now()
+    held.append((m['id'], t))
+    while held and t - held[0][1] >= 5_000_000:
+        i, t0 = held.pop(0)
+        out.write(json.dumps({'event': 'done', 'id': i, 'ok': True, 'result': None, 't_start_ns': t0,
+                              't_worker_recv_ns': t0, 't_worker_done_ns': t, 't_done_ns': t,
+                              'worker_pid': 4242}) + '\n')
+    out.flush()
+out.write('{"event": "stopped"}\n'); out.flush()
+)";
+
+// More timeouts than a case keeps (5,000), most of them completing late. A late completion of
+// a request beyond the cap is no new failure: the kept ones and the dropped count add up to
+// the timeouts, so that the verdicts scaled by the dropped count are not inflated.
+TEST_F(RunCase, LateCompletionsOfRequestsBeyondTheCapAreNotCountedAgain) {
+  scenario_case c;
+  c.id = "storm#r0";
+  scenario& s = c.scenario;
+  s.subject.kind = subject_type::external;
+  s.subject.command = {PROCPOOL_PYTHON, "-c", always_late_driver};
+  s.pool.size = 1;
+  s.pool.checkout_timeout_ms = 0;
+  s.pool.request_timeout_ms = 1;
+  s.load.concurrency = 16;
+  s.load.requests = 5'300;
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(c, 0, never);
+  ASSERT_FALSE(r.error) << r.error->message;
+  // A caller descheduled past its task's done line may still see it: nearly all time out.
+  const std::uint64_t timeouts = r.outcomes.at("request_timeout");
+  ASSERT_GT(timeouts, 5'100u);
+  EXPECT_EQ(r.failed(), timeouts);
+  ASSERT_TRUE(r.timelines);
+  const case_timelines& tl = *r.timelines;
+  EXPECT_EQ(tl.requests_failed.size(), 5'000u);
+  EXPECT_EQ(tl.requests_failed_dropped, timeouts - 5'000u);
+  std::size_t merged = 0;
+  for (const auto& t : tl.requests_failed) merged += t.worker == 4242;
+  EXPECT_GT(merged, 0u);  // the late completions of kept requests were merged
+}
+
 class RunCommand : public testing::with_scratch_dir<testing::leak_checked_test> {
  protected:
   // Runs the procpool command to completion; returns its exit code.
