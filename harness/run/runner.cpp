@@ -4,6 +4,7 @@
 #include <mutex>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -53,11 +54,14 @@ class case_recorder {
       if (const auto seen = failed_index_.find(t.request_id); t.request_id != 0 && seen != failed_index_.end()) {
         return complete_late(timelines_.requests_failed[seen->second], t);
       }
+      // Beyond the cap: a request already counted as dropped is not counted again.
+      if (dropped_timeouts_.erase(t.request_id)) return;
       if (timelines_.requests_failed.size() < max_failed_timelines) {
         if (t.request_id != 0) failed_index_.emplace(t.request_id, timelines_.requests_failed.size());
         timelines_.requests_failed.push_back(timeline_record::of(t));
       } else {
         ++timelines_.requests_failed_dropped;
+        if (*t.outcome == errc::request_timeout) dropped_timeouts_.insert(t.request_id);
       }
       return;
     }
@@ -85,6 +89,8 @@ class case_recorder {
   std::mt19937_64 rng_;
   case_timelines timelines_;
   std::unordered_map<std::uint64_t, std::size_t> failed_index_;  // request id -> position
+  // Request timeouts beyond the cap whose late completion may still be reported, each until it is.
+  std::unordered_set<std::uint64_t> dropped_timeouts_;
   std::uint64_t ok_seen_ = 0;
 };
 

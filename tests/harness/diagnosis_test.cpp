@@ -58,6 +58,33 @@ class case_builder {
     return *this;
   }
 
+  // A request of an external pool that timed out and whose task completed late: the driver's
+  // done line came after the deadline with the worker that ran it and its stamps.
+  case_builder& late(std::int64_t submit, std::int64_t reply, std::uint64_t worker, std::int64_t recv,
+                     std::int64_t done) {
+    c_["timelines"]["requests_failed"].push_back({{"request_id", ++request_id_},
+                                                  {"worker", worker},
+                                                  {"t_submit", submit},
+                                                  {"t_checkout", submit},
+                                                  {"t_sent", submit},
+                                                  {"t_worker_recv", recv},
+                                                  {"t_worker_done", done},
+                                                  {"t_reply", reply},
+                                                  {"outcome", "request_timeout"}});
+    c_["outcomes"]["request_timeout"] = c_["outcomes"].value("request_timeout", 0) + 1;
+    return *this;
+  }
+
+  // An external pool's worker as driver_workers reports it: ready at "started", then a busy
+  // span per done line.
+  case_builder& ready_at_started(std::uint64_t worker, std::int64_t t) {
+    return event(t, worker, "pending", "idle", "ready at started");
+  }
+  case_builder& task(std::uint64_t worker, std::int64_t recv, std::int64_t done) {
+    event(recv, worker, "idle", "busy", "task");
+    return event(done, worker, "busy", "idle", "task done");
+  }
+
   case_builder& ok(std::uint64_t worker, std::int64_t submit, std::int64_t recv, std::int64_t done) {
     c_["timelines"]["requests_sampled"].push_back({{"request_id", ++request_id_},
                                                    {"worker", worker},
@@ -225,6 +252,194 @@ TEST(Diagnosis, AHealthyCaseHasNoVerdicts) {
   const json c = b.diagnosed(settings(1, 1, 1000, 1000));
   EXPECT_TRUE(c["verdicts"].empty());
   EXPECT_TRUE(c["findings"].empty());
+}
+
+// ---- External pools: late completions, never-completed tasks, what cannot be decided ----
+
+// External cases run on a realistic monotonic clock: a duration taken from a stamp that was
+// never set (0) would be some 1,000,000 ms, far beyond any wait here.
+constexpr std::int64_t clock_base = 1'000'000 * ms;
+constexpr std::int64_t at(std::int64_t t_ms) { return clock_base + t_ms * ms; }
+
+scenario external(std::size_t size, std::int64_t request_ms) {
+  scenario s = settings(size, size, 0, request_ms);
+  s.subject.kind = subject_type::external;
+  return s;
+}
+
+// Every figure of every verdict's evidence is a plausible duration or count: none was
+// computed from an unset stamp.
+void expect_evidence_from_set_stamps(const json& c) {
+  for (const auto& t : c["timelines"]["requests_failed"]) {
+    if (!t.contains("evidence")) continue;
+    for (const auto& [key, value] : t["evidence"].items()) {
+      if (!value.is_number()) continue;
+      EXPECT_GE(value.get<double>(), 0) << key << " of " << t.dump();
+      EXPECT_LT(value.get<double>(), 10'000) << key << " of " << t.dump();
+    }
+  }
+}
+
+// Two workers busy back to back; six requests handed to the pool at 0 with a 100 ms deadline
+// and 70 ms tasks. The first two run in time. The next two reach their workers at 70 ms and
+// run past their deadline; the two after at 140 ms and the last two at 210 ms, after theirs:
+// all waited with every worker busy. Two more, handed over at 100 ms by the callers that gave
+// up, queue behind tasks whose callers had given up and reach workers at 280 ms: their wait is
+// charged to those earlier timeouts, capacity as well.
+TEST(DiagnosisExternal, SaturatedWorkersAndTheAbandonedTasksBehindThemAreCapacity) {
+  case_builder b;
+  b.ready_at_started(1, at(0)).ready_at_started(2, at(0));
+  for (std::uint64_t w = 1; w <= 2; ++w) {
+    for (std::int64_t k = 0; k < 5; ++k) b.task(w, at(70 * k), at(70 * (k + 1)));
+  }
+  b.ok(1, at(0), at(0), at(70)).ok(2, at(0), at(0), at(70));
+  b.late(at(0), at(100), 1, at(70), at(140)).late(at(0), at(100), 2, at(70), at(140));    // 0, 1
+  b.late(at(0), at(100), 1, at(140), at(210)).late(at(0), at(100), 2, at(140), at(210));  // 2, 3
+  b.late(at(0), at(100), 1, at(210), at(280)).late(at(0), at(100), 2, at(210), at(280));  // 4, 5
+  b.late(at(100), at(200), 1, at(280), at(350)).late(at(100), at(200), 2, at(280), at(350));  // 6, 7
+  const json c = b.diagnosed(external(2, 100));
+  EXPECT_EQ(only_verdict(c), verdict::capacity);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::capacity)], 8);
+  EXPECT_FALSE(c.contains("unjudged")) << c["unjudged"].dump();
+  const json& failed = c["timelines"]["requests_failed"];
+  ASSERT_EQ(failed.size(), 8u);
+  for (const auto& t : failed) {
+    SCOPED_TRACE(t.dump());
+    EXPECT_EQ(t["verdict"], verdict::capacity);
+    // Each is judged as a wait in the pool, never as a run on a worker.
+    EXPECT_EQ(t["evidence"]["queued_in_pool"], true);
+    EXPECT_FALSE(t["evidence"].contains("ran_ms"));
+  }
+  // Reached a worker at 70 ms, after more than half its time: the wait is until then.
+  EXPECT_NEAR(failed[0]["evidence"]["waited_ms"].get<double>(), 70, 1e-6);
+  EXPECT_NEAR(failed[0]["evidence"]["saturated_ms"].get<double>(), 70, 1e-6);
+  EXPECT_NEAR(failed[0]["evidence"]["utilisation"].get<double>(), 1.0, 1e-9);
+  // Reached a worker after its deadline: the whole time was a wait.
+  EXPECT_NEAR(failed[4]["evidence"]["waited_ms"].get<double>(), 100, 1e-6);
+  EXPECT_FALSE(failed[4]["evidence"].contains("lost_to"));
+  // Behind abandoned tasks: those of requests 0-3, which held both workers the whole wait.
+  for (const std::size_t i : {6u, 7u}) {
+    const json& e = failed[i]["evidence"];
+    EXPECT_NEAR(e["waited_ms"].get<double>(), 100, 1e-6);
+    EXPECT_EQ(e["lost_to"], verdict::capacity);
+    EXPECT_NEAR(e["abandoned_ms"].get<double>(), 100, 1e-6);
+    EXPECT_EQ(e["abandoned_tasks"], 4);
+  }
+  expect_evidence_from_set_stamps(c);
+}
+
+// The driver dispatched to one worker only: a request waited its whole 100 ms while the other
+// sat idle.
+TEST(DiagnosisExternal, AWaitBesideAnIdleWorkerIsDispatch) {
+  case_builder b;
+  b.ready_at_started(1, at(0)).ready_at_started(2, at(0));
+  for (std::int64_t k = 0; k < 3; ++k) {
+    b.task(1, at(90 * k), at(90 * (k + 1)));
+    b.ok(1, at(90 * k), at(90 * k), at(90 * (k + 1)));
+  }
+  b.task(1, at(270), at(280));
+  b.late(at(10), at(110), 1, at(270), at(280));
+  const json c = b.diagnosed(external(2, 100));
+  EXPECT_EQ(only_verdict(c), verdict::dispatch);
+  const json& e = c["timelines"]["requests_failed"][0]["evidence"];
+  EXPECT_EQ(e["idle_worker"], 2);
+  EXPECT_NEAR(e["idle_ms"].get<double>(), 100, 1e-6);
+  EXPECT_NEAR(e["waited_ms"].get<double>(), 100, 1e-6);
+  EXPECT_EQ(e["queued_in_pool"], true);
+  expect_evidence_from_set_stamps(c);
+}
+
+// A request handed to the pool at 20 ms never completed. Worker 1, idle since 10 ms, reported
+// nothing more, while tasks handed over after 20 ms ran on worker 2: the request was running
+// on worker 1, which stopped answering.
+case_builder silent_worker_case() {
+  case_builder b;
+  b.ready_at_started(1, at(0)).ready_at_started(2, at(0));
+  b.task(1, at(0), at(10)).ok(1, at(0), at(0), at(10));
+  b.failed("request_timeout", at(20), at(120));
+  for (const std::int64_t t : {30, 50, 200}) b.task(2, at(t), at(t + 10)).ok(2, at(t), at(t), at(t + 10));
+  return b;
+}
+
+TEST(DiagnosisExternal, ANeverCompletedTaskOnASilentWorkerIsAHang) {
+  const json c = silent_worker_case().diagnosed(external(2, 100));
+  EXPECT_EQ(only_verdict(c), verdict::hang);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::hang)], 1);
+  const json& t = c["timelines"]["requests_failed"][0];
+  EXPECT_EQ(t["verdict"], verdict::hang);
+  // It ran from its submission (worker 1 was idle then) to its deadline.
+  EXPECT_NEAR(t["evidence"]["ran_ms"].get<double>(), 100, 1e-6);
+  EXPECT_FALSE(c.contains("unjudged"));
+  expect_evidence_from_set_stamps(c);
+}
+
+TEST(DiagnosisExternal, ANeverCompletedTaskWhoseSilentWorkerDiedIsACrash) {
+  case_builder b = silent_worker_case();
+  b.event(at(60), 1, "idle", "exited", "exit code 1", {{"exit_kind", "fault"}});
+  const json c = b.diagnosed(external(2, 100));
+  EXPECT_EQ(only_verdict(c), verdict::crash);
+  const json& t = c["timelines"]["requests_failed"][0];
+  EXPECT_EQ(t["verdict"], verdict::crash);
+  EXPECT_EQ(t["evidence"]["worker"], 1);
+  EXPECT_EQ(t["evidence"]["exit"], "exit code 1");
+  expect_evidence_from_set_stamps(c);
+}
+
+// A driver that lists no pids, sends no lifecycle events and stamps no worker_pid: what its
+// pool did during the wait is unknown, so the request gets no verdict.
+TEST(DiagnosisExternal, NoWorkersReportedLeavesTheTimeoutUnjudged) {
+  case_builder b;
+  b.ok(0, at(0), at(0), at(10));
+  b.failed("request_timeout", at(20), at(120));
+  const json c = b.diagnosed(external(2, 100));
+  EXPECT_TRUE(c["verdicts"].empty()) << c["verdicts"].dump();
+  EXPECT_TRUE(c["findings"].empty());
+  ASSERT_TRUE(c.contains("unjudged"));
+  ASSERT_EQ(c["unjudged"].size(), 1u);
+  EXPECT_EQ(c["unjudged"][0]["count"], 1);
+  const std::string missing = c["unjudged"][0]["missing"];
+  EXPECT_NE(missing.find("workers"), std::string::npos) << missing;
+  const json& t = c["timelines"]["requests_failed"][0];
+  EXPECT_TRUE(!t.contains("verdict") || t["verdict"].is_null()) << t.dump();
+}
+
+// A request handed over at 150 ms that never completed and was placed on no worker, the last
+// thing of the case (its timeout at 250 ms). The longest task was 100 ms, so from 150 ms on a
+// worker that looks idle may have been running a task that never completed: the wait lies
+// wholly in that window. Without the horizon, worker 1, idle from 180 ms, would make it
+// architectural.dispatch.
+TEST(DiagnosisExternal, AWaitInTheLastLongestTaskWithTasksOutstandingIsUnjudged) {
+  case_builder b;
+  b.ready_at_started(1, at(0)).ready_at_started(2, at(0));
+  b.task(1, at(80), at(180)).ok(1, at(80), at(80), at(180));
+  b.task(2, at(90), at(190)).ok(2, at(90), at(90), at(190));
+  b.failed("request_timeout", at(150), at(250));
+  const json c = b.diagnosed(external(2, 100));
+  EXPECT_TRUE(c["verdicts"].empty()) << c["verdicts"].dump();
+  ASSERT_TRUE(c.contains("unjudged"));
+  ASSERT_EQ(c["unjudged"].size(), 1u);
+  EXPECT_EQ(c["unjudged"][0]["count"], 1);
+  const std::string missing = c["unjudged"][0]["missing"];
+  EXPECT_NE(missing.find("never completed"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("last 100 ms"), std::string::npos) << missing;
+}
+
+// The same request, handed over at 60 ms: most of its wait (60-150 ms of 60-160 ms) lies before
+// the window, and that known part, with worker 1 idle before its 80 ms task, decides.
+TEST(DiagnosisExternal, AWaitMostlyBeforeTheLastLongestTaskIsJudgedOnItsKnownPart) {
+  case_builder b;
+  b.ready_at_started(1, at(0)).ready_at_started(2, at(0));
+  b.task(1, at(80), at(180)).ok(1, at(80), at(80), at(180));
+  b.task(2, at(50), at(150)).ok(2, at(50), at(50), at(150));
+  b.task(2, at(160), at(250)).ok(2, at(160), at(160), at(250));
+  b.failed("request_timeout", at(60), at(160));
+  const json c = b.diagnosed(external(2, 100));
+  EXPECT_EQ(only_verdict(c), verdict::dispatch);
+  EXPECT_FALSE(c.contains("unjudged"));
+  const json& e = c["timelines"]["requests_failed"][0]["evidence"];
+  EXPECT_EQ(e["idle_worker"], 1);
+  EXPECT_NEAR(e["idle_ms"].get<double>(), 20, 1e-6);  // 60-80 ms
+  EXPECT_NEAR(e["waited_ms"].get<double>(), 90, 1e-6);  // the known part, 60-150 ms
 }
 
 // ---- The run ----

@@ -520,5 +520,150 @@ TEST(DriverLine, StampsAboveInt64MaxAreProtocolErrorsNotNegative) {
   EXPECT_EQ(largest->done.worker_pid, std::numeric_limits<std::uint64_t>::max());
 }
 
+TEST(DriverLine, StartedSaysWhetherItWarmedWhenAndWhichPids) {
+  const auto cold = parse(R"({"event":"started","t_ns":81236610123456,"warm":false,"pids":[4242,4243]})");
+  ASSERT_TRUE(cold) << cold.error().message;
+  EXPECT_EQ(cold->event, harness::driver_event::started);
+  EXPECT_TRUE(cold->cold);
+  EXPECT_EQ(cold->t_ns, 81236610123456);
+  EXPECT_EQ(cold->pids, (std::vector<std::uint64_t>{4242, 4243}));
+
+  // Absent or true: warm. Anything but false reads as warm: "started" is read leniently.
+  for (const char* text : {R"({"event":"started","t_ns":5,"warm":true})", R"({"event":"started","t_ns":5})",
+                           R"({"event":"started","t_ns":5,"warm":"false"})",
+                           R"({"event":"started","t_ns":5,"warm":0})"}) {
+    SCOPED_TRACE(text);
+    const auto warm = parse(text);
+    ASSERT_TRUE(warm) << warm.error().message;
+    EXPECT_FALSE(warm->cold);
+    EXPECT_EQ(warm->t_ns, 5);
+    EXPECT_TRUE(warm->pids.empty());
+  }
+  // A missing, mistyped or too large t_ns reads as 0 (unknown), and only pids >= 1 are kept.
+  for (const char* text : {R"({"event":"started"})", R"({"event":"started","t_ns":"soon"})",
+                           R"({"event":"started","t_ns":9223372036854775808})"}) {
+    SCOPED_TRACE(text);
+    const auto line = parse(text);
+    ASSERT_TRUE(line) << line.error().message;
+    EXPECT_EQ(line->t_ns, 0);
+  }
+  const auto odd_pids = parse(R"({"event":"started","t_ns":1,"pids":[0,-4,"4242",4.5,7,18446744073709551615]})");
+  ASSERT_TRUE(odd_pids) << odd_pids.error().message;
+  EXPECT_EQ(odd_pids->pids, (std::vector<std::uint64_t>{7, std::numeric_limits<std::uint64_t>::max()}));
+  const auto pids_not_a_list = parse(R"({"event":"started","t_ns":1,"pids":4242})");
+  ASSERT_TRUE(pids_not_a_list);
+  EXPECT_TRUE(pids_not_a_list->pids.empty());
+}
+
+TEST(DriverLine, WorkerLifecycleEventsCarryTheirStamps) {
+  const auto spawned = parse(R"({"event":"worker","pid":4242,"state":"spawned","t_ns":100,"t_spawn_ns":90})");
+  ASSERT_TRUE(spawned) << spawned.error().message;
+  ASSERT_EQ(spawned->event, harness::driver_event::worker);
+  EXPECT_EQ(spawned->worker.pid, 4242u);
+  EXPECT_EQ(spawned->worker.state, harness::driver_worker_state::spawned);
+  EXPECT_EQ(spawned->worker.t_ns, 100);
+  EXPECT_EQ(spawned->worker.t_spawn_ns, 90);
+  EXPECT_EQ(spawned->worker.t_main_ns, 0);  // optional stamps not sent read as 0
+  EXPECT_EQ(spawned->worker.t_init_done_ns, 0);
+  EXPECT_EQ(spawned->worker.cause, "");
+  EXPECT_FALSE(spawned->worker.planned);
+
+  const auto ready = parse(
+      R"({"event":"worker","pid":4242,"state":"ready","t_ns":200,"t_spawn_ns":90,"t_main_ns":120,)"
+      R"("t_init_done_ns":9223372036854775807})");
+  ASSERT_TRUE(ready) << ready.error().message;
+  EXPECT_EQ(ready->worker.state, harness::driver_worker_state::ready);
+  EXPECT_EQ(ready->worker.t_ns, 200);
+  EXPECT_EQ(ready->worker.t_spawn_ns, 90);
+  EXPECT_EQ(ready->worker.t_main_ns, 120);
+  EXPECT_EQ(ready->worker.t_init_done_ns, std::numeric_limits<std::int64_t>::max());
+
+  const auto crashed = parse(
+      R"({"event":"worker","pid":7,"state":"exited","t_ns":300,"cause":"killed by SIGKILL","planned":false})");
+  ASSERT_TRUE(crashed) << crashed.error().message;
+  EXPECT_EQ(crashed->worker.state, harness::driver_worker_state::exited);
+  EXPECT_EQ(crashed->worker.pid, 7u);
+  EXPECT_EQ(crashed->worker.t_ns, 300);
+  EXPECT_EQ(crashed->worker.cause, "killed by SIGKILL");
+  EXPECT_FALSE(crashed->worker.planned);
+
+  const auto retired = parse(R"({"event":"worker","pid":7,"state":"exited","t_ns":-5,"planned":true})");
+  ASSERT_TRUE(retired) << retired.error().message;
+  EXPECT_TRUE(retired->worker.planned);
+  EXPECT_EQ(retired->worker.t_ns, -5);  // stamps are signed
+  EXPECT_EQ(retired->worker.cause, "");
+}
+
+TEST(DriverLine, PoolSamplesCarryTheirCounts) {
+  const auto sample = parse(R"({"event":"pool","t_ns":81236610123456,"queued":12,"busy":4,"alive":4})");
+  ASSERT_TRUE(sample) << sample.error().message;
+  ASSERT_EQ(sample->event, harness::driver_event::pool);
+  EXPECT_EQ(sample->pool.t_ns, 81236610123456);
+  EXPECT_EQ(sample->pool.queued, 12u);
+  EXPECT_EQ(sample->pool.busy, 4u);
+  EXPECT_EQ(sample->pool.alive, 4u);
+  const auto empty = parse(R"({"event":"pool","t_ns":1,"queued":0,"busy":0,"alive":0})");
+  ASSERT_TRUE(empty) << empty.error().message;
+  EXPECT_EQ(empty->pool.queued + empty->pool.busy + empty->pool.alive, 0u);
+}
+
+TEST(DriverLine, MalformedWorkerLinesAreProtocolErrorsNamingTheField) {
+  const auto worker = [](const std::string& fields) { return R"({"event":"worker",)" + fields + "}"; };
+  const std::string state = R"("state":"ready","t_ns":1)";
+  for (const char* pid : {R"("pid":0)", R"("pid":-1)", R"("pid":"4242")", R"("pid":1.5)", R"("pid":null)"}) {
+    expect_line_error(worker(std::string(pid) + "," + state), "driver's worker line: 'pid' must be an integer >= 1");
+  }
+  expect_line_error(worker(state), "'pid' must be an integer >= 1");
+  for (const char* bad : {R"("state":"running")", R"("state":"Ready")", R"("state":1)", R"("state":null)"}) {
+    expect_line_error(worker(std::string(R"("pid":1,"t_ns":1,)") + bad),
+                      R"(driver's worker line: 'state' must be "spawned", "ready" or "exited")");
+  }
+  expect_line_error(worker(R"("pid":1,"t_ns":1)"), "'state' must be");
+  expect_line_error(worker(R"("pid":1,"state":"ready")"), "driver's worker line: t_ns (required)");
+  expect_line_error(worker(R"("pid":1,"state":"ready","t_ns":"1")"), "t_ns (required)");
+  expect_line_error(worker(R"("pid":1,"state":"ready","t_ns":1.5)"), "t_ns (required)");
+  for (const char* stamp : {"t_ns", "t_spawn_ns", "t_main_ns", "t_init_done_ns"}) {
+    for (const char* value : {"9223372036854775808", "18446744073709551615", "\"12\"", "1e3"}) {
+      json line = {{"event", "worker"}, {"pid", 1}, {"state", "spawned"}, {"t_ns", 1}};
+      line[stamp] = json::parse(value);
+      expect_line_error(line.dump(), "must be integers that fit in 64 signed bits");
+    }
+  }
+  for (const char* cause : {"3", "null", "[\"x\"]", "{}"}) {
+    expect_line_error(worker(std::string(R"("pid":1,"state":"exited","t_ns":1,"cause":)") + cause),
+                      "driver's worker line: 'cause' must be a string");
+  }
+  for (const char* planned : {"1", "\"true\"", "null"}) {
+    expect_line_error(worker(std::string(R"("pid":1,"state":"exited","t_ns":1,"planned":)") + planned),
+                      "driver's worker line: 'planned' must be a boolean");
+  }
+}
+
+TEST(DriverLine, MalformedPoolLinesAreProtocolErrors) {
+  const std::string says = "driver's pool line: t_ns must be a signed 64-bit integer and queued, busy "
+                           "and alive integers >= 0";
+  const json good = {{"event", "pool"}, {"t_ns", 1}, {"queued", 2}, {"busy", 3}, {"alive", 4}};
+  ASSERT_TRUE(parse(good.dump()));
+  for (const char* field : {"t_ns", "queued", "busy", "alive"}) {
+    json missing = good;
+    missing.erase(field);
+    expect_line_error(missing.dump(), says);
+    for (const char* value : {"-1", "1.5", "\"2\"", "null"}) {
+      if (std::string_view(field) == "t_ns" && std::string_view(value) == "-1") continue;  // signed
+      json bad = good;
+      bad[field] = json::parse(value);
+      expect_line_error(bad.dump(), says);
+    }
+  }
+  json too_late = good;
+  too_late["t_ns"] = json::parse("9223372036854775808");
+  expect_line_error(too_late.dump(), says);
+  json before_zero = good;
+  before_zero["t_ns"] = -1;  // a stamp may be negative; a count may not
+  const auto signed_stamp = parse(before_zero.dump());
+  ASSERT_TRUE(signed_stamp) << signed_stamp.error().message;
+  EXPECT_EQ(signed_stamp->pool.t_ns, -1);
+}
+
 }  // namespace
 }  // namespace procpool

@@ -211,6 +211,62 @@ TEST(Records, AWholeFigureIsWrittenAsAnIntegerAndAFractionAsIs) {
   EXPECT_EQ(json(j.get<latency_record>()), j);
 }
 
+worker_event event_at(std::int64_t t_ns, std::uint64_t worker) {
+  worker_event e;
+  e.t_ns = t_ns;
+  e.worker = worker;
+  return e;
+}
+
+// A case keeps every worker event in memory; results.json keeps the first
+// max_results_worker_events in time order, whatever order they were recorded in (an external
+// pool's events arrive out of order), and counts the rest.
+TEST(Records, KeepResultsSampleKeepsTheEarliestEventsAndCountsTheRest) {
+  static_assert(max_results_worker_events % 2 == 0);
+  // Stamps 1..pairs, each on worker 1 then worker 2 (ties show their order), recorded latest
+  // first: 8 events more than the bound.
+  constexpr auto pairs = static_cast<std::int64_t>(max_results_worker_events / 2 + 4);
+  case_timelines t;
+  t.worker_events_dropped = 3;  // already left out by an earlier trim: added to, not replaced
+  for (std::int64_t stamp = pairs; stamp >= 1; --stamp) {
+    t.workers.push_back(event_at(stamp, 1));
+    t.workers.push_back(event_at(stamp, 2));
+  }
+  keep_results_sample(t);
+  ASSERT_EQ(t.workers.size(), max_results_worker_events);
+  EXPECT_EQ(t.worker_events_dropped, 3u + 8u);
+  // The earliest, in time order, ties in recorded order: stamps 1..pairs-4, twice each.
+  for (std::size_t i = 0; i < t.workers.size(); ++i) {
+    const auto& e = t.workers[i];
+    ASSERT_EQ(e.t_ns, static_cast<std::int64_t>(i / 2 + 1)) << i;
+    ASSERT_EQ(e.worker, i % 2 + 1) << i;
+  }
+
+  // A second trim of what is kept leaves it as it is.
+  keep_results_sample(t);
+  EXPECT_EQ(t.workers.size(), max_results_worker_events);
+  EXPECT_EQ(t.worker_events_dropped, 11u);
+}
+
+TEST(Records, KeepResultsSampleLeavesACaseWithinTheBoundAlone) {
+  case_timelines t;
+  for (std::int64_t stamp : {30, 10, 20}) t.workers.push_back(event_at(stamp, 1));
+  keep_results_sample(t);
+  ASSERT_EQ(t.workers.size(), 3u);
+  EXPECT_EQ(t.workers[0].t_ns, 30);  // as recorded: readers sort (worker_intervals)
+  EXPECT_EQ(t.worker_events_dropped, 0u);
+
+  t.workers.assign(max_results_worker_events, event_at(1, 1));
+  keep_results_sample(t);
+  EXPECT_EQ(t.workers.size(), max_results_worker_events);
+  EXPECT_EQ(t.worker_events_dropped, 0u);
+  t.workers.push_back(event_at(0, 9));
+  keep_results_sample(t);
+  ASSERT_EQ(t.workers.size(), max_results_worker_events);
+  EXPECT_EQ(t.worker_events_dropped, 1u);
+  EXPECT_EQ(t.workers.front().worker, 9u);  // the earliest event, recorded last, is kept
+}
+
 TEST(Records, TheAnalysesWriteNullWhereTheSchemaSaysNull) {
   run_analyses a;
   usl_analysis fit;

@@ -59,6 +59,136 @@ TEST(OpenLoop, AStallShowsInTheTailMeasuredFromIntendedStarts) {
   EXPECT_EQ(closed.outcomes.at("ok"), 1000u);
 }
 
+// A driver whose first task completes late: it answers a submit only when the next one comes,
+// which the closed loop sends after the first call's deadline. Its done line names worker
+// 4242 and stamps when the task ran.
+const char* const late_completing_driver = R"(
+import json, sys, time
+def now():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+def emit(o):
+    sys.stdout.write(json.dumps(o) + '\n'); sys.stdout.flush()
+lines = iter(sys.stdin)
+next(lines)
+emit({'event': 'started', 't_ns': now(), 'pids': [4242]})
+held = None
+for line in lines:
+    m = json.loads(line)
+    if m['op'] != 'submit':
+        break
+    t = now()
+    if held is None:
+        held = (m['id'], t)
+        continue
+    emit({'event': 'done', 'id': held[0], 'ok': True, 'result': None, 't_start_ns': held[1],
+          't_worker_recv_ns': held[1] + 1000, 't_worker_done_ns': t, 't_done_ns': t,
+          'worker_pid': 4242})
+    t2 = now()
+    emit({'event': 'done', 'id': m['id'], 'ok': True, 'result': m['args'], 't_start_ns': t,
+          't_worker_recv_ns': t, 't_worker_done_ns': t2, 't_done_ns': t2, 'worker_pid': 4242})
+emit({'event': 'stopped'})
+)";
+
+class RunCase : public testing::leak_checked_test {};
+
+// The external subject reports a timed-out request twice: at its deadline, and again when the
+// late done line says where and when its task ran. The case keeps one record of it, the
+// first (its outcome and reply time), with the worker and its stamps merged in.
+TEST_F(RunCase, ALateCompletionIsMergedIntoTheTimedOutRequestsRecord) {
+  scenario_case c;
+  c.id = "late#r0";
+  scenario& s = c.scenario;
+  s.subject.kind = subject_type::external;
+  s.subject.command = {PROCPOOL_PYTHON, "-c", late_completing_driver};
+  s.pool.size = 1;
+  s.pool.checkout_timeout_ms = 0;
+  s.pool.request_timeout_ms = 50;
+  s.load.concurrency = 1;
+  s.load.requests = 2;
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(c, 0, never);
+  ASSERT_FALSE(r.error) << r.error->message;
+  EXPECT_EQ(r.outcomes.at("request_timeout"), 1u);
+  EXPECT_EQ(r.outcomes.at("ok"), 1u);
+  ASSERT_TRUE(r.timelines);
+  const case_timelines& tl = *r.timelines;
+  ASSERT_EQ(tl.requests_failed.size(), 1u);  // not a second record for the late completion
+  EXPECT_EQ(tl.requests_failed_dropped, 0u);
+  const timeline_record& t = tl.requests_failed[0];
+  EXPECT_EQ(t.request_id, 1u);
+  EXPECT_EQ(t.outcome, "request_timeout");
+  EXPECT_EQ(t.worker, 4242u);
+  EXPECT_GE(t.t_reply - t.t_submit, 50'000'000);  // the reply time is the timeout's
+  EXPECT_GT(t.t_sent, 0);
+  EXPECT_EQ(t.t_checkout, t.t_sent);
+  EXPECT_EQ(t.t_worker_recv, t.t_sent + 1000);
+  EXPECT_GT(t.t_worker_done, t.t_reply);  // the task outlived its caller's deadline
+  ASSERT_EQ(tl.requests_sampled.size(), 1u);
+  EXPECT_EQ(tl.requests_sampled[0].worker, 4242u);
+  // The late task is on the worker's lane too.
+  bool busy_with_it = false;
+  for (const auto& e : tl.workers) {
+    busy_with_it |= e.worker == 4242 && e.to == worker_state::busy && e.t_ns == t.t_worker_recv;
+  }
+  EXPECT_TRUE(busy_with_it);
+}
+
+// A driver that answers every task late: at each submit, the tasks it has held for at least
+// 5 ms complete (their callers, with a 1 ms deadline, have given up by then).
+const char* const always_late_driver = R"(
+import json, sys, time
+def now():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+out = sys.stdout
+lines = iter(sys.stdin)
+next(lines)
+out.write(json.dumps({'event': 'started', 't_ns': now(), 'pids': [4242]}) + '\n'); out.flush()
+held = []
+for line in lines:
+    m = json.loads(line)
+    if m['op'] != 'submit':
+        break
+    t = now()
+    held.append((m['id'], t))
+    while held and t - held[0][1] >= 5_000_000:
+        i, t0 = held.pop(0)
+        out.write(json.dumps({'event': 'done', 'id': i, 'ok': True, 'result': None, 't_start_ns': t0,
+                              't_worker_recv_ns': t0, 't_worker_done_ns': t, 't_done_ns': t,
+                              'worker_pid': 4242}) + '\n')
+    out.flush()
+out.write('{"event": "stopped"}\n'); out.flush()
+)";
+
+// More timeouts than a case keeps (5,000), most of them completing late. A late completion of
+// a request beyond the cap is no new failure: the kept ones and the dropped count add up to
+// the timeouts, so that the verdicts scaled by the dropped count are not inflated.
+TEST_F(RunCase, LateCompletionsOfRequestsBeyondTheCapAreNotCountedAgain) {
+  scenario_case c;
+  c.id = "storm#r0";
+  scenario& s = c.scenario;
+  s.subject.kind = subject_type::external;
+  s.subject.command = {PROCPOOL_PYTHON, "-c", always_late_driver};
+  s.pool.size = 1;
+  s.pool.checkout_timeout_ms = 0;
+  s.pool.request_timeout_ms = 1;
+  s.load.concurrency = 16;
+  s.load.requests = 5'300;
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(c, 0, never);
+  ASSERT_FALSE(r.error) << r.error->message;
+  // A caller descheduled past its task's done line may still see it: nearly all time out.
+  const std::uint64_t timeouts = r.outcomes.at("request_timeout");
+  ASSERT_GT(timeouts, 5'100u);
+  EXPECT_EQ(r.failed(), timeouts);
+  ASSERT_TRUE(r.timelines);
+  const case_timelines& tl = *r.timelines;
+  EXPECT_EQ(tl.requests_failed.size(), 5'000u);
+  EXPECT_EQ(tl.requests_failed_dropped, timeouts - 5'000u);
+  std::size_t merged = 0;
+  for (const auto& t : tl.requests_failed) merged += t.worker == 4242;
+  EXPECT_GT(merged, 0u);  // the late completions of kept requests were merged
+}
+
 class RunCommand : public testing::with_scratch_dir<testing::leak_checked_test> {
  protected:
   // Runs the procpool command to completion; returns its exit code.
