@@ -87,8 +87,7 @@ result<driver_worker> parse_worker(const json& line) {
     return bad_event("worker", "'pid' must be an integer >= 1");
   }
   const auto state = line.find("state");
-  const std::string_view name =
-      state != line.end() && state->is_string() ? state->get_ref<const std::string&>() : "";
+  const std::string name = state != line.end() && state->is_string() ? state->get<std::string>() : "";
   if (name == "spawned") {
     w.state = driver_worker_state::spawned;
   } else if (name == "ready") {
