@@ -35,7 +35,9 @@ std::vector<silent_tail> silent_tails(const std::vector<worker_event>& events, s
   }
   std::vector<silent_tail> tails;
   for (const auto& [worker, w] : workers) {
-    if (!w.last || w.last->to != worker_state::idle) continue;
+    // A worker known only by the pool's counts (pid 0) is idle when the counts say so: no
+    // task hides on it.
+    if (!w.last || w.last->to != worker_state::idle || w.last->pid == 0) continue;
     const bool planned = w.exit && (w.exit->exit == exit_kind::planned_stop || w.exit->exit == exit_kind::recycled);
     tails.push_back({.worker = worker,
                      .from = w.last->t_ns,
@@ -88,8 +90,19 @@ bool never_completed(const timeline_record& t) noexcept {
 
 abandoned_tasks find_abandoned_tasks(const case_timelines& tl, std::int64_t t_end) {
   abandoned_tasks out;
-  for (const auto& i : worker_intervals(tl.workers, t_end)) {
-    if (i.state == worker_state::busy) out.longest_task_ns = std::max(out.longest_task_ns, i.end - i.begin);
+  // The longest task: from the requests' own stamps (late completions included), else from
+  // the busy intervals the workers reported.
+  for (const auto* list : {&tl.requests_failed, &tl.requests_sampled}) {
+    for (const auto& t : *list) {
+      if (t.t_worker_recv && t.t_worker_done > t.t_worker_recv) {
+        out.longest_task_ns = std::max(out.longest_task_ns, t.t_worker_done - t.t_worker_recv);
+      }
+    }
+  }
+  if (out.longest_task_ns == 0) {
+    for (const auto& i : worker_intervals(tl.workers, t_end)) {
+      if (i.state == worker_state::busy) out.longest_task_ns = std::max(out.longest_task_ns, i.end - i.begin);
+    }
   }
   // Late completions: the worker was busy with the task past its caller's deadline.
   for (std::size_t k = 0; k < tl.requests_failed.size(); ++k) {

@@ -48,7 +48,7 @@ struct abandoned_tasks {
   // pool, or running when the case ended. While any exist, the last moments of the case are
   // uncertain: a worker that looks idle may have been running one.
   std::size_t unplaced = 0;
-  std::int64_t longest_task_ns = 0;  // the longest busy interval a worker reported
+  std::int64_t longest_task_ns = 0;  // the longest task the record shows
 };
 
 abandoned_tasks find_abandoned_tasks(const case_timelines& tl, std::int64_t t_end);

@@ -391,11 +391,10 @@ double union_ms(std::vector<std::pair<std::int64_t, std::int64_t>> spans, std::i
   return covered / ns_per_ms;
 }
 
-wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a, std::int64_t b) {
-  wait_picture p;
-  p.wait_ms = std::max<std::int64_t>(0, b - a) / ns_per_ms;
-  // Each worker's idle intervals are disjoint and in order: only those from the first that
-  // ends after `a` can overlap, so a long soak's history costs a search per worker, not a scan.
+// The longest any single worker sat idle during [a, b). Each worker's idle intervals are
+// disjoint and in order: only those from the first that ends after `a` can overlap, so a long
+// soak's history costs a search per worker, not a scan.
+void read_idle(const case_view& v, std::int64_t a, std::int64_t b, wait_picture& p) {
   for (const auto& [worker, idle] : v.idle_by_worker) {
     auto it = std::partition_point(idle.begin(), idle.end(), [&](const auto& i) { return i.second <= a; });
     for (; it != idle.end() && it->first < b; ++it) {
@@ -406,8 +405,13 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
       }
     }
   }
+}
+
+// How many workers were starting, live and busy during [a, b): the step in force at `a` and
+// those after it.
+void read_occupancy(const case_view& v, const case_settings& cs, std::int64_t a, std::int64_t b,
+                    wait_picture& p) {
   double busy_sum = 0, live_sum = 0;
-  // The step in force at `a` and those after it, up to `b`.
   const auto first = std::partition_point(v.steps.begin(), v.steps.end(),
                                           [&](const occupancy_step& s) { return s.t <= a; });
   for (std::size_t k = first == v.steps.begin() ? 0 : static_cast<std::size_t>(first - v.steps.begin()) - 1;
@@ -430,6 +434,10 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
     p.short_slots_ms += overlap_ms(a, v.steps.front().t, a, b);
   }
   p.busy_share = live_sum > 0 ? busy_sum / live_sum : 0;
+}
+
+// Workers lost, and workers held by abandoned tasks, during [a, b).
+void read_losses(const case_view& v, std::int64_t a, std::int64_t b, wait_picture& p) {
   for (const auto& o : v.outages) {
     const double down = overlap_ms(o.begin, o.end, a, b);
     p.outage_ms = std::max(p.outage_ms, down);
@@ -440,9 +448,6 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
     ++p.fault_exits;
     p.lost_workers.insert(e.worker);
   }
-  for (const auto& s : v.starts) {
-    if (overlap_ms(s.t_spawn, s.t_end, a, b) > 0) p.starts.push_back(&s);
-  }
   std::vector<std::pair<std::int64_t, std::int64_t>> abandoned;
   for (const auto& span : v.abandoned.spans) {
     const double o = overlap_ms(span.begin, span.end, a, b);
@@ -451,6 +456,17 @@ wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a
     p.abandoned_by_request[span.request] += o;
   }
   p.abandoned_ms = union_ms(std::move(abandoned), a, b);
+}
+
+wait_picture picture(const case_view& v, const case_settings& cs, std::int64_t a, std::int64_t b) {
+  wait_picture p;
+  p.wait_ms = std::max<std::int64_t>(0, b - a) / ns_per_ms;
+  read_idle(v, a, b, p);
+  read_occupancy(v, cs, a, b, p);
+  read_losses(v, a, b, p);
+  for (const auto& s : v.starts) {
+    if (overlap_ms(s.t_spawn, s.t_end, a, b) > 0) p.starts.push_back(&s);
+  }
   int self_seen = 0;
   for (const auto& [w0, w1] : v.waits) {
     if (w0 == a && w1 == b && self_seen++ == 0) continue;
@@ -832,7 +848,7 @@ judgement judge_timeout_in_pool(const case_view& v, const case_settings& cs, con
     }
     return judge_request_timeout(v, cs, std::max<std::int64_t>(0, t.t_reply - run->since) / ns_per_ms);
   }
-  if (t.worker != 0 && t.t_worker_recv != 0) {
+  if (t.t_sent != 0 && t.t_worker_recv != 0) {
     // A late completion says when the task reached its worker.
     if (t.t_worker_recv >= t.t_reply ||
         t.t_worker_recv - t.t_submit >= dominant_share * (t.t_reply - t.t_submit)) {

@@ -76,8 +76,9 @@ class case_recorder {
     }
   }
 
+  // A driver that names no worker still stamps the task: the stamps are merged without one.
   static void complete_late(timeline_record& kept, const request_timeline& late) {
-    if (kept.worker != 0 || late.worker == 0) return;
+    if (kept.t_worker_recv != 0 || late.t_worker_recv == 0) return;
     kept.worker = late.worker;
     kept.t_checkout = late.t_checkout;
     kept.t_sent = late.t_sent;

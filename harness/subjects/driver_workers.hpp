@@ -11,8 +11,9 @@
 //   workers.ran(pid, t_worker_recv_ns, t_worker_done_ns);   // for each done line
 //   workers.pool_stopped(monotonic_ns());
 //
-// A worker's id is its pid. Its slot is the lowest one free when it was first seen, and a
-// slot is freed when its worker exits. Events for one worker are emitted in the order the
+// A worker's id is its pid (an anonymous worker's, from pool samples, is 2^32 + its index,
+// with pid 0). Its slot is the lowest one free when it was first seen, and a slot is freed
+// when its worker exits. Events for one worker are emitted in the order the
 // driver reports them, stamped with the driver's times, so they may reach the observer out
 // of time order: readers sort them (results/worker_intervals.hpp).
 #pragma once
@@ -40,6 +41,10 @@ class driver_workers {
   void ran(std::uint64_t pid, std::int64_t t_recv, std::int64_t t_done);
   // A done line said the process running the task died (worker_crashed), at t_ns.
   void crashed(std::uint64_t pid, std::int64_t t_ns, const std::string& why);
+  // A "pool" sample. Used only while the driver has named no worker (no pid anywhere): the
+  // pool is then `alive` anonymous workers, the first `busy` of them busy, so that a pool that
+  // reports only its counts still has an occupancy. The first real worker retires them.
+  void sampled(const driver_pool_sample& s);
   // The pool is stopping: every worker still known leaves, as planned.
   void pool_stopped(std::int64_t t_ns);
 
@@ -51,7 +56,9 @@ class driver_workers {
     worker_state state = worker_state::pending;
     worker_facts facts;
   };
-  known_worker& find_or_add(std::uint64_t pid);
+  // A worker named by the driver; the first one retires the anonymous workers, at t_ns.
+  known_worker& find_or_add(std::uint64_t pid, std::int64_t t_ns);
+  void retire_anonymous(std::int64_t t_ns);
   void change(known_worker& w, std::int64_t t_ns, worker_state to, std::string_view cause,
               exit_kind exit = exit_kind::none);
 
@@ -60,6 +67,8 @@ class driver_workers {
   std::set<std::uint64_t> gone_;                   // pids that exited: never revived
   std::set<std::size_t> free_slots_;
   std::size_t next_slot_ = 0;
+  std::vector<known_worker> anonymous_;  // from "pool" samples, while no worker is named
+  bool named_ = false;                   // the driver has named a worker
 };
 
 }  // namespace procpool::harness

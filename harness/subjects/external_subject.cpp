@@ -586,8 +586,8 @@ void external_subject::handle_line(std::string_view text) {
       return handle_done(std::move(line->done));
     case driver_event::worker:
       return workers_.lifecycle(line->worker);
-    case driver_event::pool:  // informational: the occupancy comes from the workers' events
-      return;
+    case driver_event::pool:
+      return workers_.sampled(line->pool);
     case driver_event::started:
     case driver_event::error:
       break;

@@ -237,6 +237,48 @@ TEST_F(DriverWorkers, PoolStoppedRetiresEveryLiveWorkerAsPlanned) {
   EXPECT_EQ(events.size(), 3u);
 }
 
+constexpr std::uint64_t anonymous = std::uint64_t{1} << 32;
+
+driver_pool_sample counts(std::int64_t t, std::uint64_t busy, std::uint64_t alive) {
+  return {.t_ns = t, .queued = 0, .busy = busy, .alive = alive};
+}
+
+TEST_F(DriverWorkers, PoolSamplesAloneGiveAnonymousWorkersBusyAsCounted) {
+  workers.sampled(counts(t0, 1, 3));
+  ASSERT_EQ(events.size(), 3u);
+  expect_change(events[0], t0, worker_state::pending, worker_state::busy, "counted busy");
+  expect_change(events[1], t0, worker_state::pending, worker_state::idle, "counted idle");
+  expect_change(events[2], t0, worker_state::pending, worker_state::idle, "counted idle");
+  EXPECT_EQ(events[0].worker, anonymous);
+  EXPECT_EQ(events[2].worker, anonymous + 2);
+  EXPECT_EQ(events[2].pid, 0);
+  events.clear();
+  workers.sampled(counts(t0 + 10, 2, 2));  // one more busy, one fewer alive
+  ASSERT_EQ(events.size(), 2u);
+  expect_change(events[0], t0 + 10, worker_state::idle, worker_state::busy, "counted busy");
+  EXPECT_EQ(events[0].worker, anonymous + 1);
+  expect_change(events[1], t0 + 10, worker_state::idle, worker_state::exited, "no longer counted alive",
+                exit_kind::recycled);
+  events.clear();
+  workers.sampled(counts(t0 + 20, 2, 2));  // no change, no event
+  EXPECT_TRUE(events.empty());
+}
+
+TEST_F(DriverWorkers, TheFirstNamedWorkerRetiresTheAnonymousOnesAndLaterSamplesAreIgnored) {
+  workers.sampled(counts(t0, 0, 2));
+  events.clear();
+  workers.ran(4242, t0 + 5, t0 + 8);
+  ASSERT_EQ(events.size(), 4u);
+  expect_change(events[0], t0 + 5, worker_state::idle, worker_state::exited, "the driver named its workers",
+                exit_kind::planned_stop);
+  expect_change(events[1], t0 + 5, worker_state::idle, worker_state::exited, "the driver named its workers",
+                exit_kind::planned_stop);
+  EXPECT_EQ(events[2].worker, 4242u);
+  events.clear();
+  workers.sampled(counts(t0 + 20, 1, 4));
+  EXPECT_TRUE(events.empty());
+}
+
 TEST(DriverWorkersWithoutObserver, TracksWorkersWithoutEmitting) {
   driver_workers workers(nullptr);
   workers.started(t0, {1, 2});

@@ -16,31 +16,20 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(_HERE, "../../../../python/drivers")))
 
 import driver_common  # noqa: E402
+from anonymous import EventFilter, without_worker_pid  # noqa: E402
 from multiprocessing_pool import MultiprocessingPool  # noqa: E402
-
-
-class _Silent:
-    """An event sink that drops every worker and pool event."""
-
-    def emit(self, event):
-        pass
 
 
 class OpaquePool(MultiprocessingPool):
     honours_cold_start = False
 
     def start(self, size, init):
-        self.events = _Silent()
+        self.events = EventFilter(self.events)  # drops every event
         super().start(size, init)
         return {}  # no pids
 
     def submit(self, command, args, complete):
-        def anonymous(outcome):
-            if isinstance(outcome, dict):
-                outcome = dict(outcome, worker_pid=0)
-            complete(outcome)
-
-        super().submit(command, args, anonymous)
+        super().submit(command, args, without_worker_pid(complete))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ ONE dispatcher thread, which hands the next queued task to a worker (round robin
 for its result before it hands out the next. Only one worker is ever busy; the others sit
 idle while tasks queue. The harness's diagnosis should name the dispatch, not the workers.
 
-    /usr/bin/python3 tests/harness/planted/drivers/serial_dispatch_pool.py
+    /usr/bin/python3 tests/harness/planted/drivers/serial_dispatch_pool.py [--counts-only]
 
 It speaks the driver protocol (harness/subjects/DRIVERS.md) through python/drivers'
 driver_common: the workers run ``driver_common.serve`` (so ``done`` carries the real
@@ -12,6 +12,10 @@ worker_pid and worker-side stamps), start cold on ``"warm": false``, and the dri
 "worker" lifecycle events and, since the dispatcher knows exactly how many tasks are running,
 "pool" samples. A worker that dies mid-task fails that task as worker_crashed and is
 replaced. Completions keep coming after the harness has given up on a request.
+
+--counts-only: the same pool, but the driver tells the harness only its counts: no pids in
+"started", no "worker" events, worker_pid 0 in every done line; "pool" samples still go out.
+The harness then has nothing but the counts to see the idle workers by.
 """
 
 import os
@@ -23,6 +27,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(_HERE, "../../../../python/drivers")))
 
 import driver_common  # noqa: E402
+from anonymous import EventFilter, without_worker_pid  # noqa: E402
 
 
 class _Worker:
@@ -123,5 +128,18 @@ class SerialDispatchPool(driver_common.PoolAdapter):
             self._dispatcher.join(1.0)
 
 
+class CountsOnlyPool(SerialDispatchPool):
+    def start(self, size, init, warm=True):
+        self.events = EventFilter(self.events, keep=("pool",))
+        super().start(size, init, warm)
+        return {}  # no pids
+
+    def submit(self, command, args, complete):
+        super().submit(command, args, without_worker_pid(complete))
+
+
 if __name__ == "__main__":
-    raise SystemExit(driver_common.main(SerialDispatchPool))
+    counts_only = sys.argv[1:] == ["--counts-only"]
+    if sys.argv[1:] and not counts_only:
+        raise SystemExit(f"usage: {sys.argv[0]} [--counts-only]")
+    raise SystemExit(driver_common.main(CountsOnlyPool if counts_only else SerialDispatchPool))
