@@ -431,7 +431,8 @@ int bench_main(int n, long preload_mb) {
   //    replies while it sends, or both sides block on full socket buffers), all echoed.
   {
     std::vector<forked_child> kids(static_cast<size_t>(n));
-    const int window = 16;
+    const char* window_env = std::getenv("ZYGOTE_WINDOW");  // test knob: 0 = send all first
+    const int window = window_env ? (std::atoi(window_env) > 0 ? std::atoi(window_env) : n) : 16;
     const int64_t t0 = now_ns();
     int sent = 0, got = 0;
     while (got < n) {
