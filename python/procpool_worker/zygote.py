@@ -1,0 +1,351 @@
+"""Sketch: the zygote template of pool/ZYGOTE.md (issue 12). Not wired into ``__main__`` yet.
+
+The template imports the preload once, says ``ready`` on the control channel (a
+SOCK_SEQPACKET socket on fd 0), and forks one worker per ``fork`` request. Each child takes
+the three pipes that came with the request as its stdin, stdout and stderr, and then runs
+the ordinary worker (``Worker.run``): the pool's init handshake happens in the child, after
+the fork, and its ``t_main_ns`` is the child's first stamp after ``os.fork()``.
+
+The pitfalls, each handled where it arises:
+
+* other threads alive: a fork would copy locks they hold and lose the threads themselves.
+  The template counts /proc/self/task (native threads too, e.g. a BLAS pool) and refuses
+  with ``threads_alive`` naming the Python threads it knows.
+* shared random state: the child reseeds ``random`` and, when imported, numpy's global
+  generator. (Generators a preload created itself are the preload's business.)
+* inherited descriptors: the child closes every descriptor above 2, the control channel
+  included; a preload's sockets and files must be reopened by the worker.
+* the collector dirtying shared pages: ``gc.freeze()`` before each fork moves everything
+  the template allocated into the permanent generation, so children never touch it.
+* a child must never return into the template's loop: everything after ``os.fork()`` in
+  the child ends in ``os._exit``.
+
+Entry point for tests and for the later wiring::
+
+    serve_template("procpool_worker.example:build", ["--preload", "json,decimal"], t_main_ns)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+
+from . import clock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Sequence
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 65536
+EXIT_PRELOAD_FAILED = 70  # EX_SOFTWARE
+EXIT_CHILD_SETUP_FAILED = 127
+PR_SET_PDEATHSIG = 1
+CONTROL_FD = 0
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded in the template, never in a child
+
+
+class TemplateError(Exception):
+    """A request the template refuses; ``type`` is the error type of ZYGOTE.md."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.type = error_type
+
+
+def split_preload(argv: Sequence[str]) -> list[str]:
+    """The modules named by ``--preload A,B`` / ``--preload=A,B`` options in ``argv``."""
+    names: list[str] = []
+    for i, arg in enumerate(argv):
+        value = None
+        if arg == "--preload" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--preload="):
+            value = arg.split("=", 1)[1]
+        if value:
+            names.extend(name.strip() for name in value.split(",") if name.strip())
+    return names
+
+
+def other_threads() -> str | None:
+    """None when only the calling thread exists; else a description naming the others."""
+    try:
+        native = len(os.listdir("/proc/self/task"))
+    except OSError:
+        native = threading.active_count()
+    if native <= 1 and threading.active_count() <= 1:
+        return None
+    current = threading.current_thread()
+    names = [t.name for t in threading.enumerate() if t is not current]
+    unnamed = native - 1 - len(names)
+    parts = [f"Python threads: {', '.join(names)}"] if names else []
+    if unnamed > 0:
+        parts.append(f"{unnamed} thread(s) not started by Python")
+    return f"{native} threads alive ({'; '.join(parts)}); the template forks only with one"
+
+
+class Template:
+    """The template's state and its control loop."""
+
+    def __init__(self, build_worker: Callable[..., Any], worker_argv: Sequence[str],
+                 t_main_ns: int, control_fd: int = CONTROL_FD):
+        self._build_worker = build_worker
+        self._worker_argv = list(worker_argv)
+        self._t_main_ns = t_main_ns
+        self._sock = socket.socket(fileno=control_fd)
+        self._pid = os.getpid()
+        self._children: dict[int, int] = {}  # request id -> pid, unreaped
+
+    # -- messages --------------------------------------------------------------------------
+    def _send(self, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+        payload = json.dumps(message, separators=(",", ":")).encode()
+        socket.send_fds(self._sock, [payload], list(fds)) if fds else self._sock.send(payload)
+
+    def _receive(self) -> tuple[dict[str, Any], list[int]] | None:
+        payload, fds, flags, _ = socket.recv_fds(self._sock, MAX_MESSAGE_BYTES, 8,
+                                                 socket.MSG_CMSG_CLOEXEC)
+        if not payload and not fds:
+            return None  # EOF: the pool closed its end, or died
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            _close_all(fds)
+            raise TemplateError("bad_request", "message or descriptors truncated")
+        try:
+            message = json.loads(payload)
+        except ValueError as error:
+            _close_all(fds)
+            raise TemplateError("bad_request", f"not JSON: {error}") from None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            _close_all(fds)
+            raise TemplateError("bad_request", "not an object with a string type")
+        return message, fds
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def preload(self, modules: Sequence[str]) -> bool:
+        """Import ``modules``; send ``ready`` or ``preload_failed``. False on failure."""
+        try:
+            for name in modules:
+                importlib.import_module(name)
+        except BaseException as error:  # noqa: BLE001: any failure is reported, then exit
+            print(f"procpool_worker: zygote preload failed: {error!r}", file=sys.stderr)
+            self._send({"type": "preload_failed",
+                        "error": {"type": type(error).__name__, "message": str(error)}})
+            return False
+        self._send({"type": "ready", "protocol": PROTOCOL_VERSION, "pid": self._pid,
+                    "t_main_ns": self._t_main_ns, "t_preload_done_ns": clock.now_ns()})
+        return True
+
+    def serve(self) -> int:
+        """Answer requests until EOF; then kill and reap the children left. Returns 0."""
+        while True:
+            request_id = kind = None
+            try:
+                received = self._receive()
+                if received is None:
+                    break
+                message, fds = received
+                request_id = message.get("id")
+                kind = message["type"]
+                if kind == "fork":
+                    self._fork(message, fds)
+                    continue
+                _close_all(fds)
+                if kind == "reap":
+                    self._reap(message)
+                elif kind == "status":
+                    self._status(message)
+                else:
+                    raise TemplateError("bad_request", f"unknown message type {kind!r}")
+            except TemplateError as error:
+                reply = {"fork": "fork_failed", "reap": "reap_failed"}.get(kind, "error")
+                self._send({"type": reply, "id": request_id,
+                            "error": {"type": error.type, "message": str(error)}})
+        self._kill_children()
+        return 0
+
+    def _fork(self, message: dict[str, Any], fds: list[int]) -> None:
+        request_id = message.get("id")
+        env = message.get("env", {})
+        try:
+            if not isinstance(request_id, int) or request_id < 0:
+                raise TemplateError("bad_request", "fork needs an unsigned integer id")
+            if len(fds) != 3:
+                raise TemplateError("bad_request", f"fork needs 3 descriptors, got {len(fds)}")
+            if not isinstance(env, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+                raise TemplateError("bad_request", "env must map strings to strings")
+            threads = other_threads()
+            if threads is not None:
+                raise TemplateError("threads_alive", threads)
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()  # or the child would write the template's buffered output
+            gc.freeze()
+            t_fork_ns = clock.now_ns()
+            try:
+                pid = os.fork()
+            except OSError as error:
+                raise TemplateError("fork_errno", str(error)) from None
+            if pid == 0:
+                self._become_worker(fds, env)  # never returns
+            try:
+                os.setpgid(pid, pid)  # the child does it too; whichever runs first
+            except OSError:
+                pass  # EACCES after the child exec'd, ESRCH after it died: both fine
+            try:
+                pidfd = os.pidfd_open(pid)  # unreaped until the pool says "reap": no race
+            except OSError as error:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise TemplateError("fork_errno", f"pidfd_open: {error}") from None
+        finally:
+            _close_all(fds)
+        self._children[request_id] = pid
+        try:
+            self._send({"type": "forked", "id": request_id, "pid": pid, "t_fork_ns": t_fork_ns},
+                       [pidfd])
+        finally:
+            os.close(pidfd)
+
+    def _become_worker(self, fds: list[int], env: dict[str, str]) -> NoReturn:
+        """The child, from os.fork() to os._exit: set up, then run the worker's loop."""
+        code = EXIT_CHILD_SETUP_FAILED
+        try:
+            t_main_ns = clock.now_ns()
+            os.setpgid(0, 0)
+            if _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                os._exit(EXIT_CHILD_SETUP_FAILED)
+            if os.getppid() != self._pid:
+                os._exit(EXIT_CHILD_SETUP_FAILED)  # the template died before prctl
+            self._sock.detach()  # fd 0 is about to become a pipe: the object must not close it
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)  # received fds are >= 3, so no source is overwritten
+            os.closerange(3, _max_fd())  # close_range(2) where the kernel has it
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            for signum in (signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
+            os.environ.update(env)
+            _reseed()
+            worker = self._build_worker(t_main_ns=t_main_ns)
+            code = EXIT_PROTOCOL_ERROR_FALLBACK
+            worker.run(self._worker_argv)
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        except BaseException:  # noqa: BLE001: report, and never return into the template
+            try:
+                import traceback
+                traceback.print_exc()
+            except BaseException:  # noqa: BLE001
+                pass
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except BaseException:  # noqa: BLE001
+                    pass
+            os._exit(code)
+
+    def _reap(self, message: dict[str, Any]) -> None:
+        request_id = message.get("id")
+        pid = self._children.get(request_id)
+        if pid is None:
+            raise TemplateError("unknown_id", f"no unreaped child for id {request_id!r}")
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped == 0:
+            raise TemplateError("running", f"child {pid} has not exited")
+        del self._children[request_id]
+        self._send({"type": "reaped", "id": request_id, **_decode_status(status)})
+
+    def _status(self, message: dict[str, Any]) -> None:
+        request_id = message.get("id")
+        pid = self._children.get(request_id)
+        if pid is None:
+            raise TemplateError("unknown_id", f"no unreaped child for id {request_id!r}")
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is None:
+            self._send({"type": "status", "id": request_id, "running": True, "code": -1,
+                        "signal": 0})
+            return
+        exited = info.si_code == os.CLD_EXITED
+        self._send({"type": "status", "id": request_id, "running": False,
+                    "code": info.si_status if exited else -1,
+                    "signal": 0 if exited else info.si_status})
+
+    def _kill_children(self) -> None:
+        for pid in self._children.values():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        for pid in self._children.values():
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self._children.clear()
+
+
+EXIT_PROTOCOL_ERROR_FALLBACK = 1  # the worker's run() raised instead of exiting
+
+
+def _close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 65536
+
+
+def _reseed() -> None:
+    if "random" in sys.modules:
+        sys.modules["random"].seed()  # from os.urandom
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        try:
+            numpy.random.seed()
+        except Exception:  # noqa: BLE001: a broken numpy must not stop the worker
+            pass
+
+
+def _decode_status(status: int) -> dict[str, int]:
+    if os.WIFEXITED(status):
+        return {"code": os.WEXITSTATUS(status), "signal": 0}
+    if os.WIFSIGNALED(status):
+        return {"code": -1, "signal": os.WTERMSIG(status)}
+    return {"code": -1, "signal": 0}
+
+
+def _resolve(spec: str) -> Callable[..., Any]:
+    module, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module), attribute or "build")
+
+
+def serve_template(build_spec: str, worker_argv: Sequence[str], t_main_ns: int,
+                   control_fd: int = CONTROL_FD) -> NoReturn:
+    """Run a template: ``build_spec`` is "module:function" returning a Worker for
+    ``t_main_ns=``; ``worker_argv`` is what each child's ``Worker.run`` parses (its
+    ``--preload`` modules are imported here, before ``ready``)."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")  # before the preload: no BLAS thread pools
+    template = Template(_resolve(build_spec), worker_argv, t_main_ns, control_fd)
+    if not template.preload(split_preload(worker_argv)):
+        sys.exit(EXIT_PRELOAD_FAILED)
+    sys.exit(template.serve())
+
+
+if __name__ == "__main__":
+    serve_template(sys.argv[1], sys.argv[2:], clock.now_ns())
