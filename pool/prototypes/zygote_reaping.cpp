@@ -6,14 +6,14 @@
 //   /tmp/zygote_reaping orphan [children=16]            # SIGKILL the owner: all gone < 2 s?
 //   /tmp/zygote_reaping orphan-template [children=16]   # SIGKILL the template: children gone?
 //
-// Design under test (ZYGOTE.md, option b): the owner launches the template (this binary,
+// Design under test (pool/ZYGOTE.md, option b): the owner launches the template (this binary,
 // mode "template") with PR_SET_PDEATHSIG and a SOCK_SEQPACKET socketpair as its stdin. Per
 // start the owner makes the child's three pipes and sends their child ends with SCM_RIGHTS;
 // the template forks, the child sets its group, PR_SET_PDEATHSIG (then checks getppid),
 // dup2s the pipes onto 0-2 and close_range(3)s the rest; the template passes back a pidfd
 // it opened before it could reap. The owner polls that pidfd, killpg()s the group while the
 // leader is still unreaped, and only then asks the template to reap ("reap" -> "reaped").
-// Messages are one datagram of JSON each, as in ZYGOTE.md (hand-formatted here).
+// Messages are one datagram of JSON each, as in pool/ZYGOTE.md (hand-formatted here).
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>

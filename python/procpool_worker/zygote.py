@@ -54,7 +54,7 @@ _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded in the template, never in a 
 
 
 class TemplateError(Exception):
-    """A request the template refuses; ``type`` is the error type of ZYGOTE.md."""
+    """A request the template refuses; ``type`` is the error type of pool/ZYGOTE.md."""
 
     def __init__(self, error_type: str, message: str):
         super().__init__(message)
