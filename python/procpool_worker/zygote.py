@@ -15,8 +15,9 @@ The pitfalls, each handled where it arises:
   generator. (Generators a preload created itself are the preload's business.)
 * inherited descriptors: the child closes every descriptor above 2, the control channel
   included; a preload's sockets and files must be reopened by the worker.
-* the collector dirtying shared pages: ``gc.freeze()`` before each fork moves everything
-  the template allocated into the permanent generation, so children never touch it.
+* the collector dirtying shared pages: the template runs with the collector disabled, and
+  ``gc.freeze()`` before each fork moves everything it allocated into the permanent
+  generation, so the children's collections (enabled again in the child) never touch it.
 * a child must never return into the template's loop: everything after ``os.fork()`` in
   the child ends in ``os._exit``.
 
@@ -143,7 +144,17 @@ class Template:
         return True
 
     def serve(self) -> int:
-        """Answer requests until EOF; then kill and reap the children left. Returns 0."""
+        """Answer requests until EOF; then kill and reap the children left. Returns 0.
+
+        Any other failure (the pool vanished mid-send, a bug) also kills and reaps the
+        children before it propagates."""
+        try:
+            self._loop()
+        finally:
+            self._kill_children()
+        return 0
+
+    def _loop(self) -> None:
         while True:
             request_id = kind = None
             try:
@@ -167,8 +178,6 @@ class Template:
                 reply = {"fork": "fork_failed", "reap": "reap_failed"}.get(kind, "error")
                 self._send({"type": reply, "id": request_id,
                             "error": {"type": error.type, "message": str(error)}})
-        self._kill_children()
-        return 0
 
     def _fork(self, message: dict[str, Any], fds: list[int]) -> None:
         request_id = message.get("id")
@@ -233,6 +242,7 @@ class Template:
             signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a new interpreter
             os.environ.update(env)
             _reseed()
+            gc.enable()  # disabled in the template; the frozen objects stay out of reach
             worker = self._build_worker(t_main_ns=t_main_ns)
             code = EXIT_PROTOCOL_ERROR_FALLBACK
             worker.run(self._worker_argv)
@@ -341,6 +351,10 @@ def serve_template(build_spec: str, worker_argv: Sequence[str], t_main_ns: int,
     ``--preload`` modules are imported here, before ``ready``)."""
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")  # before the preload: no BLAS thread pools
+    # The gc documentation's recipe for sharing pages with forked children: disable early in
+    # the parent (no collections punching holes in the preloaded heap), freeze before each
+    # fork, enable in the child.
+    gc.disable()
     template = Template(_resolve(build_spec), worker_argv, t_main_ns, control_fd)
     if not template.preload(split_preload(worker_argv)):
         sys.exit(EXIT_PRELOAD_FAILED)
