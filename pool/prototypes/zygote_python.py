@@ -9,8 +9,8 @@ Python objects, then starts ``--workers`` workers that preload it, all at once, 
 
 * spawn: ``python3 -m procpool_worker --preload zyg_heavy`` per worker (the import runs in
   each worker's init handshake, as today);
-* zygote: one ``procpool_worker.zygote`` template that imports it once, then one fork per
-  worker; each child still answers the init handshake.
+* zygote: one ``python3 -m procpool_worker --zygote`` template that imports it once, then
+  one fork per worker; each child still answers the init handshake.
 
 and prints the time until every worker has answered init, the time to replace one worker
 with the template already ready, and each worker's USS/PSS (/proc/PID/smaps_rollup).
@@ -100,8 +100,7 @@ def zygote_round(args, env):
     start = now()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     template = subprocess.Popen(
-        [sys.executable, "-m", "procpool_worker.zygote", "procpool_worker.example:build",
-         "--preload", "zyg_heavy"], stdin=theirs.fileno(), env=env, start_new_session=True)
+        [sys.executable, "-m", "procpool_worker", "--zygote", "--preload", "zyg_heavy"], stdin=theirs.fileno(), env=env, start_new_session=True)
     theirs.close()
 
     def receive():

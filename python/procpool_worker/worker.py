@@ -134,7 +134,9 @@ class Worker:
     def run(self, argv: Sequence[str] | None = None) -> NoReturn:
         """Parse the command line (``argv``, default sys.argv[1:]), then serve until EOF.
 
-        Exits 0 at end of input, 65 on a malformed request, 2 on a bad command line.
+        Exits 0 at end of input, 65 on a malformed request, 2 on a bad command line. With
+        ``--zygote`` the process becomes a template instead (``procpool_worker.zygote``):
+        exit 0 at the control channel's end, 70 when the preload failed.
         """
         parser = self._argument_parser()
         namespace = parser.parse_args(argv)
@@ -143,6 +145,19 @@ class Worker:
                          for name in value.split(",") if name.strip()]
         for variable in THREAD_LIMIT_VARIABLES:
             os.environ.setdefault(variable, "1")
+        if namespace.zygote:
+            # Imported only here: a spawned worker never pays for ctypes and socket.
+            from . import zygote
+            zygote.serve_template(self._preload, self._t_main_ns, self._run_forked)
+        self._serve_stdio()
+
+    def _run_forked(self, t_main_ns: int) -> NoReturn:
+        """A zygote's child, right after the fork: serve like a spawned worker whose program
+        started at ``t_main_ns``. The command line was parsed once, in the template."""
+        self._t_main_ns = t_main_ns
+        self._serve_stdio()
+
+    def _serve_stdio(self) -> NoReturn:
         self._frames_in, self._frames_out = _take_over_stdio()
         if self._knobs.ignore_sigterm:
             faults.set_ignore_sigterm(True)
@@ -162,6 +177,11 @@ class Worker:
             "--preload", action="append", default=[], metavar="MODULE[,MODULE...]",
             help="import these modules during the init handshake, so that their import time "
                  "counts as init overhead (may be repeated)")
+        parser.add_argument(
+            "--zygote", action="store_true",
+            help="run as a zygote template (pool/ZYGOTE.md): import the --preload modules "
+                 "once, then fork one worker per request of the control channel on fd 0 "
+                 "(or PROCPOOL_ZYGOTE_FD); each child runs the init handshake itself")
         knob_settings.add_arguments(parser)
         return parser
 

@@ -1,29 +1,29 @@
-"""Sketch: the zygote template of pool/ZYGOTE.md (issue 12). Not wired into ``__main__`` yet.
+"""The zygote template of pool/ZYGOTE.md (issue 12): ``Worker.run`` with ``--zygote``.
 
-The template imports the preload once, says ``ready`` on the control channel (a
-SOCK_SEQPACKET socket on fd 0), and forks one worker per ``fork`` request. Each child takes
-the three pipes that came with the request as its stdin, stdout and stderr, and then runs
-the ordinary worker (``Worker.run``): the pool's init handshake happens in the child, after
-the fork, and its ``t_main_ns`` is the child's first stamp after ``os.fork()``.
+``python3 -m procpool_worker --zygote --preload json,decimal`` (or any worker script whose
+entry point is ``Worker.run``, with ``--zygote``) imports the preload once, says ``ready`` on
+the control channel (a SOCK_SEQPACKET socket on fd 0, or on ``PROCPOOL_ZYGOTE_FD``), and
+forks one worker per ``fork`` request. Each child takes the three pipes that came with the
+request as its stdin, stdout and stderr, and then serves exactly like a spawned worker: the
+pool's init handshake happens in the child, after the fork, and its ``t_main_ns`` is the
+child's first stamp after ``os.fork()``.
 
 The pitfalls, each handled where it arises:
 
 * other threads alive: a fork would copy locks they hold and lose the threads themselves.
   The template counts /proc/self/task (native threads too, e.g. a BLAS pool) and refuses
-  with ``threads_alive`` naming the Python threads it knows.
+  with ``threads_alive`` naming the Python threads it knows and counting the others.
 * shared random state: the child reseeds ``random`` and, when imported, numpy's global
   generator. (Generators a preload created itself are the preload's business.)
 * inherited descriptors: the child closes every descriptor above 2, the control channel
-  included; a preload's sockets and files must be reopened by the worker.
+  included; a preload's sockets and files must be reopened by the worker. The template
+  itself moves the control channel off fd 0 (to a close-on-exec descriptor) and reads
+  /dev/null there, so neither the preload nor a process it starts can read or hold it.
 * the collector dirtying shared pages: the template runs with the collector disabled, and
   ``gc.freeze()`` before each fork moves everything it allocated into the permanent
   generation, so the children's collections (enabled again in the child) never touch it.
 * a child must never return into the template's loop: everything after ``os.fork()`` in
   the child ends in ``os._exit``.
-
-Entry point for tests and for the later wiring::
-
-    serve_template("procpool_worker.example:build", ["--preload", "json,decimal"], t_main_ns)
 """
 
 from __future__ import annotations
@@ -62,20 +62,6 @@ class TemplateError(Exception):
         self.type = error_type
 
 
-def split_preload(argv: Sequence[str]) -> list[str]:
-    """The modules named by ``--preload A,B`` / ``--preload=A,B`` options in ``argv``."""
-    names: list[str] = []
-    for i, arg in enumerate(argv):
-        value = None
-        if arg == "--preload" and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith("--preload="):
-            value = arg.split("=", 1)[1]
-        if value:
-            names.extend(name.strip() for name in value.split(",") if name.strip())
-    return names
-
-
 def other_threads() -> str | None:
     """None when only the calling thread exists; else a description naming the others."""
     try:
@@ -96,10 +82,9 @@ def other_threads() -> str | None:
 class Template:
     """The template's state and its control loop."""
 
-    def __init__(self, build_worker: Callable[..., Any], worker_argv: Sequence[str],
-                 t_main_ns: int, control_fd: int = CONTROL_FD):
-        self._build_worker = build_worker
-        self._worker_argv = list(worker_argv)
+    def __init__(self, start_worker: Callable[[int], NoReturn], t_main_ns: int,
+                 control_fd: int):
+        self._start_worker = start_worker
         self._t_main_ns = t_main_ns
         self._sock = socket.socket(fileno=control_fd)
         self._pid = os.getpid()
@@ -135,7 +120,10 @@ class Template:
             for name in modules:
                 importlib.import_module(name)
         except BaseException as error:  # noqa: BLE001: any failure is reported, then exit
+            import traceback
+            traceback.print_exc()  # into the template's stderr tail, which the pool quotes
             print(f"procpool_worker: zygote preload failed: {error!r}", file=sys.stderr)
+            sys.stderr.flush()
             self._send({"type": "preload_failed",
                         "error": {"type": type(error).__name__, "message": str(error)}})
             return False
@@ -183,7 +171,7 @@ class Template:
         request_id = message.get("id")
         env = message.get("env", {})
         try:
-            if not isinstance(request_id, int) or request_id < 0:
+            if isinstance(request_id, bool) or not isinstance(request_id, int) or request_id < 0:
                 raise TemplateError("bad_request", "fork needs an unsigned integer id")
             if len(fds) != 3:
                 raise TemplateError("bad_request", f"fork needs 3 descriptors, got {len(fds)}")
@@ -232,7 +220,8 @@ class Template:
                 os._exit(EXIT_CHILD_SETUP_FAILED)
             if os.getppid() != self._pid:
                 os._exit(EXIT_CHILD_SETUP_FAILED)  # the template died before prctl
-            self._sock.detach()  # fd 0 is about to become a pipe: the object must not close it
+            self._sock.detach()  # closed by the sweep below; the object must not close the
+            #                      number again later, when it may be someone else's
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)  # received fds are >= 3, so no source is overwritten
             os.closerange(3, _max_fd())  # close_range(2) where the kernel has it
@@ -243,9 +232,8 @@ class Template:
             os.environ.update(env)
             _reseed()
             gc.enable()  # disabled in the template; the frozen objects stay out of reach
-            worker = self._build_worker(t_main_ns=t_main_ns)
             code = EXIT_PROTOCOL_ERROR_FALLBACK
-            worker.run(self._worker_argv)
+            self._start_worker(t_main_ns)  # Worker.run's serving half: ends in SystemExit
         except SystemExit as done:
             code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         except BaseException:  # noqa: BLE001: report, and never return into the template
@@ -339,27 +327,46 @@ def _decode_status(status: int) -> dict[str, int]:
     return {"code": -1, "signal": 0}
 
 
-def _resolve(spec: str) -> Callable[..., Any]:
-    module, _, attribute = spec.partition(":")
-    return getattr(importlib.import_module(module), attribute or "build")
+def control_fd_from_environment() -> int:
+    """The control channel's descriptor: ``PROCPOOL_ZYGOTE_FD``, 0 when unset."""
+    value = os.environ.get("PROCPOOL_ZYGOTE_FD", "")
+    try:
+        return int(value) if value else CONTROL_FD
+    except ValueError:
+        raise SystemExit(f"procpool_worker: PROCPOOL_ZYGOTE_FD={value!r} is not a descriptor")
 
 
-def serve_template(build_spec: str, worker_argv: Sequence[str], t_main_ns: int,
-                   control_fd: int = CONTROL_FD) -> NoReturn:
-    """Run a template: ``build_spec`` is "module:function" returning a Worker for
-    ``t_main_ns=``; ``worker_argv`` is what each child's ``Worker.run`` parses (its
-    ``--preload`` modules are imported here, before ``ready``)."""
+def _move_off_stdio(fd: int) -> int:
+    """A close-on-exec duplicate of ``fd``; fd itself is closed, or reads /dev/null if 0-2."""
+    private = os.dup(fd)  # non-inheritable: a process the preload starts does not get it
+    if fd <= 2:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    else:
+        os.close(fd)
+    return private
+
+
+def serve_template(preload: Sequence[str], t_main_ns: int,
+                   start_worker: Callable[[int], NoReturn],
+                   control_fd: int | None = None) -> NoReturn:
+    """Run a template: import ``preload``, send ``ready``, then fork on request.
+
+    ``t_main_ns`` is the template's own first stamp (sent in ``ready``). In each child,
+    ``start_worker(t_main_ns_of_the_child)`` serves the worker protocol on fds 0-2 and ends
+    in SystemExit (``Worker._run_forked``). Exits 0 at the control channel's EOF, 70
+    (EX_SOFTWARE) after ``preload_failed``."""
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")  # before the preload: no BLAS thread pools
+    os.environ.pop("PROCPOOL_ZYGOTE_FD", None)  # the children are not templates
+    if control_fd is None:
+        control_fd = control_fd_from_environment()
     # The gc documentation's recipe for sharing pages with forked children: disable early in
     # the parent (no collections punching holes in the preloaded heap), freeze before each
     # fork, enable in the child.
     gc.disable()
-    template = Template(_resolve(build_spec), worker_argv, t_main_ns, control_fd)
-    if not template.preload(split_preload(worker_argv)):
+    template = Template(start_worker, t_main_ns, _move_off_stdio(control_fd))
+    if not template.preload(preload):
         sys.exit(EXIT_PRELOAD_FAILED)
     sys.exit(template.serve())
-
-
-if __name__ == "__main__":
-    serve_template(sys.argv[1], sys.argv[2:], clock.now_ns())
