@@ -1,8 +1,12 @@
-"""Tests of the zygote template sketch (procpool_worker.zygote, pool/ZYGOTE.md).
+"""Tests of the zygote mode (``--zygote``, procpool_worker.zygote, pool/ZYGOTE.md).
 
-Run from python/: ``python3 -m unittest tests.test_zygote -v``. The test plays the pool: it
-launches a template over a SOCK_SEQPACKET socketpair, asks it for forks, speaks the worker
-protocol with the children, and reaps them through the template.
+Run from python/: ``python3 -m unittest tests.test_zygote -v``. Each test plays the pool: it
+launches a template (a worker script, or ``python3 -m procpool_worker``, with ``--zygote``)
+over a SOCK_SEQPACKET socketpair, asks it for forks, speaks the worker protocol with the
+children over their pipes (the SDK's framing), and reaps them through the template. Every
+wait is a select() on a descriptor with a timeout, never a sleep. Cleanup, also on failure:
+the control channel's EOF makes the template SIGKILL and reap its children and exit; if it
+does not within the timeout, the test SIGKILLs the template's group and every child's group.
 """
 
 import json
@@ -22,64 +26,113 @@ from procpool_worker import framing
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
+EXIT_PRELOAD_FAILED = 70
 
-PROBE_MODULE = textwrap.dedent("""
-    import os, random
-    from procpool_worker.worker import Worker
+# A user's worker script, in the README's shape: its entry point is Worker.run.
+PROBE_WORKER = textwrap.dedent("""\
+    import time; T_MAIN_NS = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    import gc, os, random, sys
+    from procpool_worker import Worker
 
-    def build(t_main_ns=None):
-        worker = Worker(t_main_ns=t_main_ns)
+    worker = Worker(t_main_ns=T_MAIN_NS, prog="zyg_probe")
 
-        @worker.handler("probe")
-        def probe(args):
-            links = []
-            for name in os.listdir("/proc/self/fd"):
-                try:
-                    links.append(os.readlink(f"/proc/self/fd/{name}"))
-                except OSError:
-                    pass
-            return {"rand": random.random(), "links": links, "pgid": os.getpgid(0),
-                    "worker_id": os.environ.get("PROCPOOL_WORKER_ID")}
-        return worker
+    @worker.handler("probe")
+    def probe(args):
+        links = {}
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                links[name] = os.readlink(f"/proc/self/fd/{name}")
+            except OSError:
+                pass  # the listing's own descriptor, closed by now
+        numpy = sys.modules.get("numpy")
+        return {"rand": random.random(), "links": links, "pid": os.getpid(),
+                "pgid": os.getpgid(0), "worker_id": os.environ.get("PROCPOOL_WORKER_ID"),
+                "zygote_fd": os.environ.get("PROCPOOL_ZYGOTE_FD"),
+                "freeze_count": gc.get_freeze_count(), "gc_enabled": gc.isenabled(),
+                "random_seeds": getattr(random, "SEED_CALLS", None),
+                "numpy_seeds": numpy.random.SEED_CALLS if numpy is not None else None}
+
+    if __name__ == "__main__":
+        worker.run()
 """)
 
-# A preload that keeps a descriptor open: the children must not inherit it.
-OPENS_PRELOAD = textwrap.dedent("""
-    import os
-    HELD = open(os.path.join(os.path.dirname(__file__), "held-by-the-template"), "w")
-""")
-
-THREADED_PRELOAD = textwrap.dedent("""
-    import threading, time
-    threading.Thread(target=time.sleep, args=(3600,), name="preload-thread", daemon=True).start()
-""")
+PRELOADS = {
+    # Keeps a file open: the children must not inherit it.
+    "zyg_opens.py": """
+        import os
+        HELD = open(os.path.join(os.path.dirname(__file__), "held-by-the-template"), "w")
+    """,
+    # Records every call of random.seed() made through the module (the template's reseed;
+    # CPython's own after-fork reseed calls the bound method it registered, not this).
+    "zyg_seeds.py": """
+        import os, random
+        random.SEED_CALLS = []
+        _seed = random.seed
+        def seed(*args, **kwargs):
+            random.SEED_CALLS.append(os.getpid())
+            return _seed(*args, **kwargs)
+        random.seed = seed
+    """,
+    # numpy is not installed here: a fake one whose global generator records its reseeds.
+    "numpy/__init__.py": """
+        from . import random
+    """,
+    "numpy/random.py": """
+        import os
+        SEED_CALLS = []
+        def seed(seed=None):
+            SEED_CALLS.append(os.getpid())
+    """,
+    "zyg_threaded.py": """
+        import threading, time
+        threading.Thread(target=time.sleep, args=(3600,), name="preload-thread",
+                         daemon=True).start()
+    """,
+    # A thread the interpreter does not know: pthread_create(sleep, 3600) through ctypes.
+    "zyg_native_thread.py": """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        thread = ctypes.c_ulong()
+        start = ctypes.cast(libc.sleep, ctypes.c_void_p)
+        if libc.pthread_create(ctypes.byref(thread), None, start, ctypes.c_void_p(3600)):
+            raise OSError(ctypes.get_errno(), "pthread_create failed")
+    """,
+    "zyg_raises.py": """
+        raise RuntimeError("boom from the preload")
+    """,
+}
 
 
 def now_ns():
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
+def wait_readable(fd, what):
+    if not select.select([fd], [], [], TIMEOUT)[0]:
+        raise AssertionError(f"timed out waiting for {what}")
+
+
 class Template:
     """A template process and the pool's end of its control channel."""
 
-    def __init__(self, test, modules_dir, preload):
+    def __init__(self, test, modules_dir, preload, module=False):
+        self.children = []
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = dict(os.environ, PYTHONPATH=f"{modules_dir}{os.pathsep}{PYTHON_DIR}",
                    PROCPOOL_ZYGOTE_FD="0")
-        argv = [sys.executable, "-m", "procpool_worker.zygote", "zyg_probe:build"]
+        entry = ["-m", "procpool_worker"] if module else [str(modules_dir / "zyg_probe.py")]
+        argv = [sys.executable, *entry, "--zygote"]
         if preload:
             argv += ["--preload", preload]
         self.stderr_r, stderr_w = os.pipe()
+        test.addCleanup(self.cleanup)
         self.proc = subprocess.Popen(argv, stdin=theirs.fileno(), stdout=stderr_w,
                                      stderr=stderr_w, env=env, start_new_session=True)
         theirs.close()
         os.close(stderr_w)
-        test.addCleanup(self.cleanup)
 
     def receive(self):
-        ready, _, _ = select.select([self.sock], [], [], TIMEOUT)
-        if not ready:
-            raise AssertionError("no message from the template")
+        wait_readable(self.sock, "a message from the template")
         payload, fds, _, _ = socket.recv_fds(self.sock, 65536, 4)
         return (json.loads(payload) if payload else None), fds
 
@@ -90,13 +143,36 @@ class Template:
         else:
             self.sock.send(payload)
 
+    def fork(self, request_id):
+        child = Child(self, request_id)
+        self.children.append(child)
+        return child
+
+    def stderr_text(self):
+        """The template's stderr up to EOF: call after it exited (no child holds the pipe)."""
+        chunks = []
+        while select.select([self.stderr_r], [], [], TIMEOUT)[0]:
+            chunk = os.read(self.stderr_r, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
     def cleanup(self):
-        self.sock.close()
+        for child in self.children:
+            child.close()
+        self.sock.close()  # EOF: the template SIGKILLs and reaps its children, exits 0
         try:
+            self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for child in self.children:
+                if child.pid is not None:
+                    try:
+                        os.killpg(child.pid, signal.SIGKILL)  # unreaped: the group is theirs
+                    except OSError:
+                        pass
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self.proc.wait(TIMEOUT)
+            self.proc.wait(TIMEOUT)
         os.close(self.stderr_r)
 
 
@@ -104,6 +180,7 @@ class Child:
     """The pool's ends of a forked worker's pipes, its pidfd and its pid."""
 
     def __init__(self, template, request_id):
+        self.closed = False
         stdin_r, self.stdin = os.pipe()
         self.stdout, stdout_w = os.pipe()
         self.stderr, stderr_w = os.pipe()
@@ -112,15 +189,17 @@ class Child:
                        "env": {"PROCPOOL_WORKER_ID": str(request_id)}},
                       [stdin_r, stdout_w, stderr_w])
         for fd in (stdin_r, stdout_w, stderr_w):
-            os.close(fd)
+            os.close(fd)  # the pool's copies of the child's ends, once sendmsg returned
         self.reply, fds = template.receive()
         self.pidfd = fds[0] if fds else None
+        self.pid = self.reply.get("pid") if self.reply["type"] == "forked" else None
         self.frames_in = os.fdopen(self.stdout, "rb")
         self.frames_out = os.fdopen(self.stdin, "wb")
 
     def call(self, request_id, command, args=None):
         framing.write_frame(self.frames_out, json.dumps(
             {"id": request_id, "command": command, "args": args}).encode())
+        wait_readable(self.frames_in, f"the reply to {command}")
         payload = framing.read_frame(self.frames_in)
         if payload is None:
             raise AssertionError("child closed stdout; stderr: "
@@ -128,6 +207,9 @@ class Child:
         return json.loads(payload)
 
     def close(self):
+        if self.closed:
+            return
+        self.closed = True
         for stream in (self.frames_in, self.frames_out):
             try:
                 stream.close()
@@ -143,77 +225,140 @@ class ZygoteTest(unittest.TestCase):
         directory = tempfile.TemporaryDirectory()
         self.addCleanup(directory.cleanup)
         self.modules = Path(directory.name)
-        (self.modules / "zyg_probe.py").write_text(PROBE_MODULE)
-        (self.modules / "zyg_threaded.py").write_text(THREADED_PRELOAD)
-        (self.modules / "zyg_opens.py").write_text(OPENS_PRELOAD)
+        (self.modules / "numpy").mkdir()
+        (self.modules / "zyg_probe.py").write_text(PROBE_WORKER)
+        for name, text in PRELOADS.items():
+            (self.modules / name).write_text(textwrap.dedent(text))
 
-    def test_forks_initialises_and_reaps_children(self):
-        template = Template(self, self.modules, "json,random,zyg_opens")
-        ready, _ = template.receive()
-        self.assertEqual(ready["type"], "ready")
+    def ready(self, template):
+        ready, fds = template.receive()
+        self.assertEqual(fds, [])
+        self.assertEqual(ready["type"], "ready", ready)
+        self.assertEqual(ready["protocol"], 1)
         self.assertEqual(ready["pid"], template.proc.pid)
         self.assertLessEqual(ready["t_main_ns"], ready["t_preload_done_ns"])
+        return ready
 
-        children = [Child(template, request_id) for request_id in (1, 2)]
+    def test_forks_initialises_and_reaps_children(self):
+        """A user's worker script with --zygote: the children are ordinary, separate workers;
+        each pitfall of issue 12 item 3 is checked in them."""
+        template = Template(self, self.modules, "json,zyg_seeds,numpy,zyg_opens")
+        ready = self.ready(template)
+
+        children = [template.fork(request_id) for request_id in (1, 2)]
         probes = []
         for child in children:
             self.assertEqual(child.reply["type"], "forked", child.reply)
             self.assertIsNotNone(child.pidfd)
+            self.assertNotEqual(child.pid, template.proc.pid)
             init = child.call(0, "init", {})
+            t_init_reply_ns = now_ns()
             self.assertTrue(init["ok"], init)
-            self.assertEqual(init["pid"], child.reply["pid"])
-            # t_main_ns is the child's first stamp after the fork.
-            self.assertGreaterEqual(init["t_main_ns"], child.reply["t_fork_ns"])
+            self.assertEqual(init["pid"], child.pid)
+            # The handshake runs in the child, after the fork; t_main_ns is the fork's.
+            self.assertNotEqual(init["t_main_ns"], ready["t_main_ns"])
+            self.assertLessEqual(child.t_request_ns, child.reply["t_fork_ns"])
+            self.assertLessEqual(child.reply["t_fork_ns"], init["t_main_ns"])
+            self.assertLessEqual(init["t_main_ns"], init["t_recv_ns"])
             self.assertLessEqual(init["t_main_ns"], init["t_init_done_ns"])
+            self.assertLess(init["t_main_ns"], t_init_reply_ns)
             probe = child.call(1, "probe")
             self.assertTrue(probe["ok"], probe)
             probes.append(probe["result"])
+
         for child, probe in zip(children, probes):
-            self.assertEqual(probe["pgid"], child.reply["pid"])  # own process group
+            self.assertEqual(probe["pid"], child.pid)
+            self.assertEqual(probe["pgid"], child.pid)  # own process group
             self.assertEqual(probe["worker_id"], str(child.reply["id"]))
-            self.assertFalse([link for link in probe["links"] if link.startswith("socket:")],
-                             f"the control channel leaked into the child: {probe['links']}")
-            self.assertFalse([link for link in probe["links"] if "held-by-the-template" in link],
-                             f"a preload's descriptor leaked into the child: {probe['links']}")
-        # CPython's random registers its own after-fork reseed (os.register_at_fork); the
-        # template's explicit reseed matters for numpy's global generator, which does not.
+            self.assertIsNone(probe["zygote_fd"], "a child must not think it is a template")
+            # Descriptors: 0 /dev/null, 1-2 its stderr pipe, 3-4 its frame pipes, nothing else
+            # (no control socket, no pidfd, no preload's file, no other child's pipes).
+            self.assertEqual(sorted(probe["links"], key=int), ["0", "1", "2", "3", "4"],
+                             f"inherited descriptors: {probe['links']}")
+            self.assertEqual(probe["links"]["0"], "/dev/null")
+            for fd in "1234":
+                self.assertTrue(probe["links"][fd].startswith("pipe:"), probe["links"])
+            # gc.freeze() ran in the template before the fork; the child collects again.
+            self.assertGreater(probe["freeze_count"], 0)
+            self.assertTrue(probe["gc_enabled"])
+            # Reseeded once, in the child (not in the template, whose calls it would inherit).
+            self.assertEqual(probe["random_seeds"], [child.pid])
+            self.assertEqual(probe["numpy_seeds"], [child.pid])
+        pipes = [{probe["links"][fd] for fd in "1234"} for probe in probes]
+        self.assertFalse(pipes[0] & pipes[1], "the children share a pipe")
         self.assertNotEqual(probes[0]["rand"], probes[1]["rand"], "random was not reseeded")
 
-        for request_id, child in enumerate(children, start=1):
+        for child in children:
+            request_id = child.reply["id"]
             child.frames_out.close()  # EOF: the worker exits 0
-            self.assertTrue(select.select([child.pidfd], [], [], TIMEOUT)[0], "child did not exit")
-            os.killpg(child.reply["pid"], signal.SIGKILL)  # leader unreaped: the group is ours
+            wait_readable(child.pidfd, "the child's exit")
+            os.killpg(child.pid, signal.SIGKILL)  # leader unreaped: the group is still ours
             template.send({"type": "reap", "id": request_id})
             reaped, _ = template.receive()
             self.assertEqual(reaped, {"type": "reaped", "id": request_id, "code": 0, "signal": 0})
-            child.close()
+            self.assertFalse(Path(f"/proc/{child.pid}").exists(), "reaped child still listed")
 
         template.sock.shutdown(socket.SHUT_WR)  # EOF: the template exits 0
         self.assertEqual(template.proc.wait(TIMEOUT), 0)
 
-    def test_refuses_to_fork_with_threads_alive(self):
+    def test_module_entry_point_and_eof_kills_the_children_left(self):
+        """python3 -m procpool_worker --zygote --preload ...: the example worker's handlers
+        in a child; at the channel's EOF the template kills and reaps the children it holds."""
+        template = Template(self, self.modules, "json,decimal", module=True)
+        self.ready(template)
+        child = template.fork(5)
+        self.assertEqual(child.reply["type"], "forked", child.reply)
+        self.assertTrue(child.call(0, "init", {"seed": 7})["ok"])
+        echo = child.call(1, "echo", {"x": [1, 2]})
+        self.assertEqual(echo["result"], {"x": [1, 2]})
+        template.sock.shutdown(socket.SHUT_WR)
+        self.assertEqual(template.proc.wait(TIMEOUT), 0)
+        wait_readable(child.pidfd, "the child's exit")
+        self.assertFalse(Path(f"/proc/{child.pid}").exists(), "child left behind")
+
+    def test_refuses_to_fork_with_a_python_thread_alive(self):
         template = Template(self, self.modules, "zyg_threaded")
-        ready, _ = template.receive()
-        self.assertEqual(ready["type"], "ready")
-        child = Child(template, 7)
-        self.addCleanup(child.close)
-        self.assertEqual(child.reply["type"], "fork_failed")
+        self.ready(template)
+        child = template.fork(7)
+        self.assertEqual(child.reply["type"], "fork_failed", child.reply)
         self.assertEqual(child.reply["id"], 7)
         self.assertEqual(child.reply["error"]["type"], "threads_alive")
         self.assertIn("preload-thread", child.reply["error"]["message"])
+        self.assertIsNone(child.pidfd)
 
-    def test_reports_a_failed_preload(self):
-        template = Template(self, self.modules, "zyg_no_such_module")
+    def test_refuses_to_fork_with_a_native_thread_alive(self):
+        """A thread the interpreter does not know is seen in /proc/self/task: it cannot be
+        named, only counted."""
+        template = Template(self, self.modules, "zyg_native_thread")
+        self.ready(template)
+        child = template.fork(8)
+        self.assertEqual(child.reply["type"], "fork_failed", child.reply)
+        self.assertEqual(child.reply["error"]["type"], "threads_alive")
+        self.assertIn("1 thread(s) not started by Python", child.reply["error"]["message"])
+
+    def test_reports_a_missing_preload_module(self):
+        template = Template(self, self.modules, "json,zyg_no_such_module")
         failed, _ = template.receive()
         self.assertEqual(failed["type"], "preload_failed")
-        self.assertEqual(failed["error"]["type"], "ModuleNotFoundError")
-        self.assertEqual(template.proc.wait(TIMEOUT), 70)
+        self.assertEqual(failed["error"], {"type": "ModuleNotFoundError",
+                                           "message": "No module named 'zyg_no_such_module'"})
+        self.assertEqual(template.proc.wait(TIMEOUT), EXIT_PRELOAD_FAILED)
+
+    def test_reports_a_preload_that_raises(self):
+        template = Template(self, self.modules, "zyg_raises", module=True)
+        failed, _ = template.receive()
+        self.assertEqual(failed["type"], "preload_failed")
+        self.assertEqual(failed["error"], {"type": "RuntimeError",
+                                           "message": "boom from the preload"})
+        self.assertEqual(template.proc.wait(TIMEOUT), EXIT_PRELOAD_FAILED)
+        stderr = template.stderr_text()
+        self.assertIn("Traceback", stderr)
+        self.assertIn("RuntimeError: boom from the preload", stderr)
 
     def test_reap_of_a_running_child_is_refused(self):
         template = Template(self, self.modules, "")
-        template.receive()
-        child = Child(template, 1)
-        self.addCleanup(child.close)
+        self.ready(template)
+        template.fork(1)
         template.send({"type": "reap", "id": 1})
         refused, _ = template.receive()
         self.assertEqual(refused["type"], "reap_failed")
