@@ -45,7 +45,9 @@ PROBE_WORKER = textwrap.dedent("""\
             except OSError:
                 pass  # the listing's own descriptor, closed by now
         numpy = sys.modules.get("numpy")
-        return {"rand": random.random(), "links": links, "pid": os.getpid(),
+        opens = sys.modules.get("zyg_opens")
+        return {"preload_stdin": getattr(opens, "STDIN_AT_PRELOAD", None),
+                "rand": random.random(), "links": links, "pid": os.getpid(),
                 "pgid": os.getpgid(0), "worker_id": os.environ.get("PROCPOOL_WORKER_ID"),
                 "zygote_fd": os.environ.get("PROCPOOL_ZYGOTE_FD"),
                 "freeze_count": gc.get_freeze_count(), "gc_enabled": gc.isenabled(),
@@ -57,10 +59,12 @@ PROBE_WORKER = textwrap.dedent("""\
 """)
 
 PRELOADS = {
-    # Keeps a file open: the children must not inherit it.
+    # Keeps a file open: the children must not inherit it. Notes what its fd 0 is: the
+    # template moved the control channel off it before the preload.
     "zyg_opens.py": """
         import os
         HELD = open(os.path.join(os.path.dirname(__file__), "held-by-the-template"), "w")
+        STDIN_AT_PRELOAD = os.readlink("/proc/self/fd/0")
     """,
     # Records every call of random.seed() made through the module (the template's reseed;
     # CPython's own after-fork reseed calls the bound method it registered, not this).
@@ -278,6 +282,8 @@ class ZygoteTest(unittest.TestCase):
             self.assertEqual(probe["links"]["0"], "/dev/null")
             for fd in "1234":
                 self.assertTrue(probe["links"][fd].startswith("pipe:"), probe["links"])
+            self.assertEqual(probe["preload_stdin"], "/dev/null",
+                             "the preload could read the control channel on fd 0")
             # gc.freeze() ran in the template before the fork; the child collects again.
             self.assertGreater(probe["freeze_count"], 0)
             self.assertTrue(probe["gc_enabled"])
