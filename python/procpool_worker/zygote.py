@@ -16,7 +16,10 @@ The pitfalls, each handled where it arises:
 * shared random state: the child reseeds ``random`` and, when imported, numpy's global
   generator. (Generators a preload created itself are the preload's business.)
 * inherited descriptors: the child closes every descriptor above 2, the control channel
-  included; a preload's sockets and files must be reopened by the worker. The template
+  included, and puts /dev/null on the numbers the template had open, so that a preload's
+  stale file or socket object can neither write into nor close the worker's own pipes
+  (which would otherwise reuse those numbers); such objects must be reopened by the
+  worker. The template
   itself moves the control channel off fd 0 (to a close-on-exec descriptor) and reads
   /dev/null there, so neither the preload nor a process it starts can read or hold it.
 * the collector dirtying shared pages: the template runs with the collector disabled, and
@@ -42,7 +45,7 @@ from . import clock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, NoReturn, Sequence
+    from typing import Any, Callable, Iterable, NoReturn, Sequence
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 65536
@@ -222,9 +225,11 @@ class Template:
                 os._exit(EXIT_CHILD_SETUP_FAILED)  # the template died before prctl
             self._sock.detach()  # closed by the sweep below; the object must not close the
             #                      number again later, when it may be someone else's
+            held = _open_descriptors()  # the template's, before this child takes its own
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)  # received fds are >= 3, so no source is overwritten
             os.closerange(3, _max_fd())  # close_range(2) where the kernel has it
+            _hold_with_devnull(fd for fd in held if fd > 2 and fd not in fds)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
             for signum in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
@@ -299,6 +304,32 @@ def _close_all(fds: Sequence[int]) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+def _open_descriptors() -> list[int]:
+    """This process's open descriptors (and the listing's own, closed by now)."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return []
+
+
+def _hold_with_devnull(numbers: Iterable[int]) -> None:
+    """Put /dev/null on each (closed) descriptor number in ``numbers``.
+
+    Python objects the preload made (a file, a socket) survive the fork and still name their
+    old descriptor numbers. Were those numbers free, the worker's own pipes would take them,
+    and the stale object's write or close (or its finaliser) would hit the frame channel;
+    held by /dev/null, the numbers stay out of reach and the stale object is harmless."""
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    keep = False
+    for fd in numbers:
+        if fd == devnull:
+            keep = True
+        else:
+            os.dup2(devnull, fd, inheritable=False)
+    if not keep:
+        os.close(devnull)
 
 
 def _max_fd() -> int:

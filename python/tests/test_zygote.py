@@ -54,6 +54,18 @@ PROBE_WORKER = textwrap.dedent("""\
                 "random_seeds": getattr(random, "SEED_CALLS", None),
                 "numpy_seeds": numpy.random.SEED_CALLS if numpy is not None else None}
 
+    @worker.handler("use_stale_file")
+    def use_stale_file(args):
+        # The preload's file object survived the fork; its descriptor did not.
+        held = sys.modules["zyg_opens"].HELD
+        try:
+            held.write("scribbled by a stale object\\n" * 100)
+            held.flush()
+        except OSError:
+            pass
+        held.close()
+        return "used"
+
     if __name__ == "__main__":
         worker.run()
 """)
@@ -275,13 +287,16 @@ class ZygoteTest(unittest.TestCase):
             self.assertEqual(probe["pgid"], child.pid)  # own process group
             self.assertEqual(probe["worker_id"], str(child.reply["id"]))
             self.assertIsNone(probe["zygote_fd"], "a child must not think it is a template")
-            # Descriptors: 0 /dev/null, 1-2 its stderr pipe, 3-4 its frame pipes, nothing else
-            # (no control socket, no pidfd, no preload's file, no other child's pipes).
-            self.assertEqual(sorted(probe["links"], key=int), ["0", "1", "2", "3", "4"],
-                             f"inherited descriptors: {probe['links']}")
-            self.assertEqual(probe["links"]["0"], "/dev/null")
-            for fd in "1234":
-                self.assertTrue(probe["links"][fd].startswith("pipe:"), probe["links"])
+            # Descriptors: its stderr pipe on 1-2, its two frame pipes, and /dev/null on 0 and
+            # on the numbers the template held; no control socket, pidfd, preload's file, or
+            # other child's pipe.
+            links = probe["links"]
+            self.assertEqual(links["0"], "/dev/null")
+            self.assertEqual(links["1"], links["2"])
+            pipes = sorted(fd for fd, link in links.items() if link.startswith("pipe:"))
+            self.assertEqual(len(pipes), 4, f"inherited descriptors: {links}")
+            self.assertEqual({link for fd, link in links.items() if fd not in pipes},
+                             {"/dev/null"}, f"inherited descriptors: {links}")
             self.assertEqual(probe["preload_stdin"], "/dev/null",
                              "the preload could read the control channel on fd 0")
             # gc.freeze() ran in the template before the fork; the child collects again.
@@ -290,7 +305,8 @@ class ZygoteTest(unittest.TestCase):
             # Reseeded once, in the child (not in the template, whose calls it would inherit).
             self.assertEqual(probe["random_seeds"], [child.pid])
             self.assertEqual(probe["numpy_seeds"], [child.pid])
-        pipes = [{probe["links"][fd] for fd in "1234"} for probe in probes]
+        pipes = [{link for link in probe["links"].values() if link.startswith("pipe:")}
+                 for probe in probes]
         self.assertFalse(pipes[0] & pipes[1], "the children share a pipe")
         self.assertNotEqual(probes[0]["rand"], probes[1]["rand"], "random was not reseeded")
 
@@ -306,6 +322,16 @@ class ZygoteTest(unittest.TestCase):
 
         template.sock.shutdown(socket.SHUT_WR)  # EOF: the template exits 0
         self.assertEqual(template.proc.wait(TIMEOUT), 0)
+
+    def test_a_stale_object_of_the_preload_cannot_touch_the_frames(self):
+        """The preload's file object still names its old descriptor number in the child:
+        writing through it and closing it must leave the worker's frame pipes alone."""
+        template = Template(self, self.modules, "zyg_opens")
+        self.ready(template)
+        child = template.fork(3)
+        self.assertTrue(child.call(0, "init", {})["ok"])
+        self.assertEqual(child.call(1, "use_stale_file")["result"], "used")
+        self.assertEqual(child.call(2, "ping")["result"], "pong")
 
     def test_module_entry_point_and_eof_kills_the_children_left(self):
         """python3 -m procpool_worker --zygote --preload ...: the example worker's handlers
