@@ -1,4 +1,4 @@
-"""Prototype measurement for pool/ZYGOTE.md: Python workers, spawn vs the zygote sketch.
+"""Prototype measurement for pool/ZYGOTE.md: Python workers, spawn vs the zygote (--zygote).
 
 Standalone (standard library only), not part of any test suite. From the repository root:
 
