@@ -109,7 +109,9 @@ class template_loop {
  private:
   // The pool closing its end while a reply is on its way is an ordinary shutdown.
   static int channel_failed(const std::error_code& ec) {
-    return ec == std::errc::broken_pipe || ec == std::errc::connection_reset ? 0 : 1;
+    if (ec == std::errc::broken_pipe || ec == std::errc::connection_reset) return 0;
+    fmt::print(stderr, "procpool-fake-worker: zygote control channel failed: {}\n", ec.message());
+    return 1;
   }
 
   io_result<void> dispatch(control_message message) {
@@ -242,7 +244,11 @@ int serve_template(const template_options& options, const worker_main& worker) {
                       {"pid", ::getpid()},
                       {"t_main_ns", options.t_main_ns},
                       {"t_preload_done_ns", monotonic_ns()}};
-  if (auto sent = send_message(options.control_fd, ready); !sent) return 1;
+  if (auto sent = send_message(options.control_fd, ready); !sent) {
+    fmt::print(stderr, "procpool-fake-worker: --zygote needs a SOCK_SEQPACKET control channel on fd {}: {}\n",
+               options.control_fd, sent.error().message());
+    return 1;
+  }
   return template_loop(options, worker).serve();
 }
 

@@ -290,6 +290,29 @@ TEST_F(ZygoteTemplate, ClosingTheChannelKillsAndReapsTheChildrenItStillHolds) {
   expect_no_descriptor_leaked();
 }
 
+TEST_F(ZygoteTemplate, ChildrenDieWithTheTemplateByTheirParentDeathSignal) {
+  ASSERT_NO_FATAL_FAILURE(launch());
+  expect_ready();
+  std::vector<child> children;
+  for (std::uint64_t id = 1; id <= 2; ++id) children.push_back(fork_child(id));
+  for (auto& c : children) ASSERT_TRUE(decode_init_reply(call(c, make_init_request(json::object()))));
+
+  ASSERT_EQ(::kill(template_pid_, SIGKILL), 0);
+  const int status = wait_template();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  for (auto& c : children) {
+    ASSERT_TRUE(readable_before(c.pidfd.get(), deadline_after(patience))) << "child " << c.pid << " outlived the template";
+    // This test process is a subreaper: the orphan is ours to reap now.
+    int child_status = 0;
+    ASSERT_EQ(::waitpid(c.pid, &child_status, 0), c.pid);
+    EXPECT_TRUE(WIFSIGNALED(child_status) && WTERMSIG(child_status) == SIGKILL) << "status " << child_status;
+  }
+  children.clear();
+  channel_.reset();
+  stderr_.reset();
+  expect_no_descriptor_leaked();
+}
+
 TEST_F(ZygoteTemplate, RefusesMalformedRequestsAndClosesWhatTheyCarried) {
   ASSERT_NO_FATAL_FAILURE(launch());
   expect_ready();
