@@ -38,7 +38,9 @@ struct refusal {
   std::string message;
 };
 
-std::string errno_text(const char* call) { return fmt::format("{}: {}", call, std::strerror(errno)); }
+std::string errno_text(const char* call) {
+  return fmt::format("{}: {}", call, std::strerror(errno));
+}
 
 // The preload: `ms` of wall time, then `mib` MiB of private memory, every page written.
 // Kept for the template's life, so each child shares it copy-on-write.
@@ -74,7 +76,8 @@ std::optional<std::vector<std::pair<std::string, std::string>>> request_env(cons
   if (it == message.end()) return env;
   if (!it->is_object()) return std::nullopt;
   for (const auto& [name, value] : it->items()) {
-    if (!value.is_string() || name.empty() || name.find('=') != std::string::npos) return std::nullopt;
+    if (!value.is_string() || name.empty() || name.find('=') != std::string::npos)
+      return std::nullopt;
     env.emplace_back(name, value.get<std::string>());
   }
   return env;
@@ -117,11 +120,15 @@ class template_loop {
   io_result<void> dispatch(control_message message) {
     json body = json::parse(message.payload, nullptr, false);
     const std::string type = body.is_object() && body.contains("type") && body["type"].is_string()
-                                 ? body["type"].get<std::string>() : std::string();
-    if (message.truncated) return refuse(type, body, {"bad_request", "message or descriptors truncated"});
-    if (type.empty()) return refuse(type, body, {"bad_request", "not a JSON object with a string type"});
+                                 ? body["type"].get<std::string>()
+                                 : std::string();
+    if (message.truncated)
+      return refuse(type, body, {"bad_request", "message or descriptors truncated"});
+    if (type.empty())
+      return refuse(type, body, {"bad_request", "not a JSON object with a string type"});
     if (type == "fork") return fork_child(body, std::move(message.fds));
-    if (!message.fds.empty()) return refuse(type, body, {"bad_request", type + " carries no descriptors"});
+    if (!message.fds.empty())
+      return refuse(type, body, {"bad_request", type + " carries no descriptors"});
     if (type == "reap") return reap(body);
     if (type == "status") return status(body);
     return refuse(type, body, {"bad_request", fmt::format("unknown message type '{}'", type)});
@@ -140,12 +147,14 @@ class template_loop {
     const auto env = request_env(body);
     if (!id) return refuse("fork", body, {"bad_request", "fork needs an unsigned integer id"});
     if (fds.size() != 3) {
-      return refuse("fork", body, {"bad_request", fmt::format("fork needs 3 descriptors, got {}", fds.size())});
+      return refuse("fork", body,
+                    {"bad_request", fmt::format("fork needs 3 descriptors, got {}", fds.size())});
     }
     if (!env) return refuse("fork", body, {"bad_request", "env must map names to strings"});
     if (children_.contains(*id)) return refuse("fork", body, {"bad_request", "id already in use"});
     if (const int threads = thread_count(); threads != 1) {
-      return refuse("fork", body, {"threads_alive", fmt::format("{} threads in /proc/self/task", threads)});
+      return refuse("fork", body,
+                    {"threads_alive", fmt::format("{} threads in /proc/self/task", threads)});
     }
     std::fflush(nullptr);  // or the child would write the template's buffered output again
     const std::int64_t t_fork_ns = monotonic_ns();
@@ -164,8 +173,8 @@ class template_loop {
     }
     children_.emplace(*id, pid);
     const int pidfds[] = {pidfd.get()};
-    return send_message(sock_, {{"type", "forked"}, {"id", *id}, {"pid", pid}, {"t_fork_ns", t_fork_ns}},
-                        pidfds);
+    return send_message(
+        sock_, {{"type", "forked"}, {"id", *id}, {"pid", pid}, {"t_fork_ns", t_fork_ns}}, pidfds);
   }
 
   // The child, from fork() to _exit(): it never returns into this loop.
@@ -184,7 +193,9 @@ class template_loop {
     if (!child) return refuse("reap", body, {"unknown_id", "no unreaped child with this id"});
     int status = 0;
     const pid_t r = retry_eintr([&] { return ::waitpid((*child)->second, &status, WNOHANG); });
-    if (r == 0) return refuse("reap", body, {"running", fmt::format("child {} has not exited", (*child)->second)});
+    if (r == 0)
+      return refuse("reap", body,
+                    {"running", fmt::format("child {} has not exited", (*child)->second)});
     if (r < 0) return refuse("reap", body, {"fork_errno", errno_text("waitpid")});
     json out = {{"type", "reaped"}, {"id", (*child)->first}};
     out.update(exit_fields(status));
@@ -196,8 +207,10 @@ class template_loop {
     const auto child = find_child(body);
     if (!child) return refuse("status", body, {"unknown_id", "no unreaped child with this id"});
     siginfo_t info{};
-    if (retry_eintr([&] { return ::waitid(P_PID, static_cast<id_t>((*child)->second), &info,
-                                          WEXITED | WNOHANG | WNOWAIT); }) < 0) {
+    if (retry_eintr([&] {
+          return ::waitid(P_PID, static_cast<id_t>((*child)->second), &info,
+                          WEXITED | WNOHANG | WNOWAIT);
+        }) < 0) {
       return refuse("status", body, {"fork_errno", errno_text("waitid")});
     }
     json out = {{"type", "status"}, {"id", (*child)->first}, {"running", info.si_pid == 0}};
@@ -232,11 +245,14 @@ int serve_template(const template_options& options, const worker_main& worker) {
   ::signal(SIGCHLD, SIG_DFL);
   const auto memory = preload(options.preload_ms, options.preload_mib);
   if (!memory) {
-    fmt::print(stderr, "procpool-fake-worker: zygote preload of {} MiB failed\n", options.preload_mib);
-    (void)send_message(options.control_fd,
-                       {{"type", "preload_failed"},
-                        {"error", {{"type", "bad_alloc"},
-                                   {"message", fmt::format("cannot allocate {} MiB", options.preload_mib)}}}});
+    fmt::print(stderr, "procpool-fake-worker: zygote preload of {} MiB failed\n",
+               options.preload_mib);
+    (void)send_message(
+        options.control_fd,
+        {{"type", "preload_failed"},
+         {"error",
+          {{"type", "bad_alloc"},
+           {"message", fmt::format("cannot allocate {} MiB", options.preload_mib)}}}});
     return exit_preload_failed;
   }
   const json ready = {{"type", "ready"},
@@ -245,8 +261,10 @@ int serve_template(const template_options& options, const worker_main& worker) {
                       {"t_main_ns", options.t_main_ns},
                       {"t_preload_done_ns", monotonic_ns()}};
   if (auto sent = send_message(options.control_fd, ready); !sent) {
-    fmt::print(stderr, "procpool-fake-worker: --zygote needs a SOCK_SEQPACKET control channel on fd {}: {}\n",
-               options.control_fd, sent.error().message());
+    fmt::print(
+        stderr,
+        "procpool-fake-worker: --zygote needs a SOCK_SEQPACKET control channel on fd {}: {}\n",
+        options.control_fd, sent.error().message());
     return 1;
   }
   return template_loop(options, worker).serve();

@@ -11,9 +11,9 @@
 namespace procpool::fake {
 
 struct template_options {
-  int control_fd = 0;        // PROCPOOL_ZYGOTE_FD
-  std::int64_t t_main_ns = 0;  // the template's own stamp, taken first thing
-  double preload_ms = 0;     // the preload's duration (the startup_ms knob, in this mode)
+  int control_fd = 0;           // PROCPOOL_ZYGOTE_FD
+  std::int64_t t_main_ns = 0;   // the template's own stamp, taken first thing
+  double preload_ms = 0;        // the preload's duration (the startup_ms knob, in this mode)
   std::size_t preload_mib = 0;  // private memory touched by the preload
 };
 

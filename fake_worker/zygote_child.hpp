@@ -15,8 +15,8 @@
 namespace procpool::fake {
 
 struct child_setup {
-  pid_t template_pid;       // read before fork(): the parent the child must still have
-  std::array<int, 3> fds;   // the received stdin (read end), stdout and stderr (write ends)
+  pid_t template_pid;      // read before fork(): the parent the child must still have
+  std::array<int, 3> fds;  // the received stdin (read end), stdout and stderr (write ends)
   std::vector<std::pair<std::string, std::string>> env;  // the request's `env`
 };
 

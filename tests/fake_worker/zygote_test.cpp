@@ -51,11 +51,14 @@ bool readable_before(int fd, deadline until) {
   return ready && *ready == 1;
 }
 
-unique_fd open_pidfd(pid_t pid) { return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))); }
+unique_fd open_pidfd(pid_t pid) {
+  return unique_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
 
 std::set<int> open_fds_of(pid_t pid) {
   std::set<int> fds;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+  for (const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
     fds.insert(std::stoi(e.path().filename().string()));
   }
   return fds;
@@ -97,7 +100,8 @@ class ZygoteTemplate : public testing::leak_checked_test {
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     const int spawned = ::posix_spawn(&template_pid_, args[0].c_str(), &actions, &attr,
                                       c_strings(args).data(), c_strings(env).data());
     posix_spawn_file_actions_destroy(&actions);
@@ -142,7 +146,8 @@ class ZygoteTemplate : public testing::leak_checked_test {
     EXPECT_EQ(ready["type"], "ready") << ready;
     EXPECT_EQ(ready["protocol"], 1);
     EXPECT_EQ(ready["pid"], template_pid_);
-    EXPECT_LE(ready["t_main_ns"].get<std::int64_t>(), ready["t_preload_done_ns"].get<std::int64_t>());
+    EXPECT_LE(ready["t_main_ns"].get<std::int64_t>(),
+              ready["t_preload_done_ns"].get<std::int64_t>());
     ready_ = ready;
   }
 
@@ -152,8 +157,11 @@ class ZygoteTemplate : public testing::leak_checked_test {
     c.id = id;
     auto in = open_pipe(), out = open_pipe(), err = open_pipe();
     EXPECT_TRUE(in && out && err);
-    send({{"type", "fork"}, {"id", id},
-          {"env", {{"PROCPOOL_WORKER_ID", std::to_string(id)}, {"PROCPOOL_WORKER_SLOT", std::to_string(id - 1)}}}},
+    send({{"type", "fork"},
+          {"id", id},
+          {"env",
+           {{"PROCPOOL_WORKER_ID", std::to_string(id)},
+            {"PROCPOOL_WORKER_SLOT", std::to_string(id - 1)}}}},
          {in->read.get(), out->write.get(), err->write.get()});
     c.in = std::move(in->write);
     c.out = std::move(out->read);
@@ -189,7 +197,8 @@ class ZygoteTemplate : public testing::leak_checked_test {
 
   // pidfd readable -> killpg while the template has not reaped -> `reap` -> `reaped`.
   json reap(child& c) {
-    EXPECT_TRUE(readable_before(c.pidfd.get(), deadline_after(patience))) << "child " << c.pid << " still running";
+    EXPECT_TRUE(readable_before(c.pidfd.get(), deadline_after(patience)))
+        << "child " << c.pid << " still running";
     EXPECT_EQ(::killpg(c.pid, SIGKILL), 0) << "the group id must still be the child's";
     send({{"type", "reap"}, {"id", c.id}});
     return receive();
@@ -245,11 +254,13 @@ TEST_F(ZygoteTemplate, ForksThreeWorkersThatServeTheirPipesAndAreReapedOnRequest
     EXPECT_EQ(open_fds_of(c.pid), (std::set<int>{0, 1, 2})) << "the child holds only its pipes";
   }
   const auto below = testing::descendants_of(template_pid_);
-  for (const auto& c : children) EXPECT_NE(std::find(below.begin(), below.end(), c.pid), below.end());
+  for (const auto& c : children)
+    EXPECT_NE(std::find(below.begin(), below.end(), c.pid), below.end());
 
   // Not exited yet: the template says so without blocking or reaping.
   send({{"type", "status"}, {"id", 1}});
-  EXPECT_EQ(receive(), (json{{"type", "status"}, {"id", 1}, {"running", true}, {"code", -1}, {"signal", 0}}));
+  EXPECT_EQ(receive(),
+            (json{{"type", "status"}, {"id", 1}, {"running", true}, {"code", -1}, {"signal", 0}}));
   send({{"type", "reap"}, {"id", 1}});
   const json early = receive();
   EXPECT_EQ(early["type"], "reap_failed");
@@ -261,10 +272,12 @@ TEST_F(ZygoteTemplate, ForksThreeWorkersThatServeTheirPipesAndAreReapedOnRequest
   ASSERT_EQ(::syscall(SYS_pidfd_send_signal, children[2].pidfd.get(), SIGKILL, nullptr, 0), 0);
   ASSERT_TRUE(readable_before(children[0].pidfd.get(), deadline_after(patience)));
   send({{"type", "status"}, {"id", 1}});
-  EXPECT_EQ(receive(), (json{{"type", "status"}, {"id", 1}, {"running", false}, {"code", 0}, {"signal", 0}}));
+  EXPECT_EQ(receive(),
+            (json{{"type", "status"}, {"id", 1}, {"running", false}, {"code", 0}, {"signal", 0}}));
   EXPECT_EQ(reap(children[0]), (json{{"type", "reaped"}, {"id", 1}, {"code", 0}, {"signal", 0}}));
   EXPECT_EQ(reap(children[1]), (json{{"type", "reaped"}, {"id", 2}, {"code", 0}, {"signal", 0}}));
-  EXPECT_EQ(reap(children[2]), (json{{"type", "reaped"}, {"id", 3}, {"code", -1}, {"signal", SIGKILL}}));
+  EXPECT_EQ(reap(children[2]),
+            (json{{"type", "reaped"}, {"id", 3}, {"code", -1}, {"signal", SIGKILL}}));
   send({{"type", "reap"}, {"id", 1}});
   EXPECT_EQ(receive()["error"]["type"], "unknown_id");
   EXPECT_TRUE(testing::descendants_of(template_pid_).empty());
@@ -279,11 +292,13 @@ TEST_F(ZygoteTemplate, ClosingTheChannelKillsAndReapsTheChildrenItStillHolds) {
   expect_ready();
   std::vector<child> children;
   for (std::uint64_t id = 1; id <= 2; ++id) children.push_back(fork_child(id));
-  for (auto& c : children) ASSERT_TRUE(decode_init_reply(call(c, make_init_request(json::object()))));
+  for (auto& c : children)
+    ASSERT_TRUE(decode_init_reply(call(c, make_init_request(json::object()))));
 
   close_channel_and_expect_clean_exit();
   for (auto& c : children) {
-    EXPECT_TRUE(readable_before(c.pidfd.get(), deadline_after(0s))) << "child " << c.pid << " still running";
+    EXPECT_TRUE(readable_before(c.pidfd.get(), deadline_after(0s)))
+        << "child " << c.pid << " still running";
     EXPECT_FALSE(testing::process_exists(c.pid)) << "child " << c.pid << " not reaped";
   }
   children.clear();
@@ -295,17 +310,20 @@ TEST_F(ZygoteTemplate, ChildrenDieWithTheTemplateByTheirParentDeathSignal) {
   expect_ready();
   std::vector<child> children;
   for (std::uint64_t id = 1; id <= 2; ++id) children.push_back(fork_child(id));
-  for (auto& c : children) ASSERT_TRUE(decode_init_reply(call(c, make_init_request(json::object()))));
+  for (auto& c : children)
+    ASSERT_TRUE(decode_init_reply(call(c, make_init_request(json::object()))));
 
   ASSERT_EQ(::kill(template_pid_, SIGKILL), 0);
   const int status = wait_template();
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
   for (auto& c : children) {
-    ASSERT_TRUE(readable_before(c.pidfd.get(), deadline_after(patience))) << "child " << c.pid << " outlived the template";
+    ASSERT_TRUE(readable_before(c.pidfd.get(), deadline_after(patience)))
+        << "child " << c.pid << " outlived the template";
     // This test process is a subreaper: the orphan is ours to reap now.
     int child_status = 0;
     ASSERT_EQ(::waitpid(c.pid, &child_status, 0), c.pid);
-    EXPECT_TRUE(WIFSIGNALED(child_status) && WTERMSIG(child_status) == SIGKILL) << "status " << child_status;
+    EXPECT_TRUE(WIFSIGNALED(child_status) && WTERMSIG(child_status) == SIGKILL)
+        << "status " << child_status;
   }
   children.clear();
   channel_.reset();
@@ -330,8 +348,11 @@ TEST_F(ZygoteTemplate, RefusesMalformedRequestsAndClosesWhatTheyCarried) {
   EXPECT_EQ(::read(pipe->read.get(), &byte, 1), 0);
 
   send({{"type", "launch"}, {"id", 8}});
-  EXPECT_EQ(receive(), (json{{"type", "error"}, {"id", 8},
-                             {"error", {{"type", "bad_request"}, {"message", "unknown message type 'launch'"}}}}));
+  EXPECT_EQ(
+      receive(),
+      (json{{"type", "error"},
+            {"id", 8},
+            {"error", {{"type", "bad_request"}, {"message", "unknown message type 'launch'"}}}}));
   ASSERT_EQ(::send(channel_.get(), "not json", 8, MSG_NOSIGNAL), 8);
   EXPECT_EQ(receive()["error"]["type"], "bad_request");
   auto in = open_pipe(), out = open_pipe(), err = open_pipe();
@@ -348,12 +369,15 @@ TEST_F(ZygoteTemplate, RefusesMalformedRequestsAndClosesWhatTheyCarried) {
 TEST_F(ZygoteTemplate, PreloadTakesStartupMsAndTouchesPreloadMib) {
   ASSERT_NO_FATAL_FAILURE(launch({"--startup-ms=30", "--preload-mib=16"}));
   expect_ready();
-  EXPECT_GE(ready_["t_preload_done_ns"].get<std::int64_t>() - ready_["t_main_ns"].get<std::int64_t>(), 30'000'000);
+  EXPECT_GE(
+      ready_["t_preload_done_ns"].get<std::int64_t>() - ready_["t_main_ns"].get<std::int64_t>(),
+      30'000'000);
   EXPECT_GE(testing::rss_kib(template_pid_), 16 * 1024);
   child c = fork_child(1);
   auto hello = decode_init_reply(call(c, make_init_request(json::object())));
   ASSERT_TRUE(hello) << hello.error().message;
-  EXPECT_LT(hello->t_main_ns - c.t_fork_ns, 30'000'000) << "a forked worker does not pay the preload again";
+  EXPECT_LT(hello->t_main_ns - c.t_fork_ns, 30'000'000)
+      << "a forked worker does not pay the preload again";
   c.in.reset();
   EXPECT_EQ(reap(c)["code"], 0);
   close_channel_and_expect_clean_exit();
