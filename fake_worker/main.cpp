@@ -24,6 +24,7 @@
 #include "procpool/wire/file_io.hpp"
 #include "procpool/wire/frame.hpp"
 #include "procpool/wire/message.hpp"
+#include "zygote.hpp"
 
 namespace {
 
@@ -263,9 +264,23 @@ class fake_worker {
   std::list<std::vector<char>> retained_;
 };
 
+// The worker's life from its t_main_ns on, spawned or forked by a zygote template.
+[[noreturn]] void run_worker(knobs k, std::int64_t t_main_ns) {
+  if (k.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+  if (k.grandchild) spawn_grandchild();
+  fake_worker(std::move(k), t_main_ns).serve();
+}
+
+// PROCPOOL_ZYGOTE_FD names the control channel; pool/ZYGOTE.md puts it on fd 0.
+int control_fd() {
+  const char* fd = std::getenv("PROCPOOL_ZYGOTE_FD");
+  return fd && *fd ? std::atoi(fd) : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::int64_t t_start_ns = monotonic_ns();
   knobs k;
   CLI::App app{
       "procpool-fake-worker: a fast worker speaking the procpool protocol (4-byte big-endian "
@@ -276,6 +291,17 @@ int main(int argc, char** argv) {
   bool print_knobs = false;
   // Hidden (no group): for tests that hold other workers' knob lists to this one.
   app.add_flag("--knobs-json", print_knobs, "print the knob table as JSON and exit")->group("");
+  // Not knobs: they shape the template, which no init request reaches.
+  bool zygote = false;
+  std::size_t preload_mib = 0;
+  app.add_flag("--zygote", zygote,
+               "be a zygote template (pool/ZYGOTE.md): the control channel on fd 0 "
+               "(PROCPOOL_ZYGOTE_FD), --startup-ms and --preload-mib as the preload, then fork "
+               "workers on request");
+  app.add_option("--preload-mib", preload_mib,
+                 "with --zygote: MiB of private memory the preload touches, shared with each "
+                 "forked worker copy-on-write")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (print_knobs) {
     fmt::print("{}\n", knob_table_json().dump(1));
@@ -288,11 +314,17 @@ int main(int argc, char** argv) {
   // Sleeps model service times of a millisecond or so: the default 50 us timer slack would
   // add itself to every one of them.
   ::prctl(PR_SET_TIMERSLACK, 1UL);
+  if (zygote) {
+    // The start-up latency is the template's preload, paid once; each forked worker's
+    // t_main_ns is its own stamp right after the fork.
+    return serve_template({.control_fd = control_fd(),
+                           .t_main_ns = t_start_ns,
+                           .preload_ms = k.startup_ms,
+                           .preload_mib = preload_mib},
+                          [&k](std::int64_t t_main_ns) { run_worker(k, t_main_ns); });
+  }
   // Start-up latency is modelled before t_main_ns so that it is measured as spawn-to-main,
   // like a slow interpreter or loader would be.
   sleep_ms(k.startup_ms);
-  const std::int64_t t_main_ns = monotonic_ns();
-  if (k.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
-  if (k.grandchild) spawn_grandchild();
-  fake_worker(std::move(k), t_main_ns).serve();
+  run_worker(std::move(k), monotonic_ns());
 }
