@@ -133,6 +133,18 @@ std::string exit_status::describe() const {
 }
 
 result<worker_process> worker_process::launch(const launch_options& options) {
+  return launch_with(options, -1);
+}
+
+result<worker_process> worker_process::launch_template(const launch_options& options,
+                                                       int channel) {
+  if (channel < 0) return start_failed("zygote template launched without a control channel");
+  return launch_with(options, channel);
+}
+
+// channel < 0: a worker with three pipes. Otherwise a template: fd 0 is `channel`, fds 1 and 2
+// one pipe (pool/ZYGOTE.md, "The template process").
+result<worker_process> worker_process::launch_with(const launch_options& options, int channel) {
   if (options.argv.empty() || options.argv.front().empty()) {
     return start_failed("worker command is empty");
   }
@@ -141,7 +153,10 @@ result<worker_process> worker_process::launch(const launch_options& options) {
   if (!resolved) return std::move(resolved).error();
   const bp::filesystem::path& executable = *resolved;
 
-  auto in = open_pipe(), out = open_pipe(), err = open_pipe();
+  const bool is_template = channel >= 0;
+  auto in = is_template ? io_result<pipe_ends>(pipe_ends{}) : open_pipe();
+  auto out = is_template ? io_result<pipe_ends>(pipe_ends{}) : open_pipe();
+  auto err = open_pipe();
   for (const auto* pipe : {&in, &out, &err}) {
     if (!*pipe) {
       return start_failed(fmt::format("cannot create pipes for '{}': {}", program,
@@ -158,8 +173,10 @@ result<worker_process> worker_process::launch(const launch_options& options) {
   worker_process proc;
   proc.t_spawn_ns_ = monotonic_ns();
   boost::system::error_code ec;
+  const int child_in = is_template ? channel : in->read.get();
+  const int child_out = is_template ? err->write.get() : out->write.get();
   bp::process child = spawn_child(launch_context, ec, executable, args,
-                                  {in->read.get(), out->write.get(), err->write.get()}, environment,
+                                  {child_in, child_out, err->write.get()}, environment,
                                   options.working_directory);
   if (ec) {
     return start_failed(fmt::format("cannot start worker '{}': {}", executable.string(),
@@ -172,7 +189,7 @@ result<worker_process> worker_process::launch(const launch_options& options) {
   proc.stdout_fd_ = std::move(out->read);
   proc.stderr_fd_ = std::move(err->read);
   for (const auto* fd : {&proc.stdin_fd_, &proc.stdout_fd_, &proc.stderr_fd_}) {
-    (void)set_nonblocking(fd->get());
+    if (*fd) (void)set_nonblocking(fd->get());
   }
   return proc;
 }

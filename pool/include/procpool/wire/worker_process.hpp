@@ -29,6 +29,12 @@
 
 namespace procpool {
 
+// How the pool starts its workers (pool/ZYGOTE.md). worker_process::launch ignores it.
+enum class start_mode {
+  spawn,   // each worker is a fresh fork+exec of argv
+  zygote,  // one template (argv + --zygote) per pool runs the preload and forks each worker
+};
+
 struct launch_options {
   // argv[0] is a path or a name looked up in PATH. No shell is involved.
   std::vector<std::string> argv;
@@ -38,6 +44,8 @@ struct launch_options {
   bool inherit_environment = true;
   // Empty: the pool's working directory.
   std::string working_directory = {};
+  // Read by the pool only; zygote is not wired into the pool yet (pool/ZYGOTE.md).
+  procpool::start_mode start_mode = procpool::start_mode::spawn;
 };
 
 struct exit_status {
@@ -57,6 +65,10 @@ struct stop_plan {
 class worker_process {
  public:
   static result<worker_process> launch(const launch_options& options);
+  // A zygote template's launch (pool/src/zygote_template.cpp): as launch(), but the child's
+  // fd 0 is `channel` (not closed here) and its fds 1 and 2 share one pipe, whose read end is
+  // stderr_fd(); stdin_fd() and stdout_fd() are -1.
+  static result<worker_process> launch_template(const launch_options& options, int channel);
 
   worker_process(worker_process&& other) noexcept;
   worker_process& operator=(worker_process&& other) noexcept;
@@ -100,6 +112,7 @@ class worker_process {
  private:
   worker_process() = default;
   void release() noexcept;
+  static result<worker_process> launch_with(const launch_options& options, int channel);
 
   pid_t pid_ = -1;
   unique_fd pidfd_;
