@@ -1,0 +1,219 @@
+// The pool's side of the zygote template (pool/src/zygote_template.hpp) against the real fake
+// worker template (procpool-fake-worker --zygote): launch, fork workers that pass the init
+// handshake and echo through the pool's wire helpers, kill, reap through the template, close.
+// No process or descriptor may be left behind (leak_checked_test, a descriptor count).
+#include "zygote_template.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "procpool/pool_options.hpp"
+#include "procpool/wire/file_io.hpp"
+#include "procpool/wire/frame.hpp"
+#include "procpool/wire/message.hpp"
+#include "support/process_audit.hpp"
+
+namespace procpool {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr auto patience = 5s;  // a bound for hangs, never a synchronisation
+
+bool readable_before(int fd, deadline until) {
+  pollfd p{fd, POLLIN, 0};
+  auto ready = poll_until({&p, 1}, until);
+  return ready && *ready == 1;
+}
+
+// One request frame out, one reply frame back, on the worker's own (non-blocking) pipes.
+std::string call(forked_worker& w, const request& req) {
+  std::string frame = encode_frame(encode(req));
+  std::string_view pending = frame;
+  if (!write_all(w.stdin_fd(), pending)) return {};
+  frame_decoder decoder;
+  std::vector<char> buf(64 * 1024);
+  while (readable_before(w.stdout_fd(), deadline_after(patience))) {
+    auto n = read_some(w.stdout_fd(), buf);
+    if (!n && would_block(n.error())) continue;
+    if (!n || *n == 0) break;
+    decoder.feed({buf.data(), *n});
+    if (auto payload = decoder.next(); payload && *payload) return **payload;
+  }
+  ADD_FAILURE() << "no reply from worker " << w.pid();
+  return {};
+}
+
+std::map<std::string, std::string> worker_env(int id) {
+  return {{"PROCPOOL_WORKER_ID", std::to_string(id)},
+          {"PROCPOOL_WORKER_SLOT", std::to_string(id - 1)}};
+}
+
+launch_options fake_worker(std::vector<std::string> flags = {}) {
+  launch_options options{.argv = {PROCPOOL_FAKE_WORKER}};
+  options.argv.insert(options.argv.end(), flags.begin(), flags.end());
+  options.start_mode = start_mode::zygote;
+  return options;
+}
+
+class ZygoteTemplatePool : public testing::leak_checked_test {
+ protected:
+  void SetUp() override {
+    // The first launch in a thread opens the launcher's io_context (epoll, eventfd, ...),
+    // kept for the thread's life: not a leak, so it is opened before counting.
+    static const bool warmed = [] {
+      auto p = worker_process::launch({.argv = {"/bin/true"}});
+      if (p) p->kill();
+      return true;
+    }();
+    (void)warmed;
+    fds_before_ = testing::open_fd_count();
+  }
+  void expect_no_descriptor_leaked() { EXPECT_EQ(testing::open_fd_count(), fds_before_); }
+  std::size_t fds_before_ = 0;
+};
+
+TEST_F(ZygoteTemplatePool, ForksThreeWorkersThatHandshakeEchoAndAreReapedThroughTheTemplate) {
+  auto tpl = zygote_template::launch(fake_worker(), patience, 1s);
+  ASSERT_TRUE(tpl) << tpl.error().message;
+  zygote_template& z = **tpl;
+  EXPECT_EQ(z.ready_message()["pid"], z.pid());
+  EXPECT_EQ(::getpgid(z.pid()), z.pid()) << "the template has its own group";
+
+  std::vector<forked_worker> workers;
+  for (int id = 1; id <= 3; ++id) {
+    auto w = z.fork(worker_env(id), patience);
+    ASSERT_TRUE(w) << w.error().message;
+    workers.push_back(std::move(*w));
+  }
+  for (auto& w : workers) {
+    ASSERT_GT(w.pid(), 0);
+    EXPECT_EQ(::getpgid(w.pid()), w.pid()) << "own process group";
+    EXPECT_LE(w.t_spawn_ns(), w.t_fork_ns());
+    auto hello = decode_init_reply(call(w, make_init_request(json::object())));
+    ASSERT_TRUE(hello) << hello.error().message;
+    EXPECT_TRUE(hello->base.ok) << hello->base.failure.message;
+    EXPECT_EQ(hello->pid, w.pid());
+    const json args = {{"n", w.id()}};
+    auto echoed = decode_response(call(w, {.id = 1, .command = "echo", .args = args}));
+    ASSERT_TRUE(echoed) << echoed.error().message;
+    EXPECT_EQ(echoed->result, args);
+    EXPECT_FALSE(w.try_wait()) << "running: nothing to reap yet";
+  }
+  const auto below = testing::descendants_of(z.pid());
+  for (const auto& w : workers)
+    EXPECT_NE(std::find(below.begin(), below.end(), w.pid()), below.end());
+
+  // One killed (group SIGKILL, then `reap`), two stopped gracefully at EOF on stdin.
+  EXPECT_EQ(workers[1].kill().signal, SIGKILL);
+  EXPECT_TRUE(workers[0].stop({}).exited_cleanly());
+  EXPECT_TRUE(workers[2].stop({}).exited_cleanly());
+  EXPECT_TRUE(testing::descendants_of(z.pid()).empty()) << "the template reaped every worker";
+  EXPECT_TRUE(z.usable());
+
+  workers.clear();
+  EXPECT_TRUE(z.close({}).exited_cleanly()) << "the template exits 0 at EOF";
+  EXPECT_FALSE(z.usable());
+  tpl->reset();  // destroys the template handle
+  expect_no_descriptor_leaked();
+}
+
+TEST_F(ZygoteTemplatePool, ClosingTheTemplateTakesTheWorkersItHoldsWithIt) {
+  auto tpl = zygote_template::launch(fake_worker(), patience, 1s);
+  ASSERT_TRUE(tpl) << tpl.error().message;
+  std::vector<forked_worker> workers;
+  for (int id = 1; id <= 2; ++id) {
+    auto w = (*tpl)->fork(worker_env(id), patience);
+    ASSERT_TRUE(w) << w.error().message;
+    workers.push_back(std::move(*w));
+  }
+  EXPECT_TRUE((*tpl)->close({}).exited_cleanly());
+  for (auto& w : workers) {
+    auto status = w.wait_for(patience);
+    ASSERT_TRUE(status) << "worker " << w.pid() << " outlived its template";
+    EXPECT_EQ(status->signal, SIGKILL) << "the true status went with the template";
+  }
+  workers.clear();
+  tpl->reset();
+  expect_no_descriptor_leaked();
+}
+
+TEST_F(ZygoteTemplatePool, WorkersOfAKilledTemplateAreReportedKilledAndItsForksFail) {
+  auto tpl = zygote_template::launch(fake_worker(), patience, 1s);
+  ASSERT_TRUE(tpl) << tpl.error().message;
+  {
+    auto w = (*tpl)->fork(worker_env(1), patience);
+    ASSERT_TRUE(w) << w.error().message;
+    ASSERT_TRUE(decode_init_reply(call(*w, make_init_request(json::object()))));
+
+    ASSERT_EQ(::kill((*tpl)->pid(), SIGKILL), 0);
+    auto status = w->wait_for(patience);
+    ASSERT_TRUE(status) << "the worker outlived its template (parent-death signal)";
+    EXPECT_EQ(status->signal, SIGKILL);
+  }
+  EXPECT_FALSE((*tpl)->usable());
+  auto refused = (*tpl)->fork(worker_env(2), patience);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::start_failed);
+  EXPECT_EQ((*tpl)->close({}).signal, SIGKILL);
+  tpl->reset();
+  // This test process is a subreaper: the orphaned worker is reaped by leak_checked_test.
+  expect_no_descriptor_leaked();
+}
+
+TEST_F(ZygoteTemplatePool, DescriptorCountIsFlatOverManyTemplateLifetimes) {
+  for (int cycle = 0; cycle < 20; ++cycle) {
+    auto tpl = zygote_template::launch(fake_worker(), patience, 1s);
+    ASSERT_TRUE(tpl) << tpl.error().message;
+    for (int id = 1; id <= 3; ++id) {
+      auto w = (*tpl)->fork(worker_env(id), patience);
+      ASSERT_TRUE(w) << w.error().message;
+      if (id == 2) w->signal_leader(SIGKILL);
+      // id 3 is left to the handle's destructor: kill, then `reap`.
+      if (id == 1) {
+        EXPECT_TRUE(w->stop({}).exited_cleanly());
+      }
+    }
+    EXPECT_TRUE((*tpl)->close({}).exited_cleanly());
+  }
+  expect_no_descriptor_leaked();
+}
+
+TEST_F(ZygoteTemplatePool, ASlowPreloadIsAStartTimeoutAndTheTemplateIsReaped) {
+  auto tpl = zygote_template::launch(fake_worker({"--startup-ms=3000"}), 200ms, 1s);
+  ASSERT_FALSE(tpl);
+  EXPECT_EQ(tpl.error().code, errc::start_failed);
+  EXPECT_NE(tpl.error().message.find("did not answer in time"), std::string::npos)
+      << tpl.error().message;
+  expect_no_descriptor_leaked();
+}
+
+TEST_F(ZygoteTemplatePool, ABadCommandLineFailsTheStartQuotingTheTemplatesStderr) {
+  auto tpl = zygote_template::launch(fake_worker({"--no-such-flag"}), patience, 1s);
+  ASSERT_FALSE(tpl);
+  EXPECT_EQ(tpl.error().code, errc::start_failed);
+  EXPECT_NE(tpl.error().message.find("closed its channel"), std::string::npos)
+      << tpl.error().message;
+  EXPECT_NE(tpl.error().message.find("no-such-flag"), std::string::npos)
+      << "stderr quoted: " << tpl.error().message;
+  expect_no_descriptor_leaked();
+}
+
+TEST(ZygoteStartMode, SpawnIsTheDefaultAndThePoolRefusesZygoteUntilItIsWired) {
+  EXPECT_EQ(launch_options{}.start_mode, start_mode::spawn);
+  pool_options options{.worker = fake_worker()};
+  auto checked = validate(options);
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code, errc::invalid_options);
+}
+
+}  // namespace
+}  // namespace procpool
