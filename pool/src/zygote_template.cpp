@@ -136,8 +136,9 @@ result<void> zygote_template::await_ready(deadline until) {
 }
 
 void zygote_template::drain_stderr() {
-  if (process_.stderr_fd() < 0) return;
-  (void)read_all(process_.stderr_fd(), stderr_text_);
+  if (process_.stderr_fd() < 0 || !stderr_open_) return;
+  const auto end = read_all(process_.stderr_fd(), stderr_text_);
+  if (!end || *end == read_end::end_of_file) stderr_open_ = false;
   if (stderr_text_.size() > stderr_keep_bytes) {
     stderr_text_.erase(0, stderr_text_.size() - stderr_keep_bytes);
   }
@@ -159,7 +160,9 @@ result<zygote::control_message> zygote_template::receive(deadline until) {
   if (!channel_) return start_failed(fmt::format("zygote template unusable: {}", fault_));
   while (true) {
     pollfd polled[2] = {{.fd = channel_.get(), .events = POLLIN, .revents = 0},
-                        {.fd = process_.stderr_fd(), .events = POLLIN, .revents = 0}};
+                        {.fd = stderr_open_ ? process_.stderr_fd() : -1,
+                         .events = POLLIN,
+                         .revents = 0}};
     auto ready = poll_until(polled, until);
     if (!ready) return fail(fmt::format("poll on the zygote channel: {}", ready.error().message()));
     if (*ready == 0) return fail("zygote template did not answer in time");

@@ -125,7 +125,7 @@ class zygote_template {
   result<void> send(const nlohmann::json& body, std::span<const int> fds, deadline until);
   result<zygote::control_message> receive(deadline until);
   error fail(std::string what);  // marks the template unusable, keeps `what` + stderr in fault_
-  void drain_stderr();           // non-blocking; keeps the last 16 KiB
+  void drain_stderr();           // non-blocking; keeps the last 16 KiB; notes EOF
   std::string stderr_quote() const;
 
   worker_process process_;
@@ -133,6 +133,7 @@ class zygote_template {
   std::uint64_t next_id_ = 1;
   nlohmann::json ready_;
   std::string stderr_text_;
+  bool stderr_open_ = true;  // false once its pipe reached EOF: no longer polled (POLLHUP spins)
   std::string fault_;
   std::chrono::milliseconds reply_timeout_{1000};
 };
