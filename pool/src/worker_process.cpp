@@ -26,6 +26,7 @@
 
 #include "procpool/clock.hpp"
 #include "procpool/wire/file_io.hpp"
+#include "process_reaper.hpp"
 
 namespace procpool {
 namespace bp = boost::process::v2;
@@ -124,6 +125,7 @@ bp::process spawn_child(boost::asio::io_context& context, boost::system::error_c
 }  // namespace
 
 std::string exit_status::describe() const {
+  if (pending) return "exited (its zygote template holds the status until it is reaped)";
   if (signal != 0) {
     const char* name = sigabbrev_np(signal);
     return name ? fmt::format("killed by SIG{}", name) : fmt::format("killed by signal {}", signal);
@@ -203,7 +205,9 @@ worker_process::worker_process(worker_process&& other) noexcept
       stdout_fd_(std::move(other.stdout_fd_)),
       stderr_fd_(std::move(other.stderr_fd_)),
       t_spawn_ns_(other.t_spawn_ns_),
-      status_(std::exchange(other.status_, std::nullopt)) {}
+      status_(std::exchange(other.status_, std::nullopt)),
+      reaper_(std::move(other.reaper_)),
+      reaper_id_(other.reaper_id_) {}
 
 worker_process& worker_process::operator=(worker_process&& other) noexcept {
   if (this != &other) {
@@ -215,6 +219,8 @@ worker_process& worker_process::operator=(worker_process&& other) noexcept {
     stderr_fd_ = std::move(other.stderr_fd_);
     t_spawn_ns_ = other.t_spawn_ns_;
     status_ = std::exchange(other.status_, std::nullopt);
+    reaper_ = std::move(other.reaper_);
+    reaper_id_ = other.reaper_id_;
   }
   return *this;
 }
@@ -234,8 +240,42 @@ void worker_process::signal_group(int sig) noexcept {
   if (pid_ > 0 && !status_) ::killpg(pid_, sig);
 }
 
+worker_process worker_process::adopt_forked(pid_t pid, unique_fd pidfd, unique_fd stdin_fd,
+                                            unique_fd stdout_fd, unique_fd stderr_fd,
+                                            std::int64_t t_spawn_ns,
+                                            std::shared_ptr<detail::process_reaper> reaper,
+                                            std::uint64_t reaper_id) {
+  worker_process proc;
+  proc.pid_ = pid;
+  proc.pidfd_ = std::move(pidfd);
+  proc.stdin_fd_ = std::move(stdin_fd);
+  proc.stdout_fd_ = std::move(stdout_fd);
+  proc.stderr_fd_ = std::move(stderr_fd);
+  proc.t_spawn_ns_ = t_spawn_ns;
+  proc.reaper_ = std::move(reaper);
+  proc.reaper_id_ = reaper_id;
+  return proc;
+}
+
+// Not our child: no waitid. The pidfd says it exited; the template has not reaped it (it
+// reaps only when asked), so the group id is still its own.
+std::optional<exit_status> worker_process::try_wait_forked() {
+  pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
+  if (pidfd_ && ::poll(&p, 1, 0) <= 0) return std::nullopt;
+  ::killpg(pid_, SIGKILL);
+  auto reaped = reaper_->reap(reaper_id_);
+  if (reaped && !*reaped) return std::nullopt;  // `running`: the template has not seen it yet
+  // No template to ask (it died: its children die by their parent-death signal; or it was
+  // closed: it killed them). The true status is lost; report the kill.
+  status_ = reaped ? **reaped : exit_status{.code = -1, .signal = SIGKILL};
+  pidfd_.reset();
+  reaper_.reset();
+  return status_;
+}
+
 std::optional<exit_status> worker_process::try_wait() {
   if (status_ || pid_ <= 0) return status_;
+  if (reaper_) return try_wait_forked();
   siginfo_t info{};
   const int r = retry_eintr(
       [&] { return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT); });
@@ -266,7 +306,11 @@ std::optional<exit_status> worker_process::peek_exit(std::chrono::milliseconds t
   if (pid_ <= 0) return std::nullopt;
   if (pidfd_) {
     pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
-    (void)poll_until({&p, 1}, deadline_after(timeout));
+    const auto ready = poll_until({&p, 1}, deadline_after(timeout));
+    if (reaper_) {
+      if (!ready || *ready == 0) return std::nullopt;
+      return exit_status{.code = -1, .signal = 0, .pending = true};
+    }
   }
   siginfo_t info{};
   if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||

@@ -3,7 +3,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -79,12 +78,6 @@ std::optional<exit_status> decode_status(const json& reply) {
   return exit_status{.code = code->get<int>(), .signal = signal->get<int>()};
 }
 
-bool readable_now(int fd) {
-  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-  auto ready = poll_until({&p, 1}, deadline_after(std::chrono::nanoseconds(0)));
-  return ready && *ready > 0;
-}
-
 }  // namespace
 
 // ---- zygote_template ---------------------------------------------------------------------
@@ -96,7 +89,7 @@ zygote_template::~zygote_template() {
   if (!process_.status()) (void)close({});
 }
 
-result<std::unique_ptr<zygote_template>> zygote_template::launch(
+result<std::shared_ptr<zygote_template>> zygote_template::launch(
     const launch_options& worker, std::chrono::milliseconds ready_timeout,
     std::chrono::milliseconds reply_timeout) {
   const deadline until = deadline_after(ready_timeout);
@@ -108,7 +101,7 @@ result<std::unique_ptr<zygote_template>> zygote_template::launch(
   auto process = worker_process::launch_template(template_options(worker), channel->theirs.get());
   if (!process) return std::move(process).error();
   channel->theirs.reset();  // the template's copy is its only one: its exit is our EOF
-  std::unique_ptr<zygote_template> tpl(
+  std::shared_ptr<zygote_template> tpl(
       new zygote_template(std::move(*process), std::move(channel->ours)));
   tpl->reply_timeout_ = reply_timeout;
   if (auto ready = tpl->await_ready(until); !ready) {
@@ -202,13 +195,10 @@ result<forked_worker> zygote_template::fork(const std::map<std::string, std::str
                                       pipe->error().message()));
     }
   }
-  forked_worker worker;
-  worker.owner_ = this;
-  worker.id_ = next_id_++;
-  worker.t_spawn_ns_ = monotonic_ns();
+  const std::uint64_t id = next_id_++;
+  const std::int64_t t_spawn_ns = monotonic_ns();
   const int child_ends[] = {in->read.get(), out->write.get(), err->write.get()};
-  if (auto sent = send({{"type", "fork"}, {"id", worker.id_}, {"env", env}}, child_ends, until);
-      !sent) {
+  if (auto sent = send({{"type", "fork"}, {"id", id}, {"env", env}}, child_ends, until); !sent) {
     return std::move(sent).error();
   }
   // Once sent, the template holds the child's ends; ours must go, or the worker's EOFs never come.
@@ -218,7 +208,7 @@ result<forked_worker> zygote_template::fork(const std::map<std::string, std::str
   auto message = receive(until);
   if (!message) return std::move(message).error();
   const auto reply = parse_object(message->payload);
-  if (!reply || !has_id(*reply, worker.id_)) return fail("zygote template sent a malformed reply to fork");
+  if (!reply || !has_id(*reply, id)) return fail("zygote template sent a malformed reply to fork");
   if ((*reply)["type"] == "fork_failed") {
     return start_failed(fmt::format("zygote template could not fork: {}", describe_error(*reply)));
   }
@@ -227,16 +217,14 @@ result<forked_worker> zygote_template::fork(const std::map<std::string, std::str
       !pid->is_number_integer()) {
     return fail(fmt::format("zygote template answered fork with {}", reply->dump()));
   }
-  worker.pid_ = pid->get<pid_t>();
-  worker.t_fork_ns_ = reply->value("t_fork_ns", std::int64_t{0});
-  worker.pidfd_ = std::move(message->fds[0]);
-  worker.stdin_fd_ = std::move(in->write);
-  worker.stdout_fd_ = std::move(out->read);
-  worker.stderr_fd_ = std::move(err->read);
-  for (const auto* fd : {&worker.stdin_fd_, &worker.stdout_fd_, &worker.stderr_fd_}) {
-    (void)set_nonblocking(fd->get());
-  }
-  return worker;
+  for (const auto* fd : {&in->write, &out->read, &err->read}) (void)set_nonblocking(fd->get());
+  return forked_worker{
+      .process = worker_process::adopt_forked(pid->get<pid_t>(), std::move(message->fds[0]),
+                                              std::move(in->write), std::move(out->read),
+                                              std::move(err->read), t_spawn_ns, shared_from_this(),
+                                              id),
+      .id = id,
+      .t_fork_ns = reply->value("t_fork_ns", std::int64_t{0})};
 }
 
 result<std::optional<exit_status>> zygote_template::reap(std::uint64_t id) {
@@ -266,99 +254,6 @@ exit_status zygote_template::close(const stop_plan& plan) {
   drain_stderr();
   // stop() closes a stdin we do not have, then waits for the template's exit at EOF.
   return process_.stop(plan);
-}
-
-// ---- forked_worker -----------------------------------------------------------------------
-
-forked_worker::forked_worker(forked_worker&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)),
-      id_(other.id_),
-      pid_(std::exchange(other.pid_, -1)),
-      pidfd_(std::move(other.pidfd_)),
-      stdin_fd_(std::move(other.stdin_fd_)),
-      stdout_fd_(std::move(other.stdout_fd_)),
-      stderr_fd_(std::move(other.stderr_fd_)),
-      t_spawn_ns_(other.t_spawn_ns_),
-      t_fork_ns_(other.t_fork_ns_),
-      status_(std::exchange(other.status_, std::nullopt)) {}
-
-forked_worker& forked_worker::operator=(forked_worker&& other) noexcept {
-  if (this != &other) {
-    release();
-    owner_ = std::exchange(other.owner_, nullptr);
-    id_ = other.id_;
-    pid_ = std::exchange(other.pid_, -1);
-    pidfd_ = std::move(other.pidfd_);
-    stdin_fd_ = std::move(other.stdin_fd_);
-    stdout_fd_ = std::move(other.stdout_fd_);
-    stderr_fd_ = std::move(other.stderr_fd_);
-    t_spawn_ns_ = other.t_spawn_ns_;
-    t_fork_ns_ = other.t_fork_ns_;
-    status_ = std::exchange(other.status_, std::nullopt);
-  }
-  return *this;
-}
-
-forked_worker::~forked_worker() { release(); }
-
-void forked_worker::release() noexcept {
-  if (pid_ > 0 && !status_) kill();
-  for (auto* fd : {&stdin_fd_, &stdout_fd_, &stderr_fd_, &pidfd_}) fd->reset();
-  pid_ = -1;
-}
-
-void forked_worker::signal_group(int sig) noexcept {
-  // The template reaps only on `reap`, sent after this handle saw the exit: the group id is
-  // still this worker's.
-  if (pid_ > 0 && !status_) ::killpg(pid_, sig);
-}
-
-void forked_worker::signal_leader(int sig) noexcept {
-  if (pidfd_) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0);
-}
-
-std::optional<exit_status> forked_worker::try_wait() {
-  if (status_ || pid_ <= 0) return status_;
-  if (pidfd_ && !readable_now(pidfd_.get())) return std::nullopt;
-  // Exited, not reaped: the group id is still ours. Kill what the worker left in it, then ask.
-  ::killpg(pid_, SIGKILL);
-  if (owner_ && owner_->usable()) {
-    auto reaped = owner_->reap(id_);
-    if (reaped && !*reaped) return std::nullopt;  // `running`: not yet, though the pidfd said so
-    if (reaped) status_ = **reaped;
-  }
-  // No usable template: it died (its children die by their parent-death signal) or was
-  // closed (it killed them). The true status is lost; report the kill.
-  if (!status_) status_ = exit_status{.code = -1, .signal = SIGKILL};
-  pidfd_.reset();
-  return status_;
-}
-
-std::optional<exit_status> forked_worker::wait_for(std::chrono::milliseconds timeout) {
-  if (auto s = try_wait()) return s;
-  const auto until = deadline_after(timeout);
-  while (true) {
-    pollfd p{.fd = pidfd_.get(), .events = POLLIN, .revents = 0};
-    if (pidfd_) (void)poll_until({&p, 1}, until);
-    if (auto s = try_wait()) return s;
-    if (std::chrono::steady_clock::now() >= until) return std::nullopt;
-  }
-}
-
-exit_status forked_worker::kill() {
-  signal_group(SIGKILL);
-  signal_leader(SIGKILL);
-  while (!try_wait()) wait_for(std::chrono::milliseconds(1000));
-  return *status_;
-}
-
-exit_status forked_worker::stop(const stop_plan& plan) {
-  close_stdin();
-  if (!wait_for(plan.after_stdin_close)) {
-    signal_group(SIGTERM);
-    wait_for(plan.after_sigterm);
-  }
-  return kill();
 }
 
 }  // namespace procpool

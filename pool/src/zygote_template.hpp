@@ -1,16 +1,17 @@
 // Internal: the pool's side of one zygote template (pool/ZYGOTE.md) and the workers it forks.
 //
-//   auto tpl = zygote_template::launch({.argv = {worker, "--zygote"}}, 10s);
+//   auto tpl = zygote_template::launch({.argv = {worker}}, 10s, 1s);  // adds --zygote
 //   if (!tpl) fail(tpl.error().message);         // preload_failed, EOF, timeout: stderr quoted
 //   auto w = (*tpl)->fork({{"PROCPOOL_WORKER_ID", "1"}}, 10s);
-//   ... the ordinary worker protocol on w->stdin_fd() / w->stdout_fd() ...
-//   w->stop({});                                 // close stdin, SIGTERM, SIGKILL, `reap`
+//   ... the ordinary worker protocol on w->process.stdin_fd() / stdout_fd() ...
+//   w->process.stop({});                         // close stdin, SIGTERM, SIGKILL, `reap`
 //   (*tpl)->close({});                           // EOF on the channel, wait, kill, reap
 //
 // Synchronous: each request waits for its reply (one outstanding at a time; the template
 // answers in order). Nothing here is thread-safe; the supervisor thread owns a template and
-// its workers. A template must outlive the forked_workers it made (they reap through it);
-// once it has closed or died, their reaps report "killed: template exited".
+// its workers. Each forked worker_process shares ownership of its template (its reaper), so
+// the template lives until its last worker is reaped; once it has closed or died, their reaps
+// report SIGKILL (the true status is lost with it).
 #pragma once
 
 #include <sys/types.h>
@@ -30,71 +31,30 @@
 #include "procpool/result.hpp"
 #include "procpool/wire/fd.hpp"
 #include "procpool/wire/worker_process.hpp"
+#include "process_reaper.hpp"
 #include "zygote_channel.hpp"
 
 namespace procpool {
 
-class zygote_template;
-
-// A worker forked by a template: the same pipes, pidfd and stop sequence as a
-// worker_process, but reaped through the template (pidfd readable -> killpg -> `reap`).
-class forked_worker {
- public:
-  forked_worker(forked_worker&& other) noexcept;
-  forked_worker& operator=(forked_worker&& other) noexcept;
-  forked_worker(const forked_worker&) = delete;
-  forked_worker& operator=(const forked_worker&) = delete;
-  ~forked_worker();  // kills and reaps a worker not yet reaped
-
-  pid_t pid() const noexcept { return pid_; }
-  std::uint64_t id() const noexcept { return id_; }
-  // CLOCK_MONOTONIC when the pool sent `fork`, and the template's stamp just before fork().
-  std::int64_t t_spawn_ns() const noexcept { return t_spawn_ns_; }
-  std::int64_t t_fork_ns() const noexcept { return t_fork_ns_; }
-
-  int stdin_fd() const noexcept { return stdin_fd_.get(); }
-  int stdout_fd() const noexcept { return stdout_fd_.get(); }
-  int stderr_fd() const noexcept { return stderr_fd_.get(); }
-  int pidfd() const noexcept { return pidfd_.get(); }
-
-  void close_stdin() noexcept { stdin_fd_.reset(); }
-  // The whole group, while the template has not reaped the leader (it never does unasked).
-  void signal_group(int sig) noexcept;
-  // The leader only, through its pidfd: never a reused pid.
-  void signal_leader(int sig) noexcept;
-
-  // Reaps if the pidfd says the worker exited; never blocks on the worker (the `reap`
-  // round trip is bounded by the template's reply timeout).
-  std::optional<exit_status> try_wait();
-  std::optional<exit_status> wait_for(std::chrono::milliseconds timeout);
-  std::optional<exit_status> status() const noexcept { return status_; }
-  exit_status stop(const stop_plan& plan);
-  exit_status kill();
-
- private:
-  friend class zygote_template;
-  forked_worker() = default;
-  void release() noexcept;
-
-  zygote_template* owner_ = nullptr;
-  std::uint64_t id_ = 0;
-  pid_t pid_ = -1;
-  unique_fd pidfd_, stdin_fd_, stdout_fd_, stderr_fd_;
-  std::int64_t t_spawn_ns_ = 0;
-  std::int64_t t_fork_ns_ = 0;
-  std::optional<exit_status> status_;
+// A worker forked by a template: a worker_process (adopt_forked) reaped through the template,
+// plus the protocol's id and the template's fork stamp.
+struct forked_worker {
+  worker_process process;
+  std::uint64_t id = 0;
+  std::int64_t t_fork_ns = 0;  // the template's CLOCK_MONOTONIC just before fork()
 };
 
-class zygote_template {
+class zygote_template final : public detail::process_reaper,
+                              public std::enable_shared_from_this<zygote_template> {
  public:
   // Launches `worker.argv` + --zygote like a worker (own group, PR_SET_PDEATHSIG, ...) with
   // the channel on fd 0 and PROCPOOL_ZYGOTE_FD=0, and waits up to `ready_timeout` for
   // `ready`. On any failure the template is killed and reaped and the error (start_failed)
   // quotes its stderr. `reply_timeout` bounds every later reply (fork, reap).
-  static result<std::unique_ptr<zygote_template>> launch(const launch_options& worker,
+  static result<std::shared_ptr<zygote_template>> launch(const launch_options& worker,
                                                          std::chrono::milliseconds ready_timeout,
                                                          std::chrono::milliseconds reply_timeout);
-  ~zygote_template();  // close({}) when not closed yet
+  ~zygote_template() override;  // close({}) when not closed yet
   zygote_template(const zygote_template&) = delete;
   zygote_template& operator=(const zygote_template&) = delete;
 
@@ -107,12 +67,13 @@ class zygote_template {
   // What made it unusable, with the stderr read so far.
   const std::string& fault() const noexcept { return fault_; }
 
-  // Makes the worker's three pipes, sends `fork` with `env`, waits for `forked`.
+  // Makes the worker's three pipes, sends `fork` with `env`, waits for `forked`. The worker
+  // holds a reference to this template (its reaper).
   result<forked_worker> fork(const std::map<std::string, std::string>& env,
                              std::chrono::milliseconds timeout);
   // `reap` for a worker whose pidfd is readable; the caller killpg'd its group first.
   // An empty optional: `running` (not exited yet). Errors: the template is unusable.
-  result<std::optional<exit_status>> reap(std::uint64_t id);
+  result<std::optional<exit_status>> reap(std::uint64_t id) override;
 
   // EOF on the channel (the template kills and reaps what it still holds and exits 0), then
   // the stop plan's waits, SIGKILL of its group, reap.

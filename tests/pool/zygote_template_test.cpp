@@ -18,6 +18,7 @@
 #include "procpool/wire/file_io.hpp"
 #include "procpool/wire/frame.hpp"
 #include "procpool/wire/message.hpp"
+#include "procpool/wire/worker_connection.hpp"
 #include "support/process_audit.hpp"
 
 namespace procpool {
@@ -38,17 +39,17 @@ bool readable_before(int fd, deadline until) {
 std::string call(forked_worker& w, const request& req) {
   std::string frame = encode_frame(encode(req));
   std::string_view pending = frame;
-  if (!write_all(w.stdin_fd(), pending)) return {};
+  if (!write_all(w.process.stdin_fd(), pending)) return {};
   frame_decoder decoder;
   std::vector<char> buf(64 * 1024);
-  while (readable_before(w.stdout_fd(), deadline_after(patience))) {
-    auto n = read_some(w.stdout_fd(), buf);
+  while (readable_before(w.process.stdout_fd(), deadline_after(patience))) {
+    auto n = read_some(w.process.stdout_fd(), buf);
     if (!n && would_block(n.error())) continue;
     if (!n || *n == 0) break;
     decoder.feed({buf.data(), *n});
     if (auto payload = decoder.next(); payload && *payload) return **payload;
   }
-  ADD_FAILURE() << "no reply from worker " << w.pid();
+  ADD_FAILURE() << "no reply from worker " << w.process.pid();
   return {};
 }
 
@@ -95,27 +96,32 @@ TEST_F(ZygoteTemplatePool, ForksThreeWorkersThatHandshakeEchoAndAreReapedThrough
     workers.push_back(std::move(*w));
   }
   for (auto& w : workers) {
-    ASSERT_GT(w.pid(), 0);
-    EXPECT_EQ(::getpgid(w.pid()), w.pid()) << "own process group";
-    EXPECT_LE(w.t_spawn_ns(), w.t_fork_ns());
+    ASSERT_GT(w.process.pid(), 0);
+    EXPECT_EQ(::getpgid(w.process.pid()), w.process.pid()) << "own process group";
+    EXPECT_LE(w.process.t_spawn_ns(), w.t_fork_ns);
     auto hello = decode_init_reply(call(w, make_init_request(json::object())));
     ASSERT_TRUE(hello) << hello.error().message;
     EXPECT_TRUE(hello->base.ok) << hello->base.failure.message;
-    EXPECT_EQ(hello->pid, w.pid());
-    const json args = {{"n", w.id()}};
+    EXPECT_EQ(hello->pid, w.process.pid());
+    const json args = {{"n", w.id}};
     auto echoed = decode_response(call(w, {.id = 1, .command = "echo", .args = args}));
     ASSERT_TRUE(echoed) << echoed.error().message;
     EXPECT_EQ(echoed->result, args);
-    EXPECT_FALSE(w.try_wait()) << "running: nothing to reap yet";
+    EXPECT_FALSE(w.process.try_wait()) << "running: nothing to reap yet";
+    EXPECT_FALSE(w.process.peek_exit(0ms));
   }
   const auto below = testing::descendants_of(z.pid());
   for (const auto& w : workers)
-    EXPECT_NE(std::find(below.begin(), below.end(), w.pid()), below.end());
+    EXPECT_NE(std::find(below.begin(), below.end(), w.process.pid()), below.end());
 
   // One killed (group SIGKILL, then `reap`), two stopped gracefully at EOF on stdin.
-  EXPECT_EQ(workers[1].kill().signal, SIGKILL);
-  EXPECT_TRUE(workers[0].stop({}).exited_cleanly());
-  EXPECT_TRUE(workers[2].stop({}).exited_cleanly());
+  workers[1].process.signal_group(SIGKILL);
+  const auto pending = workers[1].process.peek_exit(patience);
+  ASSERT_TRUE(pending) << "exited, seen through its pidfd";
+  EXPECT_TRUE(pending->pending) << "only the template can say how, until `reap`";
+  EXPECT_EQ(workers[1].process.kill().signal, SIGKILL);
+  EXPECT_TRUE(workers[0].process.stop({}).exited_cleanly());
+  EXPECT_TRUE(workers[2].process.stop({}).exited_cleanly());
   EXPECT_TRUE(testing::descendants_of(z.pid()).empty()) << "the template reaped every worker";
   EXPECT_TRUE(z.usable());
 
@@ -123,6 +129,35 @@ TEST_F(ZygoteTemplatePool, ForksThreeWorkersThatHandshakeEchoAndAreReapedThrough
   EXPECT_TRUE(z.close({}).exited_cleanly()) << "the template exits 0 at EOF";
   EXPECT_FALSE(z.usable());
   tpl->reset();  // destroys the template handle
+  expect_no_descriptor_leaked();
+}
+
+// What the supervisor will do with it: a worker_connection over the adopted worker_process,
+// used like a spawned worker's; the worker keeps its template alive as its reaper.
+TEST_F(ZygoteTemplatePool, AForkedWorkerServesThroughAWorkerConnectionAndKeepsItsTemplate) {
+  auto tpl = zygote_template::launch(fake_worker(), patience, 1s);
+  ASSERT_TRUE(tpl) << tpl.error().message;
+  const pid_t template_pid = (*tpl)->pid();
+  auto w = (*tpl)->fork(worker_env(1), patience);
+  ASSERT_TRUE(w) << w.error().message;
+  tpl->reset();  // the worker's reference keeps the template
+  EXPECT_TRUE(testing::process_exists(template_pid));
+  {
+    worker_connection conn(std::move(w->process));
+    // The fake worker's crash_after knob: its second request crashes it.
+    auto hello = conn.handshake({{"crash_after", 1}}, deadline_after(patience));
+    ASSERT_TRUE(hello) << hello.error().message;
+    auto echoed = conn.call({.id = 1, .command = "echo", .args = {{"x", 1}}},
+                            deadline_after(patience));
+    ASSERT_TRUE(echoed) << echoed.error().message;
+    EXPECT_EQ(echoed->result, (json{{"x", 1}}));
+    auto crashed = conn.call({.id = 2, .command = "echo", .args = json::object()},
+                             deadline_after(patience));
+    ASSERT_FALSE(crashed);
+    EXPECT_EQ(crashed.error().code, errc::worker_crashed) << crashed.error().message;
+    EXPECT_FALSE(conn.process().kill().exited_cleanly());
+  }  // the last reference: the template is closed and reaped
+  EXPECT_FALSE(testing::process_exists(template_pid));
   expect_no_descriptor_leaked();
 }
 
@@ -137,8 +172,8 @@ TEST_F(ZygoteTemplatePool, ClosingTheTemplateTakesTheWorkersItHoldsWithIt) {
   }
   EXPECT_TRUE((*tpl)->close({}).exited_cleanly());
   for (auto& w : workers) {
-    auto status = w.wait_for(patience);
-    ASSERT_TRUE(status) << "worker " << w.pid() << " outlived its template";
+    auto status = w.process.wait_for(patience);
+    ASSERT_TRUE(status) << "worker " << w.process.pid() << " outlived its template";
     EXPECT_EQ(status->signal, SIGKILL) << "the true status went with the template";
   }
   workers.clear();
@@ -155,7 +190,7 @@ TEST_F(ZygoteTemplatePool, WorkersOfAKilledTemplateAreReportedKilledAndItsForksF
     ASSERT_TRUE(decode_init_reply(call(*w, make_init_request(json::object()))));
 
     ASSERT_EQ(::kill((*tpl)->pid(), SIGKILL), 0);
-    auto status = w->wait_for(patience);
+    auto status = w->process.wait_for(patience);
     ASSERT_TRUE(status) << "the worker outlived its template (parent-death signal)";
     EXPECT_EQ(status->signal, SIGKILL);
   }
@@ -176,10 +211,10 @@ TEST_F(ZygoteTemplatePool, DescriptorCountIsFlatOverManyTemplateLifetimes) {
     for (int id = 1; id <= 3; ++id) {
       auto w = (*tpl)->fork(worker_env(id), patience);
       ASSERT_TRUE(w) << w.error().message;
-      if (id == 2) w->signal_leader(SIGKILL);
+      if (id == 2) w->process.signal_group(SIGKILL);
       // id 3 is left to the handle's destructor: kill, then `reap`.
       if (id == 1) {
-        EXPECT_TRUE(w->stop({}).exited_cleanly());
+        EXPECT_TRUE(w->process.stop({}).exited_cleanly());
       }
     }
     EXPECT_TRUE((*tpl)->close({}).exited_cleanly());

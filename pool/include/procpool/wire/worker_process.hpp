@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@
 #include "procpool/wire/fd.hpp"
 
 namespace procpool {
+
+namespace detail {
+class process_reaper;  // pool/src/process_reaper.hpp: reaps a process that is not our child
+}  // namespace detail
 
 // How the pool starts its workers (pool/ZYGOTE.md). worker_process::launch ignores it.
 enum class start_mode {
@@ -51,6 +56,9 @@ struct launch_options {
 struct exit_status {
   int code = -1;    // exit code when the process exited, else -1
   int signal = 0;   // terminating signal when the process was killed, else 0
+  // peek_exit of a forked worker (zygote mode): it exited, but only its template can say how
+  // until it is reaped.
+  bool pending = false;
 
   bool exited_cleanly() const noexcept { return code == 0 && signal == 0; }
   std::string describe() const;  // "exited with code 3", "killed by SIGSEGV"
@@ -69,6 +77,15 @@ class worker_process {
   // fd 0 is `channel` (not closed here) and its fds 1 and 2 share one pipe, whose read end is
   // stderr_fd(); stdin_fd() and stdout_fd() are -1.
   static result<worker_process> launch_template(const launch_options& options, int channel);
+  // A worker forked by a zygote template (pool/src/zygote_template.cpp) from the pool's pipe
+  // ends and the pidfd the template sent. It is not our child: try_wait/kill/stop reap it
+  // through `reaper` (after the pidfd turned readable and its group was SIGKILLed), on the
+  // thread that owns the template; peek_exit says `pending` once it exited.
+  static worker_process adopt_forked(pid_t pid, unique_fd pidfd, unique_fd stdin_fd,
+                                     unique_fd stdout_fd, unique_fd stderr_fd,
+                                     std::int64_t t_spawn_ns,
+                                     std::shared_ptr<detail::process_reaper> reaper,
+                                     std::uint64_t reaper_id);
 
   worker_process(worker_process&& other) noexcept;
   worker_process& operator=(worker_process&& other) noexcept;
@@ -113,6 +130,7 @@ class worker_process {
   worker_process() = default;
   void release() noexcept;
   static result<worker_process> launch_with(const launch_options& options, int channel);
+  std::optional<exit_status> try_wait_forked();
 
   pid_t pid_ = -1;
   unique_fd pidfd_;
@@ -121,6 +139,8 @@ class worker_process {
   unique_fd stderr_fd_;
   std::int64_t t_spawn_ns_ = 0;
   std::optional<exit_status> status_;
+  std::shared_ptr<detail::process_reaper> reaper_;  // forked workers only
+  std::uint64_t reaper_id_ = 0;
 };
 
 }  // namespace procpool
