@@ -37,11 +37,6 @@ result<void> validate(const pool_options& o) {
   if (o.crash_loop_failures == 0) return invalid("crash_loop_failures must be at least 1");
   if (o.rss_check_every == 0) return invalid("rss_check_every must be at least 1");
   if (o.max_frame_bytes < 64) return invalid("max_frame_bytes must be at least 64");
-  // zygote_template exists (src/zygote_template.hpp) but the supervisor does not use it yet:
-  // refuse rather than silently spawn (pool/ZYGOTE.md, "Integration into the supervisor").
-  if (o.worker.start_mode == start_mode::zygote) {
-    return invalid("worker.start_mode zygote is not supported by the pool yet");
-  }
   return {};
 }
 

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "group_guard.hpp"
+#include "zygote_template.hpp"
 #include "pool_impl.hpp"
 
 namespace procpool {
@@ -47,6 +48,7 @@ struct supervisor::state {
         housekeeping(io),
         // A recycled worker may still be stopping while its replacement runs.
         guard(2 * p.options.size + 16) {}
+  ~state() { close_template(); }
 
   pool_state& pool;
   asio::io_context io;
@@ -56,6 +58,9 @@ struct supervisor::state {
   std::thread thread;
   bool shutting_down = false;
   group_guard guard;
+  // Zygote mode: the template workers are forked from; null until the first start, and after
+  // it failed or broke (the next start launches a new one).
+  std::shared_ptr<zygote_template> tpl;
 
   // --- starts -----------------------------------------------------------------------
 
@@ -102,9 +107,9 @@ struct supervisor::state {
     launch.env["PROCPOOL_WORKER_ID"] = std::to_string(id);
     launch.env["PROCPOOL_WORKER_SLOT"] = std::to_string(index);
     // The fork happens without the pool's lock: callers keep checking out meanwhile.
-    auto conn = worker_connection::start(
+    auto conn = start_connection(
         launch, {.max_frame_bytes = o.max_frame_bytes, .stderr_tail_bytes = o.stderr_tail_bytes,
-                   .drain_stderr = false});
+                 .drain_stderr = false});
     std::lock_guard lock(pool.mutex);
     if (!conn) {
       --pool.starting;
@@ -160,6 +165,48 @@ struct supervisor::state {
     }
     pool.state_changed.notify_all();
     asio::post(io, [this] { pump(); });
+  }
+
+  // A spawned worker, or in zygote mode one forked by the template (launched first when
+  // there is none). Either way a worker_connection the rest of the pool treats alike.
+  result<worker_connection> start_connection(const launch_options& launch,
+                                             const connection_options& co) {
+    if (launch.start_mode != start_mode::zygote) return worker_connection::start(launch, co);
+    if (auto ready = ensure_template(); !ready) return std::move(ready).error();
+    auto forked = tpl->fork({{"PROCPOOL_WORKER_ID", launch.env.at("PROCPOOL_WORKER_ID")},
+                             {"PROCPOOL_WORKER_SLOT", launch.env.at("PROCPOOL_WORKER_SLOT")}},
+                            pool.options.start_timeout);
+    if (!forked) {
+      // A template that broke its channel takes its workers with it; the next start
+      // launches a new one. fork_failed leaves it usable.
+      if (!tpl->usable()) close_template();
+      return std::move(forked).error();
+    }
+    return worker_connection(std::move(forked->process), co);
+  }
+
+  // TODO(issue 12, ZYGOTE.md integration step 4): this waits for `ready` on the supervisor
+  // thread (up to start_timeout), blocking its event loop; make it asynchronous. The restart
+  // backoff and crash-loop guard apply through the failed start it causes.
+  result<void> ensure_template() {
+    if (tpl && tpl->usable()) return {};
+    close_template();
+    auto launched = zygote_template::launch(pool.options.worker, pool.options.start_timeout,
+                                            pool.options.ping_timeout);
+    if (!launched) return std::move(launched).error();
+    tpl = std::move(*launched);
+    guard.add(tpl->pid());
+    return {};
+  }
+
+  // Closes the template (it kills and reaps the workers it still holds) and reaps it. Its
+  // workers' handles then report SIGKILL.
+  void close_template() {
+    if (!tpl) return;
+    const pid_t pid = tpl->pid();
+    (void)tpl->close(pool.options.worker_stop);
+    guard.remove(pid);
+    tpl.reset();
   }
 
   // REQUIRES: pool.mutex held. `w` may be null when the launch itself failed.
@@ -409,7 +456,11 @@ supervisor::~supervisor() {
 }
 
 void supervisor::start() {
-  s_->thread = std::thread([this] { s_->io.run(); });
+  s_->thread = std::thread([this] {
+    s_->io.run();
+    // On this thread: the template's parent-death signal is tied to it.
+    s_->close_template();
+  });
   asio::post(s_->io, [this] {
     s_->pump();
     s_->arm_housekeeping();

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "procpool/pool.hpp"
 #include "procpool/pool_options.hpp"
 #include "procpool/wire/file_io.hpp"
 #include "procpool/wire/frame.hpp"
@@ -242,12 +243,40 @@ TEST_F(ZygoteTemplatePool, ABadCommandLineFailsTheStartQuotingTheTemplatesStderr
   expect_no_descriptor_leaked();
 }
 
-TEST(ZygoteStartMode, SpawnIsTheDefaultAndThePoolRefusesZygoteUntilItIsWired) {
+TEST(ZygoteStartMode, SpawnIsTheDefault) {
   EXPECT_EQ(launch_options{}.start_mode, start_mode::spawn);
-  pool_options options{.worker = fake_worker()};
-  auto checked = validate(options);
-  ASSERT_FALSE(checked);
-  EXPECT_EQ(checked.error().code, errc::invalid_options);
+}
+
+// The pool in zygote mode: its children are the template and the group guard only (the
+// workers are the template's); crashed workers are reaped through the template and replaced
+// by new forks; stop leaves nothing.
+TEST_F(ZygoteTemplatePool, APoolInZygoteModeServesFromForkedWorkersAndReplacesCrashedOnes) {
+  pool_options options{.worker = fake_worker(), .size = 3};
+  options.init_args = {{"crash_after", 2}};  // each worker crashes on its third request
+  {
+    auto p = pool::create(options);
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+    EXPECT_EQ(testing::child_pids().size(), 2u) << "the group guard and the template";
+    std::size_t ok = 0, crashed = 0;
+    for (int i = 0; i < 30; ++i) {
+      auto r = p->call("echo", {{"i", i}});
+      if (r) {
+        EXPECT_EQ(r->value, (json{{"i", i}}));
+        ++ok;
+      } else {
+        EXPECT_EQ(r.error().code, errc::worker_crashed) << r.error().message;
+        ++crashed;
+      }
+    }
+    EXPECT_GE(ok, 20u);
+    EXPECT_GE(crashed, 1u);
+    EXPECT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+    EXPECT_EQ(testing::child_pids().size(), 2u) << "replacements are forked, not spawned";
+    EXPECT_GT(p->stats().starts, 3u);
+    p->stop();
+  }
+  EXPECT_TRUE(testing::child_pids().empty());
 }
 
 }  // namespace
