@@ -185,9 +185,9 @@ struct supervisor::state {
     return worker_connection(std::move(forked->process), co);
   }
 
-  // TODO(issue 12, ZYGOTE.md integration step 4): this waits for `ready` on the supervisor
-  // thread (up to start_timeout), blocking its event loop; make it asynchronous. The restart
-  // backoff and crash-loop guard apply through the failed start it causes.
+  // TODO(issue 12, pool/ZYGOTE.md, "what is left" step 1): this waits for `ready` on the
+  // supervisor thread (up to start_timeout), blocking its event loop; make it asynchronous.
+  // The restart backoff and crash-loop guard apply through the failed start it causes.
   result<void> ensure_template() {
     if (tpl && tpl->usable()) return {};
     close_template();
