@@ -22,8 +22,11 @@ namespace {
 using namespace std::chrono_literals;
 using PoolOwner = testing::leak_checked_test;
 
-TEST_F(PoolOwner, SigkilledOwnerLeavesNoWorkerOrGrandchild) {
-  auto owner = worker_process::launch({.argv = {PROCPOOL_POOL_OWNER, PROCPOOL_FAKE_WORKER}});
+// Launches pool_owner with `args`, waits for its "ready", checks that it has `family_size`
+// descendants, SIGKILLs it and expects every one of them to exit within 2 s.
+void expect_no_orphans(std::vector<std::string> args, std::size_t family_size) {
+  args.insert(args.begin(), {PROCPOOL_POOL_OWNER, PROCPOOL_FAKE_WORKER});
+  auto owner = worker_process::launch({.argv = args});
   ASSERT_TRUE(owner) << owner.error().message;
   std::string line;
   char c;
@@ -34,8 +37,7 @@ TEST_F(PoolOwner, SigkilledOwnerLeavesNoWorkerOrGrandchild) {
   ASSERT_EQ(line, "ready");
 
   const std::vector<pid_t> family = testing::descendants_of(owner->pid());
-  // Three workers, three grandchildren and the group guard.
-  ASSERT_EQ(family.size(), 7u);
+  ASSERT_EQ(family.size(), family_size);
   std::vector<int> pidfds;
   for (pid_t pid : family) pidfds.push_back(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 
@@ -54,6 +56,16 @@ TEST_F(PoolOwner, SigkilledOwnerLeavesNoWorkerOrGrandchild) {
   }
   for (int fd : pidfds) ::close(fd);
   EXPECT_EQ(alive, 0u) << "processes of the killed pool still running after 2 s";
+}
+
+TEST_F(PoolOwner, SigkilledOwnerLeavesNoWorkerOrGrandchild) {
+  // Three workers, three grandchildren and the group guard.
+  expect_no_orphans({}, 7);
+}
+
+TEST_F(PoolOwner, SigkilledZygoteOwnerLeavesNoTemplateWorkerOrGrandchild) {
+  // The template, its three workers, their three grandchildren and the group guard.
+  expect_no_orphans({"zygote"}, 8);
 }
 
 }  // namespace
