@@ -112,6 +112,12 @@ result<std::shared_ptr<zygote_template>> zygote_template::launch(
   return tpl;
 }
 
+bool zygote_template::usable() const noexcept {
+  if (!channel_ || process_.pidfd() < 0) return false;
+  pollfd p{.fd = process_.pidfd(), .events = POLLIN, .revents = 0};
+  return ::poll(&p, 1, 0) == 0;  // readable: it exited
+}
+
 result<void> zygote_template::await_ready(deadline until) {
   auto message = receive(until);
   if (!message) return std::move(message).error();

@@ -62,8 +62,9 @@ class zygote_template final : public detail::process_reaper,
   int pidfd() const noexcept { return process_.pidfd(); }
   int stderr_fd() const noexcept { return process_.stderr_fd(); }
   const nlohmann::json& ready_message() const noexcept { return ready_; }
-  // False once the channel failed, the template misbehaved, or close() ran.
-  bool usable() const noexcept { return static_cast<bool>(channel_); }
+  // False once the channel failed, the template misbehaved or exited (its pidfd says so;
+  // nothing else watches it yet), or close() ran.
+  bool usable() const noexcept;
   // What made it unusable, with the stderr read so far.
   const std::string& fault() const noexcept { return fault_; }
 

@@ -321,6 +321,8 @@ TEST_F(ZygoteTemplatePool, APoolRecoversFromItsTemplateBeingKilled) {
     r = p->call("echo", {{"after", 1}});
   }
   EXPECT_TRUE(r) << r.error().message;
+  EXPECT_EQ(p->stats().failed_starts, 0u)
+      << "a dead template is seen before the next fork is tried on it";
   p->stop();
 }
 
