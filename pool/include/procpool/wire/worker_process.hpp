@@ -49,7 +49,7 @@ struct launch_options {
   bool inherit_environment = true;
   // Empty: the pool's working directory.
   std::string working_directory = {};
-  // Read by the pool only; zygote is not wired into the pool yet (pool/ZYGOTE.md).
+  // Read by the pool only. zygote is a first cut: see pool/ZYGOTE.md for what is left.
   procpool::start_mode start_mode = procpool::start_mode::spawn;
 };
 
