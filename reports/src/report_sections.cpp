@@ -246,6 +246,22 @@ std::optional<section> analyses(const json& results, const report_model::documen
   return s;
 }
 
+// A case's figures in the cases table, in the order of its header.
+std::vector<line> figure_cells(const report_model::case_row& c, bool ready, bool memory) {
+  std::vector<line> cells = {{plain(significant(c.throughput_rps))},
+                             {plain(report_text::ms_from_us(c.latency.p50))},
+                             {plain(report_text::ms_from_us(c.latency.p99))},
+                             {plain(report_text::percent(c.timeout_rate))},
+                             {plain(fmt::format("{}", c.failed - c.timeouts))}};
+  if (ready) cells.push_back({plain(c.record.ready_ms ? significant(*c.record.ready_ms) : "-")});
+  if (memory) {
+    const auto& m = c.record.memory;
+    cells.push_back({plain(m ? significant(m->uss_kib.mean / 1024) : "-")});
+    cells.push_back({plain(m ? significant(m->pss_kib.mean / 1024) : "-")});
+  }
+  return cells;
+}
+
 section cases(const report_model::document& doc) {
   section s{"cases", "Cases", {}};
   if (doc.cases.empty()) {
@@ -292,17 +308,7 @@ section cases(const report_model::document& doc) {
       for (std::size_t k = 0; k < figures.size(); ++k) row.push_back({plain("-")});
       row.push_back({strong("error"), plain(": " + *c.error)});
     } else {
-      row.push_back({plain(significant(c.throughput_rps))});
-      row.push_back({plain(report_text::ms_from_us(c.latency.p50))});
-      row.push_back({plain(report_text::ms_from_us(c.latency.p99))});
-      row.push_back({plain(report_text::percent(c.timeout_rate))});
-      row.push_back({plain(fmt::format("{}", c.failed - c.timeouts))});
-      if (ready) row.push_back({plain(c.record.ready_ms ? significant(*c.record.ready_ms) : "-")});
-      if (memory) {
-        const auto& m = c.record.memory;
-        row.push_back({plain(m ? significant(m->uss_kib.mean / 1024) : "-")});
-        row.push_back({plain(m ? significant(m->pss_kib.mean / 1024) : "-")});
-      }
+      for (auto& cell : figure_cells(c, ready, memory)) row.push_back(std::move(cell));
       if (!c.top_verdict.empty()) {
         row.push_back({verdict_span(c.top_verdict)});
       } else {
