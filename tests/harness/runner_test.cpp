@@ -226,6 +226,7 @@ TEST_F(RunCase, ReadyMsIsSetAfterTheInjectedStartUpWarmAndCold) {
 
 // Every live worker's memory is sampled before the stop: the fake workers are readable here.
 TEST_F(RunCase, RecordsTheLiveWorkersMemory) {
+  if (::access("/proc/self/smaps_rollup", R_OK) != 0) GTEST_SKIP() << "no smaps_rollup (Linux < 4.14)";
   const std::atomic<bool> never{false};
   const case_record r = run_case(fake_case(load_start::warm, 0), 0, never);
   ASSERT_FALSE(r.error) << r.error->message;
