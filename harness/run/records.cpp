@@ -109,6 +109,16 @@ constexpr auto fields_of(std::type_identity<unjudged_record>) {
   return std::tuple{field{"count", &unjudged_record::count}, field{"missing", &unjudged_record::missing}};
 }
 
+constexpr auto fields_of(std::type_identity<spread_record>) {
+  return std::tuple{field{"mean", &spread_record::mean}, field{"max", &spread_record::max}};
+}
+
+constexpr auto fields_of(std::type_identity<memory_record>) {
+  using r = memory_record;
+  return std::tuple{field{"workers", &r::workers}, field{"uss_kib", &r::uss_kib},
+                    field{"pss_kib", &r::pss_kib}};
+}
+
 constexpr auto fields_of(std::type_identity<case_error>) {
   return std::tuple{field{"type", &case_error::type}, field{"message", &case_error::message}};
 }
@@ -125,6 +135,8 @@ constexpr auto fields_of(std::type_identity<case_record>) {
                     field{"wall_ms", &r::wall_ms},
                     field{"load_wall_ms", &r::load_wall_ms},
                     field{"late_starts", &r::late_starts},
+                    field{"ready_ms", &r::ready_ms, written::null_when_unset},
+                    field{"memory", &r::memory},
                     field{"interrupted", &r::interrupted, written::unless_default},
                     field{"environment", &r::environment},
                     field{"timelines", &r::timelines},
@@ -139,6 +151,8 @@ PROCPOOL_RECORD_JSON(case_timelines)
 PROCPOOL_RECORD_JSON(latency_record)
 PROCPOOL_RECORD_JSON(finding_record)
 PROCPOOL_RECORD_JSON(unjudged_record)
+PROCPOOL_RECORD_JSON(spread_record)
+PROCPOOL_RECORD_JSON(memory_record)
 PROCPOOL_RECORD_JSON(case_error)
 
 void to_json(json& j, const case_record& c) {

@@ -76,6 +76,21 @@ struct unjudged_record {
   std::string missing;  // the evidence the record lacks, in words
 };
 
+// A mean and a maximum over a case's workers.
+struct spread_record {
+  double mean = 0;
+  double max = 0;
+};
+
+// The live workers' memory, sampled just before the subject was stopped (smaps_rollup.hpp):
+// USS (pages a worker holds alone) against PSS (its share of what it shares) is what a
+// zygote's copy-on-write sharing shows in.
+struct memory_record {
+  std::size_t workers = 0;  // the workers whose figures could be read
+  spread_record uss_kib;
+  spread_record pss_kib;
+};
+
 struct case_error {
   std::string type;
   std::string message;
@@ -92,6 +107,10 @@ struct case_record {
   double wall_ms = 0;
   std::optional<double> load_wall_ms;        // absent when the subject could not be created
   std::optional<std::uint64_t> late_starts;  // likewise
+  // From the subject's creation until pool.size workers were first ready at once (written as
+  // null when that never happened: worker_states.hpp).
+  std::optional<double> ready_ms;
+  std::optional<memory_record> memory;  // absent when no worker's memory could be read
   bool interrupted = false;
   nlohmann::json environment = nlohmann::json::object();  // environment_json's readings
   std::optional<case_timelines> timelines;
@@ -131,6 +150,10 @@ void to_json(nlohmann::json& j, const finding_record& f);
 void from_json(const nlohmann::json& j, finding_record& f);
 void to_json(nlohmann::json& j, const unjudged_record& u);
 void from_json(const nlohmann::json& j, unjudged_record& u);
+void to_json(nlohmann::json& j, const spread_record& s);
+void from_json(const nlohmann::json& j, spread_record& s);
+void to_json(nlohmann::json& j, const memory_record& m);
+void from_json(const nlohmann::json& j, memory_record& m);
 void to_json(nlohmann::json& j, const case_error& e);
 void from_json(const nlohmann::json& j, case_error& e);
 void to_json(nlohmann::json& j, const case_record& c);

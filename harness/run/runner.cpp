@@ -8,8 +8,11 @@
 
 #include <fmt/format.h>
 
+#include "procpool/clock.hpp"
 #include "run/environment.hpp"
 #include "run/load.hpp"
+#include "run/smaps_rollup.hpp"
+#include "run/worker_states.hpp"
 #include "subjects/subject.hpp"
 #include "subjects/worker_locator.hpp"
 
@@ -42,6 +45,11 @@ class case_recorder {
   case_timelines timelines() {
     std::lock_guard lock(mutex_);
     return timelines_;
+  }
+
+  std::vector<std::int64_t> live_worker_pids() {
+    std::lock_guard lock(mutex_);
+    return harness::live_worker_pids(timelines_.workers);
   }
 
  private:
@@ -128,7 +136,39 @@ json finished_environment(const environment_reading& before, const environment_r
   return environment;
 }
 
+// The memory of the workers among `pids` that can still be read (one may exit between the
+// events and the read); nullopt when none could.
+std::optional<memory_record> memory_of(const std::vector<std::int64_t>& pids) {
+  memory_record m;
+  for (const auto pid : pids) {
+    const auto r = read_smaps_rollup(pid);
+    if (!r) continue;
+    ++m.workers;
+    m.uss_kib.mean += static_cast<double>(r->uss_kib);
+    m.pss_kib.mean += static_cast<double>(r->pss_kib);
+    m.uss_kib.max = std::max(m.uss_kib.max, static_cast<double>(r->uss_kib));
+    m.pss_kib.max = std::max(m.pss_kib.max, static_cast<double>(r->pss_kib));
+  }
+  if (m.workers == 0) return std::nullopt;
+  m.uss_kib.mean /= static_cast<double>(m.workers);
+  m.pss_kib.mean /= static_cast<double>(m.workers);
+  return m;
+}
+
 }  // namespace
+
+std::optional<case_error> apply_start_mode(const scenario& s, pool_options& options) {
+  (void)options;  // the zygote mode's pool option will be set here
+  switch (s.worker.start_mode) {
+    case worker_start_mode::spawn:
+      return std::nullopt;  // the pool's only mode so far, and its default
+    case worker_start_mode::zygote:
+      return case_error{std::string(to_string(errc::invalid_options)),
+                        "worker.start_mode \"zygote\": the pool does not support the zygote "
+                        "start mode yet (issue 12); use \"spawn\""};
+  }
+  return std::nullopt;
+}
 
 launch_options worker_launch_for(const scenario& s) {
   launch_options launch;
@@ -172,7 +212,15 @@ case_record run_case(const scenario_case& c, std::size_t index, const std::atomi
   options.worker = worker_launch_for(s);
   options.observer = recorder.observer();
   const auto before = read_environment();
+  if (auto refused = apply_start_mode(s, options)) {
+    out.error = std::move(refused);
+    out.timelines = recorder.timelines();
+    out.environment = environment_json(before, read_environment());
+    return out;
+  }
   const auto t0 = std::chrono::steady_clock::now();
+  // ready_ms counts from here, on the clock of the events' t_ns.
+  const std::int64_t t_created_ns = monotonic_ns();
   auto target = make_subject(s.subject, std::move(options), {.warm = s.load.start == load_start::warm});
   if (!target) {
     out.error = case_error{std::string(to_string(target.error().code)), target.error().message};
@@ -186,6 +234,8 @@ case_record run_case(const scenario_case& c, std::size_t index, const std::atomi
   }
   const load_outcome load =
       run_load(**target, s.load, request_for(s), s.seed + c.repetition, interrupted);
+  // Before the stop: a stopping worker may already be freeing its pages.
+  out.memory = memory_of(recorder.live_worker_pids());
   (*target)->stop();
   target->reset();  // reaps every worker, so the children's CPU time below includes them
   const auto after = read_environment();
@@ -201,6 +251,7 @@ case_record run_case(const scenario_case& c, std::size_t index, const std::atomi
   out.interrupted = load.interrupted;
   out.environment = finished_environment(before, after, hogs.count(), wall_ms, s.pool.size);
   out.timelines = recorder.timelines();
+  out.ready_ms = ready_ms(out.timelines->workers, t_created_ns, s.pool.size);
   return out;
 }
 

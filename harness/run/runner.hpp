@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,11 @@ namespace procpool::harness {
 // worker (its start-up delayed before exec, since it stamps t_main_ns at its first
 // statement), or the configured command.
 launch_options worker_launch_for(const scenario& s);
+
+// Where the scenario's worker.start_mode reaches the pool options: the one place that knows
+// which start modes the pool supports. Today that is spawn only, and zygote is refused with the
+// case error returned (the case records it and runs nothing).
+std::optional<case_error> apply_start_mode(const scenario& s, pool_options& options);
 
 // One results.json case, not yet diagnosed
 // (diagnosis/diagnosis.hpp's diagnose_case). `index` is the case's position in the unsharded

@@ -204,6 +204,10 @@ const std::vector<key_spec>& key_table() {
           "worker.kind",
           "the worker program: the C++ fake worker, the Python SDK's example worker, or "
           "worker.command"),
+      field<&S::worker, &W::start_mode>(
+          "worker.start_mode",
+          "how the pool starts a worker: spawn a process each time, or fork it from a template "
+          "that ran the preload once (zygote; not supported by the pool yet)"),
       field<&S::worker, &W::startup_ms>(
           "worker.startup_ms",
           "injected start-up latency (ms): delay before the worker reaches its main loop "

@@ -40,6 +40,9 @@ namespace procpool::harness {
 // subject_kind (subject.hpp) covers the in-process subjects; this adds `external`.
 enum class subject_type { procpool, serial_manager, sequential_init, external };
 enum class worker_type { fake, python, command };
+// How the pool starts a worker: spawn a process each time, or fork it from a template that has
+// run the preload once (issue 12, pool/ZYGOTE.md).
+enum class worker_start_mode { spawn, zygote };
 enum class service_dist { fixed, uniform, exponential, lognormal };
 enum class load_model { closed, open };
 enum class load_start { cold, warm };
@@ -58,6 +61,10 @@ struct enum_traits<subject_type> {
 template <>
 struct enum_traits<worker_type> {
   static constexpr auto names = std::to_array<std::string_view>({"fake", "python", "command"});
+};
+template <>
+struct enum_traits<worker_start_mode> {
+  static constexpr auto names = std::to_array<std::string_view>({"spawn", "zygote"});
 };
 template <>
 struct enum_traits<service_dist> {
@@ -127,6 +134,7 @@ struct service_config {
 
 struct worker_config {
   worker_type kind = worker_type::fake;
+  worker_start_mode start_mode = worker_start_mode::spawn;
   double startup_ms = 0;
   double init_ms = 0;
   service_config service;

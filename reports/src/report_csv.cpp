@@ -1,7 +1,9 @@
 // cases.csv: one row per case, for spreadsheets and scripts. Columns: id, repetition, each
-// swept key, throughput and latency figures, requests, one column per outcome and per verdict
+// swept key, throughput and latency figures, requests, ready_ms and the workers' mean USS and
+// PSS (empty when the case has none), one column per outcome and per verdict
 // seen in any case, timeout rate, top verdict and the subject's error. RFC 4180: CRLF line
 // ends, fields quoted when they need it.
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -16,6 +18,11 @@ namespace {
 using report_text::csv_field;
 
 std::string csv_number(double value) { return fmt::format("{}", value); }
+
+// An absent figure is an empty field: a spreadsheet reads it as blank, not as 0.
+std::string csv_number(const std::optional<double>& value) {
+  return value ? csv_number(*value) : std::string();
+}
 
 void add_row(std::string& out, const std::vector<std::string>& fields) {
   for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -42,7 +49,8 @@ std::string render_csv(const nlohmann::json& results) {
   std::vector<std::string> header = {"id", "repetition"};
   for (const auto& key : doc.swept_keys) header.push_back(csv_field(key));
   for (const char* name : {"throughput_rps", "latency_p50_us", "latency_p90_us", "latency_p99_us",
-                           "latency_p999_us", "latency_max_us", "latency_mean_us", "requests"}) {
+                           "latency_p999_us", "latency_max_us", "latency_mean_us", "requests",
+                           "ready_ms", "uss_kib_mean", "pss_kib_mean"}) {
     header.emplace_back(name);
   }
   for (const auto& o : outcome_columns) header.push_back(csv_field("outcome." + o));
@@ -64,6 +72,10 @@ std::string render_csv(const nlohmann::json& results) {
       row.push_back(csv_number(figure));
     }
     row.push_back(fmt::format("{}", c.requests));
+    const auto& memory = c.record.memory;
+    row.push_back(csv_number(c.record.ready_ms));
+    row.push_back(csv_number(memory ? std::optional(memory->uss_kib.mean) : std::nullopt));
+    row.push_back(csv_number(memory ? std::optional(memory->pss_kib.mean) : std::nullopt));
     for (const auto& o : outcome_columns) {
       const auto it = c.outcomes.find(o);
       row.push_back(fmt::format("{}", it == c.outcomes.end() ? 0 : it->second));

@@ -246,6 +246,22 @@ std::optional<section> analyses(const json& results, const report_model::documen
   return s;
 }
 
+// A case's figures in the cases table, in the order of its header.
+std::vector<line> figure_cells(const report_model::case_row& c, bool ready, bool memory) {
+  std::vector<line> cells = {{plain(significant(c.throughput_rps))},
+                             {plain(report_text::ms_from_us(c.latency.p50))},
+                             {plain(report_text::ms_from_us(c.latency.p99))},
+                             {plain(report_text::percent(c.timeout_rate))},
+                             {plain(fmt::format("{}", c.failed - c.timeouts))}};
+  if (ready) cells.push_back({plain(c.record.ready_ms ? significant(*c.record.ready_ms) : "-")});
+  if (memory) {
+    const auto& m = c.record.memory;
+    cells.push_back({plain(m ? significant(m->uss_kib.mean / 1024) : "-")});
+    cells.push_back({plain(m ? significant(m->pss_kib.mean / 1024) : "-")});
+  }
+  return cells;
+}
+
 section cases(const report_model::document& doc) {
   section s{"cases", "Cases", {}};
   if (doc.cases.empty()) {
@@ -265,7 +281,16 @@ section cases(const report_model::document& doc) {
     t.header.push_back("rep");
     t.numeric.push_back(true);
   }
-  for (const char* name : {"req/s", "p50 ms", "p99 ms", "timeout rate", "other failures"}) {
+  // Start-up and memory columns only when some case has the figure: older documents, and
+  // subjects whose workers cannot be read, keep the table as it was.
+  const bool ready = std::any_of(doc.cases.begin(), doc.cases.end(),
+                                 [](const auto& c) { return c.record.ready_ms.has_value(); });
+  const bool memory = std::any_of(doc.cases.begin(), doc.cases.end(),
+                                  [](const auto& c) { return c.record.memory.has_value(); });
+  std::vector<const char*> figures = {"req/s", "p50 ms", "p99 ms", "timeout rate", "other failures"};
+  if (ready) figures.push_back("ready ms");
+  if (memory) figures.insert(figures.end(), {"worker USS MiB", "worker PSS MiB"});
+  for (const char* name : figures) {
     t.header.emplace_back(name);
     t.numeric.push_back(true);
   }
@@ -280,14 +305,10 @@ section cases(const report_model::document& doc) {
     }
     if (repeated) row.push_back({plain(fmt::format("{}", c.repetition))});
     if (c.error) {
-      for (int k = 0; k < 5; ++k) row.push_back({plain("-")});
+      for (std::size_t k = 0; k < figures.size(); ++k) row.push_back({plain("-")});
       row.push_back({strong("error"), plain(": " + *c.error)});
     } else {
-      row.push_back({plain(significant(c.throughput_rps))});
-      row.push_back({plain(report_text::ms_from_us(c.latency.p50))});
-      row.push_back({plain(report_text::ms_from_us(c.latency.p99))});
-      row.push_back({plain(report_text::percent(c.timeout_rate))});
-      row.push_back({plain(fmt::format("{}", c.failed - c.timeouts))});
+      for (auto& cell : figure_cells(c, ready, memory)) row.push_back(std::move(cell));
       if (!c.top_verdict.empty()) {
         row.push_back({verdict_span(c.top_verdict)});
       } else {
@@ -298,8 +319,12 @@ section cases(const report_model::document& doc) {
   }
   s.blocks.push_back(paragraph({plain(fmt::format(
       "{}, latency measured from submission (closed loop) or the intended start (open loop); the "
-      "timeout rate counts checkout and request timeouts.",
-      plural(doc.cases.size(), "case", "cases")))}));
+      "timeout rate counts checkout and request timeouts.{}{}",
+      plural(doc.cases.size(), "case", "cases"),
+      ready ? " Ready ms: from the subject's creation until every configured worker was first "
+              "ready (- when they never all were)."
+            : "",
+      memory ? " Worker USS and PSS: the mean over the live workers just before the stop." : ""))}));
   s.blocks.push_back(table_block(std::move(t)));
   return s;
 }

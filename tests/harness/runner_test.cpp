@@ -189,6 +189,74 @@ TEST_F(RunCase, LateCompletionsOfRequestsBeyondTheCapAreNotCountedAgain) {
   EXPECT_GT(merged, 0u);  // the late completions of kept requests were merged
 }
 
+// A fake-worker case whose 3 workers take `startup_ms` to start, all at once, started warm or
+// cold. Its load is 3 requests at once of 400 ms each: cold, the third request holds the case
+// open until a third worker is ready (or one of the first two is free again, 400 ms on, when
+// the third has had 8 times its start-up to be ready), so that readiness falls within the case
+// without the test waiting on a clock.
+scenario_case fake_case(load_start start, double startup_ms) {
+  scenario_case c;
+  c.id = "ready#r0";
+  scenario& s = c.scenario;
+  s.pool.size = 3;
+  s.pool.max_concurrent_starts = 3;
+  s.worker.startup_ms = startup_ms;
+  s.worker.service.ms = 400;
+  s.load.start = start;
+  s.load.concurrency = 3;
+  s.load.requests = 3;
+  return c;
+}
+
+// ready_ms runs from the subject's creation until every worker is ready: at least the
+// injected start-up (a worker cannot be ready before its main loop), and within the case.
+// Cold, the load starts at once and the workers are still starting under it.
+TEST_F(RunCase, ReadyMsIsSetAfterTheInjectedStartUpWarmAndCold) {
+  for (const auto start : {load_start::warm, load_start::cold}) {
+    SCOPED_TRACE(to_string(start));
+    const std::atomic<bool> never{false};
+    const case_record r = run_case(fake_case(start, 50), 0, never);
+    ASSERT_FALSE(r.error) << r.error->message;
+    ASSERT_TRUE(r.ready_ms);
+    EXPECT_GE(*r.ready_ms, 50.0);
+    EXPECT_LE(*r.ready_ms, r.wall_ms);
+    EXPECT_EQ(json(r)["ready_ms"], json(*r.ready_ms));
+  }
+}
+
+// Every live worker's memory is sampled before the stop: the fake workers are readable here.
+TEST_F(RunCase, RecordsTheLiveWorkersMemory) {
+  if (::access("/proc/self/smaps_rollup", R_OK) != 0) GTEST_SKIP() << "no smaps_rollup (Linux < 4.14)";
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(fake_case(load_start::warm, 0), 0, never);
+  ASSERT_FALSE(r.error) << r.error->message;
+  ASSERT_TRUE(r.memory);
+  EXPECT_EQ(r.memory->workers, 3u);
+  EXPECT_GT(r.memory->uss_kib.mean, 0.0);
+  EXPECT_GE(r.memory->uss_kib.max, r.memory->uss_kib.mean);
+  EXPECT_GE(r.memory->pss_kib.mean, r.memory->uss_kib.mean);
+  EXPECT_GE(r.memory->pss_kib.max, r.memory->pss_kib.mean);
+  const json j = json(r)["memory"];
+  EXPECT_EQ(j["workers"], 3);
+  EXPECT_TRUE(j["uss_kib"].contains("mean") && j["pss_kib"].contains("max")) << j;
+}
+
+// The pool has no zygote mode yet: such a case records why and starts no worker.
+TEST_F(RunCase, AZygoteStartModeIsRefusedSayingThePoolLacksIt) {
+  scenario_case c = fake_case(load_start::warm, 0);
+  c.scenario.worker.start_mode = worker_start_mode::zygote;
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(c, 0, never);
+  ASSERT_TRUE(r.error);
+  EXPECT_EQ(r.error->type, "invalid_options");
+  EXPECT_NE(r.error->message.find("does not support the zygote start mode yet"), std::string::npos)
+      << r.error->message;
+  ASSERT_TRUE(r.timelines);
+  EXPECT_TRUE(r.timelines->workers.empty());
+  EXPECT_FALSE(r.ready_ms);
+  EXPECT_TRUE(json(r)["ready_ms"].is_null());  // written as null, not left out
+}
+
 class RunCommand : public testing::with_scratch_dir<testing::leak_checked_test> {
  protected:
   // Runs the procpool command to completion; returns its exit code.

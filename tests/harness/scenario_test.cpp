@@ -353,6 +353,37 @@ TEST(ScenarioErrors, SweepValueOnItsOwnLine) {
   expect_error("[sweep]\n\"pool.size\" = [1,\n  1]\n", 3, "sweep.pool.size", "repeats the value 1");
 }
 
+// worker.start_mode: spawn by default, zygote accepted by the scenario (the runner refuses it
+// while the pool lacks it: runner_test), anything else named with its file, line and key.
+TEST(ScenarioStartMode, DefaultsToSpawnAndParsesSetsAndSweeps) {
+  EXPECT_EQ(parse_ok("").scenario.worker.start_mode, worker_start_mode::spawn);
+  EXPECT_EQ(scenario_to_json(scenario{})["worker"]["start_mode"], "spawn");
+  EXPECT_EQ(parse_ok("[worker]\nstart_mode = \"zygote\"\n").scenario.worker.start_mode,
+            worker_start_mode::zygote);
+  EXPECT_EQ(parse_ok("", {"worker.start_mode=zygote"}).scenario.worker.start_mode,
+            worker_start_mode::zygote);
+  const auto cases = expand(parse_ok(
+      "[sweep]\n\"worker.start_mode\" = [\"spawn\", \"zygote\"]\n\"pool.size\" = [1, 8]\n"));
+  ASSERT_EQ(cases.size(), 4u);
+  EXPECT_EQ(cases[0].id, "worker.start_mode=spawn,pool.size=1#r0");
+  EXPECT_EQ(cases[0].scenario.worker.start_mode, worker_start_mode::spawn);
+  EXPECT_EQ(cases[3].scenario.worker.start_mode, worker_start_mode::zygote);
+  EXPECT_EQ(cases[3].scenario.pool.size, 8u);
+}
+
+TEST(ScenarioStartMode, OtherValuesAreErrorsNamingFileLineAndKey) {
+  expect_error("name = \"x\"\n[worker]\nstart_mode = \"fork\"\n", 3, "worker.start_mode",
+               "must be one of spawn, zygote (got \"fork\")");
+  expect_error("[worker]\nstart_mode = \"zygot\"\n", 2, "worker.start_mode", "did you mean zygote?");
+  expect_error("[worker]\nstart_mode = 1\n", 2, "worker.start_mode",
+               "must be one of spawn, zygote (got 1)");
+  expect_error("[sweep]\n\"worker.start_mode\" = [\"spawn\",\n  \"forkserver\"]\n", 3,
+               "sweep.worker.start_mode", "must be one of spawn, zygote");
+  const auto error = set_error("worker.start_mode=vfork");
+  EXPECT_EQ(error.key, "worker.start_mode");
+  EXPECT_NE(error.message.find("must be one of spawn, zygote"), std::string::npos) << error.message;
+}
+
 // ---- --set ----
 
 TEST(ScenarioOverride, EachType) {

@@ -426,7 +426,7 @@ TEST(CasesCsv, ParsesBackWithOneRowPerCaseAndOddNamesIntact) {
   const std::vector<std::string> expected = {
       "id", "repetition", "load.concurrency", "worker.startup_ms", "throughput_rps", "latency_p50_us",
       "latency_p90_us", "latency_p99_us", "latency_p999_us", "latency_max_us", "latency_mean_us", "requests",
-      "outcome.ok", "outcome.checkout_timeout", "timeout_rate", "top_verdict",
+      "ready_ms", "uss_kib_mean", "pss_kib_mean", "outcome.ok", "outcome.checkout_timeout", "timeout_rate", "top_verdict",
       "verdict.architectural.startup_serialization", "verdict.environmental.startup", "error"};
   EXPECT_EQ(header, expected);
   for (const auto& row : rows) EXPECT_EQ(row.size(), header.size());
@@ -445,6 +445,27 @@ TEST(CasesCsv, ParsesBackWithOneRowPerCaseAndOddNamesIntact) {
   EXPECT_EQ(last[column("verdict.environmental.startup")], "0");
   EXPECT_EQ(rows[1][column("top_verdict")], "");
   EXPECT_EQ(std::stod(rows[1][column("latency_p99_us")]), 20000);
+}
+
+// ready_ms and the workers' memory: figures when the case has them, empty fields when not.
+TEST(CasesCsv, HoldsReadyMsAndWorkerMemoryBlankWhenAbsent) {
+  json results = sweep_results();
+  results["cases"][1]["ready_ms"] = 412.5;
+  results["cases"][1]["memory"] = {{"workers", 4},
+                                   {"uss_kib", {{"mean", 2048}, {"max", 4096}}},
+                                   {"pss_kib", {{"mean", 3000.5}, {"max", 5000}}}};
+  results["cases"][2]["ready_ms"] = nullptr;  // never all ready
+  const auto rows = parse_csv(render_csv(results));
+  const auto& header = rows[0];
+  const auto column = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  };
+  ASSERT_LT(column("pss_kib_mean"), header.size());
+  EXPECT_EQ(rows[2][column("ready_ms")], "412.5");
+  EXPECT_EQ(rows[2][column("uss_kib_mean")], "2048");
+  EXPECT_EQ(rows[2][column("pss_kib_mean")], "3000.5");
+  EXPECT_EQ(rows[3][column("ready_ms")], "");
+  EXPECT_EQ(rows[3][column("uss_kib_mean")], "");
 }
 
 TEST(CasesCsv, ToleratesADocumentWithoutDiagnosis) {
@@ -641,6 +662,28 @@ TEST(MarkdownReport, KeepsEveryTableRowOnOneLine) {
   const auto cases = md.find("## Cases");
   const auto table = md.substr(cases, md.find("## Environment") - cases);
   EXPECT_EQ(count(table, "\n| ") - count(table, "\n| ---"), 1u + 8u);  // the header and 8 cases
+}
+
+// The cases table gains ready ms and worker memory columns only when some case has them.
+TEST(MarkdownReport, CasesTableShowsReadyMsAndWorkerMemoryWhenRecorded) {
+  json results = sweep_results();
+  const auto cases_table = [](const std::string& md) {
+    const auto at = md.find("## Cases");
+    return md.substr(at, md.find("## Environment") - at);
+  };
+  const std::string before = cases_table(render_markdown(results));
+  EXPECT_EQ(before.find("ready ms"), std::string::npos);
+  EXPECT_EQ(before.find("worker USS MiB"), std::string::npos);
+
+  results["cases"][1]["ready_ms"] = 412.5;
+  results["cases"][1]["memory"] = {{"workers", 4},
+                                   {"uss_kib", {{"mean", 2048}, {"max", 4096}}},
+                                   {"pss_kib", {{"mean", 3072}, {"max", 5000}}}};
+  const std::string table = cases_table(render_markdown(results));
+  EXPECT_NE(table.find("| ready ms | worker USS MiB | worker PSS MiB |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| 412 | 2 | 3 |"), std::string::npos) << table;  // 3 significant digits
+  EXPECT_NE(table.find("| - | - | - |"), std::string::npos) << table;    // cases without them
+  EXPECT_NE(table.find("Ready ms: from the subject's creation"), std::string::npos) << table;
 }
 
 TEST(MarkdownReport, ComposesAConclusionWhenTheDocumentHasNone) {
