@@ -158,14 +158,21 @@ std::optional<memory_record> memory_of(const std::vector<std::int64_t>& pids) {
 }  // namespace
 
 std::optional<case_error> apply_start_mode(const scenario& s, pool_options& options) {
-  (void)options;  // the zygote mode's pool option will be set here
   switch (s.worker.start_mode) {
     case worker_start_mode::spawn:
-      return std::nullopt;  // the pool's only mode so far, and its default
+      options.worker.start_mode = start_mode::spawn;
+      return std::nullopt;
     case worker_start_mode::zygote:
-      return case_error{std::string(to_string(errc::invalid_options)),
-                        "worker.start_mode \"zygote\": the pool does not support the zygote "
-                        "start mode yet (issue 12); use \"spawn\""};
+      // Only procpool's own pool forks from a template; a reference pool or an external one
+      // starts workers its own way, and a run that silently spawned would mislabel its figures.
+      if (s.subject.kind != subject_type::procpool) {
+        return case_error{std::string(to_string(errc::invalid_options)),
+                          fmt::format("worker.start_mode \"zygote\" needs subject.kind = "
+                                      "\"procpool\"; a {} subject starts its workers itself",
+                                      to_string(s.subject.kind))};
+      }
+      options.worker.start_mode = start_mode::zygote;
+      return std::nullopt;
   }
   return std::nullopt;
 }

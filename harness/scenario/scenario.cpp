@@ -207,7 +207,7 @@ const std::vector<key_spec>& key_table() {
       field<&S::worker, &W::start_mode>(
           "worker.start_mode",
           "how the pool starts a worker: spawn a process each time, or fork it from a template "
-          "that ran the preload once (zygote; not supported by the pool yet)"),
+          "that ran the preload once (zygote; subject.kind = \"procpool\" only)"),
       field<&S::worker, &W::startup_ms>(
           "worker.startup_ms",
           "injected start-up latency (ms): delay before the worker reaches its main loop "

@@ -241,15 +241,30 @@ TEST_F(RunCase, RecordsTheLiveWorkersMemory) {
   EXPECT_TRUE(j["uss_kib"].contains("mean") && j["pss_kib"].contains("max")) << j;
 }
 
-// The pool has no zygote mode yet: such a case records why and starts no worker.
-TEST_F(RunCase, AZygoteStartModeIsRefusedSayingThePoolLacksIt) {
+// A zygote case forks its workers from the fake worker's template: same outcome, ready_ms set.
+TEST_F(RunCase, AZygoteCaseForksItsWorkersFromTheTemplate) {
   scenario_case c = fake_case(load_start::warm, 0);
   c.scenario.worker.start_mode = worker_start_mode::zygote;
   const std::atomic<bool> never{false};
   const case_record r = run_case(c, 0, never);
+  ASSERT_FALSE(r.error) << r.error->message;
+  ASSERT_TRUE(r.ready_ms);
+  ASSERT_TRUE(r.timelines);
+  EXPECT_GE(r.timelines->workers.size(), 3u);
+  EXPECT_GT(r.requests(), 0u);
+  EXPECT_EQ(r.failed(), 0u);
+}
+
+// Only procpool's pool has the mode: another subject's case records why and starts nothing.
+TEST_F(RunCase, AZygoteStartModeIsRefusedForAnotherSubject) {
+  scenario_case c = fake_case(load_start::warm, 0);
+  c.scenario.worker.start_mode = worker_start_mode::zygote;
+  c.scenario.subject.kind = subject_type::serial_manager;
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(c, 0, never);
   ASSERT_TRUE(r.error);
   EXPECT_EQ(r.error->type, "invalid_options");
-  EXPECT_NE(r.error->message.find("does not support the zygote start mode yet"), std::string::npos)
+  EXPECT_NE(r.error->message.find("needs subject.kind = \"procpool\""), std::string::npos)
       << r.error->message;
   ASSERT_TRUE(r.timelines);
   EXPECT_TRUE(r.timelines->workers.empty());
