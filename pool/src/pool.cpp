@@ -97,6 +97,21 @@ std::string_view to_string(exit_kind k) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(worker_role r) noexcept {
+  switch (r) {
+    case worker_role::worker: return "worker";
+    case worker_role::zygote_template: return "zygote_template";
+  }
+  return "unknown";
+}
+
+std::optional<worker_role> worker_role_from_string(std::string_view name) noexcept {
+  for (auto r : {worker_role::worker, worker_role::zygote_template}) {
+    if (to_string(r) == name) return r;
+  }
+  return std::nullopt;
+}
+
 std::optional<worker_state> worker_state_from_string(std::string_view name) noexcept {
   for (auto s : {worker_state::pending, worker_state::starting, worker_state::idle,
                  worker_state::busy, worker_state::pinging, worker_state::stopping,
@@ -124,7 +139,8 @@ worker_event make_worker_event(const worker_facts& w, worker_state from, worker_
           .t_main_ns = w.t_main_ns,
           .t_init_done_ns = w.t_init_done_ns,
           .pid = w.pid,
-          .exit = exit};
+          .exit = exit,
+          .role = w.role};
 }
 
 // --- pool ------------------------------------------------------------------------------

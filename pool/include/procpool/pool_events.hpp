@@ -45,6 +45,14 @@ enum class exit_kind {
 
 std::string_view to_string(exit_kind k) noexcept;
 
+// What a process in a pool's events is. A zygote template (pool/ZYGOTE.md) runs the preload
+// once and forks the workers: it is reported like a worker (spawned, ready at the end of its
+// preload, exited) so that a wait for it can be told apart, but it never takes a request and
+// is not one of the pool's `size` workers. Its slot is the pool's size.
+enum class worker_role { worker, zygote_template };
+std::string_view to_string(worker_role r) noexcept;
+std::optional<worker_role> worker_role_from_string(std::string_view name) noexcept;
+
 struct worker_event {
   std::int64_t t_ns = 0;
   std::uint64_t worker = 0;  // unique per worker process for the pool's lifetime
@@ -60,6 +68,8 @@ struct worker_event {
   // On stopping and exited events: why the worker is leaving. An exit after a planned stop
   // keeps the stop's kind. none on every other event.
   exit_kind exit = exit_kind::none;
+  // For a template: t_main_ns is its main, t_init_done_ns the end of its preload.
+  worker_role role = worker_role::worker;
 };
 
 // What an event says about the worker itself, as opposed to the change it reports.
@@ -70,6 +80,7 @@ struct worker_facts {
   std::int64_t t_spawn_ns = 0;
   std::int64_t t_main_ns = 0;
   std::int64_t t_init_done_ns = 0;
+  worker_role role = worker_role::worker;
 };
 
 // The event of one state change, stamped now. Every pool builds its events here, so that
