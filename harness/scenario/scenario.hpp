@@ -41,7 +41,7 @@ namespace procpool::harness {
 enum class subject_type { procpool, serial_manager, sequential_init, external };
 enum class worker_type { fake, python, command };
 // How the pool starts a worker: spawn a process each time, or fork it from a template that has
-// run the preload once (issue 12, pool/ZYGOTE.md).
+// run the preload once (pool/ZYGOTE.md).
 enum class worker_start_mode { spawn, zygote };
 enum class service_dist { fixed, uniform, exponential, lognormal };
 enum class load_model { closed, open };

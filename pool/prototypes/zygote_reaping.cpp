@@ -1,4 +1,4 @@
-// Prototype for pool/ZYGOTE.md (issue 12): the chosen reaping and orphan design, measured.
+// Prototype for pool/ZYGOTE.md: the chosen reaping and orphan design, measured.
 // Standalone, not built by CMake:
 //
 //   g++ -std=c++20 -O1 -Wall -o /tmp/zygote_reaping pool/prototypes/zygote_reaping.cpp

@@ -34,6 +34,14 @@ struct worker_io {
   std::uint64_t ping_id = 0;
 };
 
+// The zygote template's descriptors the event loop waits on (duplicates, as for a worker).
+struct template_io {
+  explicit template_io(asio::io_context& io) : pidfd(io), err(io), channel(io) {}
+  asio::posix::stream_descriptor pidfd;
+  asio::posix::stream_descriptor err;
+  asio::posix::stream_descriptor channel;  // open only until `ready`: forks poll it themselves
+};
+
 pool_worker::pool_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_)
     : id(id_), slot(slot_), conn(std::move(conn_)) {}
 pool_worker::~pool_worker() = default;
@@ -47,8 +55,9 @@ struct supervisor::state {
         backoff_timer(io),
         housekeeping(io),
         // A recycled worker may still be stopping while its replacement runs.
-        guard(2 * p.options.size + 16) {}
-  ~state() { close_template(); }
+        guard(2 * p.options.size + 16),
+        template_timer(io) {}
+  ~state() { close_template({}); }
 
   pool_state& pool;
   asio::io_context io;
@@ -58,13 +67,24 @@ struct supervisor::state {
   std::thread thread;
   bool shutting_down = false;
   group_guard guard;
-  // Zygote mode: the template workers are forked from; null until the first start, and after
-  // it failed or broke (the next start launches a new one).
+  // Zygote mode (pool/ZYGOTE.md): the template workers are forked from. It is launched
+  // without blocking the loop; while it is not ready, the slots wait in pending_slots. A
+  // failed launch or a death is one failed start, and a relaunch after a backoff of its own.
+  enum class template_phase { down, launching, ready, backoff };
   std::shared_ptr<zygote_template> tpl;
+  template_phase tpl_phase = template_phase::down;
+  std::unique_ptr<template_io> tpl_io;
+  asio::steady_timer template_timer;  // the ready deadline, then the relaunch backoff
+  worker_facts tpl_facts;             // who the template's events are about
+  worker_state tpl_state = worker_state::pending;
+  std::uint32_t tpl_failure_streak = 0;
+
+  bool zygote() const { return pool.options.worker.start_mode == start_mode::zygote; }
 
   // --- starts -----------------------------------------------------------------------
 
   void pump() {
+    if (zygote() && !template_ready()) return;  // its ready handler pumps
     std::vector<std::size_t> to_start;
     {
       std::lock_guard lock(pool.mutex);
@@ -106,6 +126,7 @@ struct supervisor::state {
     // Lets a worker tell itself apart from its siblings and predecessors (seeds, logs).
     launch.env["PROCPOOL_WORKER_ID"] = std::to_string(id);
     launch.env["PROCPOOL_WORKER_SLOT"] = std::to_string(index);
+    if (zygote() && !template_usable()) return requeue(index);
     // The fork happens without the pool's lock: callers keep checking out meanwhile.
     auto conn = start_connection(
         launch, {.max_frame_bytes = o.max_frame_bytes, .stderr_tail_bytes = o.stderr_tail_bytes,
@@ -113,6 +134,12 @@ struct supervisor::state {
     std::lock_guard lock(pool.mutex);
     if (!conn) {
       --pool.starting;
+      if (zygote() && tpl && !tpl->usable()) {
+        // The template broke, not this worker: one failure, counted as the template's.
+        template_failed(conn.error().message);
+        pool.schedule_replacement(index, /*count_failure=*/false);
+        return;
+      }
       start_failed(index, nullptr, conn.error().message);
       return;
     }
@@ -167,44 +194,180 @@ struct supervisor::state {
     asio::post(io, [this] { pump(); });
   }
 
-  // A spawned worker, or in zygote mode one forked by the template (launched first when
-  // there is none). Either way a worker_connection the rest of the pool treats alike.
+  // A spawned worker, or in zygote mode one forked by the ready template. Either way a
+  // worker_connection the rest of the pool treats alike.
   result<worker_connection> start_connection(const launch_options& launch,
                                              const connection_options& co) {
-    if (launch.start_mode != start_mode::zygote) return worker_connection::start(launch, co);
-    if (auto ready = ensure_template(); !ready) return std::move(ready).error();
+    if (!zygote()) return worker_connection::start(launch, co);
     auto forked = tpl->fork({{"PROCPOOL_WORKER_ID", launch.env.at("PROCPOOL_WORKER_ID")},
                              {"PROCPOOL_WORKER_SLOT", launch.env.at("PROCPOOL_WORKER_SLOT")}},
                             pool.options.start_timeout);
-    if (!forked) {
-      // A template that broke its channel takes its workers with it; the next start
-      // launches a new one. fork_failed leaves it usable.
-      if (!tpl->usable()) close_template();
-      return std::move(forked).error();
-    }
+    if (!forked) return std::move(forked).error();
     return worker_connection(std::move(forked->process), co);
   }
 
-  // TODO(issue 12, pool/ZYGOTE.md, "what is left" step 1): this waits for `ready` on the
-  // supervisor thread (up to start_timeout), blocking its event loop; make it asynchronous.
-  // The restart backoff and crash-loop guard apply through the failed start it causes.
-  result<void> ensure_template() {
-    if (tpl && tpl->usable()) return {};
-    close_template();
-    auto launched = zygote_template::launch(pool.options.worker, pool.options.start_timeout,
-                                            pool.options.ping_timeout);
-    if (!launched) return std::move(launched).error();
-    tpl = std::move(*launched);
+  // A slot popped for a start that cannot happen yet goes back to wait, with no failure.
+  void requeue(std::size_t index) {
+    std::lock_guard lock(pool.mutex);
+    --pool.starting;
+    pool.schedule_replacement(index, /*count_failure=*/false);
+  }
+
+  // --- the zygote template ----------------------------------------------------------------
+
+  // Launches the template when it is down; true once it is ready to fork.
+  bool template_ready() {
+    if (tpl_phase == template_phase::down) launch_template();
+    return tpl_phase == template_phase::ready;
+  }
+
+  // Ready and still alive: a death the pidfd handler has not seen yet is handled here.
+  bool template_usable() {
+    if (tpl_phase != template_phase::ready) return false;
+    if (tpl->usable()) return true;
+    std::lock_guard lock(pool.mutex);
+    template_failed(template_exit_message());
+    return false;
+  }
+
+  void launch_template() {
+    {
+      std::lock_guard lock(pool.mutex);
+      if (pool.stopping || shutting_down) return;
+      tpl_facts = {.worker = pool.next_worker_id++,
+                   .slot = pool.options.size,
+                   .t_spawn_ns = monotonic_ns(),
+                   .role = worker_role::zygote_template};
+      tpl_state = worker_state::pending;
+    }
+    auto spawned = zygote_template::spawn(pool.options.worker, pool.options.ping_timeout);
+    std::lock_guard lock(pool.mutex);
+    if (!spawned) return template_failed(spawned.error().message);
+    tpl = std::move(*spawned);
+    tpl_phase = template_phase::launching;
+    tpl_facts.pid = tpl->pid();
     guard.add(tpl->pid());
-    return {};
+    template_event(worker_state::starting, "zygote template spawned");
+    tpl_io = std::make_unique<template_io>(io);
+    tpl_io->pidfd.assign(::dup(tpl->pidfd()));
+    tpl_io->channel.assign(::dup(tpl->channel_fd()));
+    if (tpl->stderr_fd() >= 0) {
+      tpl_io->err.assign(::dup(tpl->stderr_fd()));
+      drain_template_stderr();
+    }
+    watch_template_exit();
+    await_template_ready();
+    // A preload slower than the start timeout is a start timeout, as a worker's start-up is.
+    template_timer.expires_after(pool.options.start_timeout);
+    template_timer.async_wait([this, t = tpl](error_code ec) {
+      if (ec || t != tpl || tpl_phase != template_phase::launching) return;
+      std::lock_guard lock2(pool.mutex);
+      (void)tpl->drain_stderr();
+      template_failed(fmt::format("zygote template {} did not finish its preload within {} ms{}",
+                                  tpl->pid(), pool.options.start_timeout.count(),
+                                  stderr_suffix(tpl->stderr_tail())));
+    });
+  }
+
+  void await_template_ready() {
+    tpl_io->channel.async_wait(asio::posix::descriptor_base::wait_read,
+                               [this, t = tpl](error_code ec) {
+      if (ec || t != tpl || tpl_phase != template_phase::launching) return;
+      std::lock_guard lock(pool.mutex);
+      auto ready = tpl->try_ready();
+      if (!ready) return template_failed(ready.error().message);
+      if (!*ready) return await_template_ready();
+      on_template_ready();
+    });
+  }
+
+  // REQUIRES: pool.mutex held.
+  void on_template_ready() {
+    template_timer.cancel();
+    tpl_io->channel.close();
+    tpl_phase = template_phase::ready;
+    tpl_failure_streak = 0;
+    const auto& ready = tpl->ready_message();
+    tpl_facts.t_main_ns = ready.value("t_main_ns", std::int64_t{0});
+    tpl_facts.t_init_done_ns = ready.value("t_preload_done_ns", std::int64_t{0});
+    template_event(worker_state::idle, "zygote template ready");
+    asio::post(io, [this] { pump(); });
+  }
+
+  void watch_template_exit() {
+    tpl_io->pidfd.async_wait(asio::posix::descriptor_base::wait_read,
+                             [this, t = tpl](error_code ec) {
+      if (ec || t != tpl) return;
+      std::lock_guard lock(pool.mutex);
+      template_failed(template_exit_message());
+    });
+  }
+
+  // Its stderr is read while it runs, so that a chatty preload or template never blocks.
+  void drain_template_stderr() {
+    tpl_io->err.async_wait(asio::posix::descriptor_base::wait_read,
+                           [this, t = tpl](error_code ec) {
+      if (ec || t != tpl || !tpl_io) return;
+      if (tpl->drain_stderr()) drain_template_stderr();
+    });
+  }
+
+  std::string template_exit_message() {
+    (void)tpl->drain_stderr();
+    const auto status = tpl->exit_status_now();
+    return fmt::format("zygote template {} {}{}{}", tpl->pid(),
+                       tpl_phase == template_phase::launching ? "during its preload: " : "",
+                       status ? status->describe() : "exited", stderr_suffix(tpl->stderr_tail()));
+  }
+
+  static std::string stderr_suffix(const std::string& tail) {
+    return tail.empty() ? "" : "; template stderr: " + tail;
+  }
+
+  // The template failed to launch, or died: one failed start for the crash-loop guard (its
+  // workers die with it, by their parent-death signal, and are replaced once it is back), and
+  // a relaunch after a backoff of its own. REQUIRES: pool.mutex held.
+  void template_failed(const std::string& message) {
+    record_failed_start(message);
+    template_event(worker_state::exited, message, exit_kind::fault);
+    close_template({.after_stdin_close = std::chrono::milliseconds(0),
+                    .after_sigterm = std::chrono::milliseconds(0)});
+    tpl_phase = template_phase::backoff;
+    ++tpl_failure_streak;
+    template_timer.expires_after(pool.backoff_for(tpl_failure_streak));
+    template_timer.async_wait([this](error_code ec) {
+      if (ec || tpl_phase != template_phase::backoff) return;
+      tpl_phase = template_phase::down;
+      pump();
+    });
+  }
+
+  // REQUIRES: pool.mutex held.
+  void template_event(worker_state to, std::string_view cause, exit_kind exit = exit_kind::none) {
+    const worker_state from = std::exchange(tpl_state, to);
+    if (pool.options.observer.on_worker_event) {
+      pool.options.observer.on_worker_event(make_worker_event(tpl_facts, from, to, cause, exit));
+    }
+  }
+
+  // At the pool's stop, on the supervisor thread after its loop ended.
+  void retire_template() {
+    if (!tpl) return;
+    {
+      std::lock_guard lock(pool.mutex);
+      template_event(worker_state::exited, "pool stopping", exit_kind::planned_stop);
+    }
+    close_template(pool.options.worker_stop);
   }
 
   // Closes the template (it kills and reaps the workers it still holds) and reaps it. Its
   // workers' handles then report SIGKILL.
-  void close_template() {
+  void close_template(const stop_plan& plan) {
+    tpl_io.reset();
+    tpl_phase = template_phase::down;
     if (!tpl) return;
     const pid_t pid = tpl->pid();
-    (void)tpl->close(pool.options.worker_stop);
+    (void)tpl->close(plan);
     guard.remove(pid);
     tpl.reset();
   }
@@ -212,6 +375,25 @@ struct supervisor::state {
   // REQUIRES: pool.mutex held. `w` may be null when the launch itself failed.
   void start_failed(std::size_t index, const std::shared_ptr<pool_worker>& w,
                     const std::string& message) {
+    if (w && lost_with_template()) {
+      // Killed by its parent-death signal: the template's failure is the one counted.
+      finish(w, fmt::format("start failed: {} (its zygote template exited)", message));
+      return;
+    }
+    if (w) {
+      w->lost = true;
+      finish(w, "start failed: " + message);
+    } else {
+      pool.schedule_replacement(index, /*count_failure=*/true);
+    }
+    record_failed_start(message);
+    asio::post(io, [this] { pump(); });
+  }
+
+  // Counts a failed start (a worker's or the template's) in the crash-loop guard, which
+  // degrades the pool, failing its waiters fast, after too many within the window.
+  // REQUIRES: pool.mutex held.
+  void record_failed_start(const std::string& message) {
     ++pool.totals.failed_starts;
     pool.last_start_failure = message;
     const std::int64_t now = monotonic_ns();
@@ -220,12 +402,6 @@ struct supervisor::state {
     while (!pool.failed_start_times.empty() && pool.failed_start_times.front() < now - window) {
       pool.failed_start_times.pop_front();
     }
-    if (w) {
-      w->lost = true;
-      finish(w, "start failed: " + message);
-    } else {
-      pool.schedule_replacement(index, /*count_failure=*/true);
-    }
     if (!pool.degraded && pool.failed_start_times.size() >= pool.options.crash_loop_failures) {
       pool.degraded = true;
       pool.fail_waiters(error{errc::start_failed,
@@ -233,7 +409,6 @@ struct supervisor::state {
                                           pool.failed_start_times.size(), message)});
       pool.state_changed.notify_all();
     }
-    asio::post(io, [this] { pump(); });
   }
 
   // --- replies awaited by the supervisor (handshake, ping) -----------------------------
@@ -307,6 +482,11 @@ struct supervisor::state {
       default:
         return;
     }
+  }
+
+  // A forked worker whose template is gone died with it (or is about to).
+  bool lost_with_template() {
+    return zygote() && !(tpl && tpl_phase == template_phase::ready && tpl->usable());
   }
 
   static std::string quote_stderr(const pool_worker& w) {
@@ -459,7 +639,7 @@ void supervisor::start() {
   s_->thread = std::thread([this] {
     s_->io.run();
     // On this thread: the template's parent-death signal is tied to it.
-    s_->close_template();
+    s_->retire_template();
   });
   asio::post(s_->io, [this] {
     s_->pump();
@@ -496,6 +676,7 @@ void supervisor::shutdown() {
     s.shutting_down = true;
     s.backoff_timer.cancel();
     s.housekeeping.cancel();
+    s.template_timer.cancel();
     std::lock_guard lock(s.pool.mutex);
     s.pool.pending_slots.clear();
     const auto workers = s.pool.live;

@@ -89,10 +89,8 @@ zygote_template::~zygote_template() {
   if (!process_.status()) (void)close({});
 }
 
-result<std::shared_ptr<zygote_template>> zygote_template::launch(
-    const launch_options& worker, std::chrono::milliseconds ready_timeout,
-    std::chrono::milliseconds reply_timeout) {
-  const deadline until = deadline_after(ready_timeout);
+result<std::shared_ptr<zygote_template>> zygote_template::spawn(
+    const launch_options& worker, std::chrono::milliseconds reply_timeout) {
   auto channel = open_channel();
   if (!channel) {
     return start_failed(fmt::format("cannot create the zygote control channel: {}",
@@ -104,12 +102,32 @@ result<std::shared_ptr<zygote_template>> zygote_template::launch(
   std::shared_ptr<zygote_template> tpl(
       new zygote_template(std::move(*process), std::move(channel->ours)));
   tpl->reply_timeout_ = reply_timeout;
-  if (auto ready = tpl->await_ready(until); !ready) {
-    tpl->process_.kill();
-    tpl->drain_stderr();
-    return start_failed(fmt::format("{}{}", ready.error().message, tpl->stderr_quote()));
+  return tpl;
+}
+
+result<std::shared_ptr<zygote_template>> zygote_template::launch(
+    const launch_options& worker, std::chrono::milliseconds ready_timeout,
+    std::chrono::milliseconds reply_timeout) {
+  const deadline until = deadline_after(ready_timeout);
+  auto tpl = spawn(worker, reply_timeout);
+  if (!tpl) return tpl;
+  if (auto ready = (*tpl)->await_ready(until); !ready) {
+    (*tpl)->process_.kill();
+    return std::move(ready).error();  // quotes the stderr: fail()
   }
   return tpl;
+}
+
+result<bool> zygote_template::try_ready() {
+  if (!channel_) return start_failed(fmt::format("zygote template unusable: {}", fault_));
+  drain_stderr();
+  auto got = zygote::receive_message(channel_.get());
+  if (!got && would_block(got.error())) return false;
+  if (!got) return fail(fmt::format("zygote channel failed: {}", got.error().message()));
+  if (!*got) return fail("zygote template closed its channel (exited)");
+  if ((*got)->truncated) return fail("zygote template sent a truncated message");
+  if (auto ready = accept_ready((*got)->payload); !ready) return std::move(ready).error();
+  return true;
 }
 
 bool zygote_template::usable() const noexcept {
@@ -121,7 +139,11 @@ bool zygote_template::usable() const noexcept {
 result<void> zygote_template::await_ready(deadline until) {
   auto message = receive(until);
   if (!message) return std::move(message).error();
-  const auto reply = parse_object(message->payload);
+  return accept_ready(message->payload);
+}
+
+result<void> zygote_template::accept_ready(const std::string& payload) {
+  const auto reply = parse_object(payload);
   if (!reply) return fail("zygote template sent a malformed first message");
   const std::string type = (*reply)["type"];
   if (type == "preload_failed") {
@@ -134,13 +156,14 @@ result<void> zygote_template::await_ready(deadline until) {
   return {};
 }
 
-void zygote_template::drain_stderr() {
-  if (process_.stderr_fd() < 0 || !stderr_open_) return;
+bool zygote_template::drain_stderr() {
+  if (process_.stderr_fd() < 0 || !stderr_open_) return false;
   const auto end = read_all(process_.stderr_fd(), stderr_text_);
   if (!end || *end == read_end::end_of_file) stderr_open_ = false;
   if (stderr_text_.size() > stderr_keep_bytes) {
     stderr_text_.erase(0, stderr_text_.size() - stderr_keep_bytes);
   }
+  return stderr_open_;
 }
 
 std::string zygote_template::stderr_quote() const {
@@ -152,7 +175,7 @@ error zygote_template::fail(std::string what) {
   drain_stderr();
   channel_.reset();
   fault_ = fmt::format("{}{}", what, stderr_quote());
-  return start_failed(std::move(what));
+  return start_failed(fault_);
 }
 
 result<zygote::control_message> zygote_template::receive(deadline until) {

@@ -7,7 +7,8 @@
 //   w->process.stop({});                         // close stdin, SIGTERM, SIGKILL, `reap`
 //   (*tpl)->close({});                           // EOF on the channel, wait, kill, reap
 //
-// Synchronous: each request waits for its reply (one outstanding at a time; the template
+// launch() waits for `ready`; spawn() + try_ready() do the same from an event loop.
+// Otherwise synchronous: each request waits for its reply (one outstanding at a time; the template
 // answers in order). Nothing here is thread-safe; the supervisor thread owns a template and
 // its workers. Each forked worker_process shares ownership of its template (its reaper), so
 // the template lives until its last worker is reaped; once it has closed or died, their reaps
@@ -54,6 +55,14 @@ class zygote_template final : public detail::process_reaper,
   static result<std::shared_ptr<zygote_template>> launch(const launch_options& worker,
                                                          std::chrono::milliseconds ready_timeout,
                                                          std::chrono::milliseconds reply_timeout);
+  // The first half of launch(), for an event loop: starts the template and returns at once.
+  // Wait for channel_fd() to be readable, then call try_ready(); on failure, kill() it.
+  static result<std::shared_ptr<zygote_template>> spawn(const launch_options& worker,
+                                                        std::chrono::milliseconds reply_timeout);
+  // Reads `ready` without blocking: false while nothing has arrived yet. An error (preload
+  // failed, EOF, a malformed message) quotes the stderr read so far; the template is then
+  // unusable.
+  result<bool> try_ready();
   ~zygote_template() override;  // close({}) when not closed yet
   zygote_template(const zygote_template&) = delete;
   zygote_template& operator=(const zygote_template&) = delete;
@@ -61,6 +70,10 @@ class zygote_template final : public detail::process_reaper,
   pid_t pid() const noexcept { return process_.pid(); }
   int pidfd() const noexcept { return process_.pidfd(); }
   int stderr_fd() const noexcept { return process_.stderr_fd(); }
+  int channel_fd() const noexcept { return channel_.get(); }
+  const std::string& stderr_tail() const noexcept { return stderr_text_; }  // drained so far
+  // Its exit status once it exited (non-blocking), as worker_process::peek_exit.
+  std::optional<exit_status> exit_status_now() { return process_.peek_exit(std::chrono::milliseconds(0)); }
   const nlohmann::json& ready_message() const noexcept { return ready_; }
   // False once the channel failed, the template misbehaved or exited (its pidfd says so;
   // nothing else watches it yet), or close() ran.
@@ -79,15 +92,18 @@ class zygote_template final : public detail::process_reaper,
   // EOF on the channel (the template kills and reaps what it still holds and exits 0), then
   // the stop plan's waits, SIGKILL of its group, reap.
   exit_status close(const stop_plan& plan);
+  // Non-blocking; keeps the last 16 KiB for fault(); false once the pipe reached EOF. An idle
+  // template's stderr must be drained by its owner's event loop, or a chatty one blocks.
+  bool drain_stderr();
 
  private:
   zygote_template(worker_process process, unique_fd channel);
   result<void> await_ready(deadline until);
+  result<void> accept_ready(const std::string& payload);  // `ready`, or fail() saying why
   // One datagram each way; any failure makes the template unusable (fail()).
   result<void> send(const nlohmann::json& body, std::span<const int> fds, deadline until);
   result<zygote::control_message> receive(deadline until);
-  error fail(std::string what);  // marks the template unusable, keeps `what` + stderr in fault_
-  void drain_stderr();           // non-blocking; keeps the last 16 KiB; notes EOF
+  error fail(std::string what);  // marks it unusable; the error and fault_ quote its stderr
   std::string stderr_quote() const;
 
   worker_process process_;

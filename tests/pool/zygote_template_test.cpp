@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <iterator>
-#include <thread>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -282,50 +282,6 @@ TEST_F(ZygoteTemplatePool, APoolInZygoteModeServesFromForkedWorkersAndReplacesCr
   EXPECT_TRUE(testing::child_pids().empty());
 }
 
-// The pool's template: its child whose command line has --zygote.
-pid_t template_of_this_process() {
-  for (pid_t pid : testing::child_pids()) {
-    std::ifstream cmdline("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string text((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-    if (text.find("--zygote") != std::string::npos) return pid;
-  }
-  return -1;
-}
-
-// Item 4 of the issue, as far as the first cut goes: a template that dies takes its workers;
-// the next starts relaunch it (a failed start first, under the usual backoff).
-TEST_F(ZygoteTemplatePool, APoolRecoversFromItsTemplateBeingKilled) {
-  pool_options options{.worker = fake_worker(), .size = 2};
-  auto p = pool::create(options);
-  ASSERT_TRUE(p) << p.error().message;
-  ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
-  // The dead template's workers are re-parented to this test process (a subreaper), which
-  // leak_checked_test reaps; under a real owner init reaps them.
-  const pid_t first = template_of_this_process();
-  ASSERT_GT(first, 0);
-  ASSERT_EQ(::kill(first, SIGKILL), 0);
-  const auto until = deadline_after(patience);
-  pid_t second = -1;
-  while (std::chrono::steady_clock::now() < until) {
-    second = template_of_this_process();
-    if (second > 0 && second != first && p->wait_ready(deadline_after(10ms)) == ready_state::ready)
-      break;
-    std::this_thread::sleep_for(5ms);
-  }
-  ASSERT_GT(second, 0);
-  EXPECT_NE(second, first) << "a new template";
-  // A worker of the dead template may still look idle until its pidfd is processed: its
-  // call fails worker_crashed, and the next one is served.
-  auto r = p->call("echo", {{"after", 1}});
-  for (int retry = 0; retry < 4 && !r && r.error().code == errc::worker_crashed; ++retry) {
-    r = p->call("echo", {{"after", 1}});
-  }
-  EXPECT_TRUE(r) << r.error().message;
-  EXPECT_EQ(p->stats().failed_starts, 0u)
-      << "a dead template is seen before the next fork is tried on it";
-  p->stop();
-}
-
 // A template that cannot start (here: a bad flag, exit 2 before `ready`) is a failed start
 // quoting its stderr, counted by the crash-loop guard.
 TEST_F(ZygoteTemplatePool, ATemplateThatCannotStartDegradesThePoolQuotingItsStderr) {
@@ -341,6 +297,188 @@ TEST_F(ZygoteTemplatePool, ATemplateThatCannotStartDegradesThePoolQuotingItsStde
     EXPECT_NE(r.error().message.find("no-such-flag"), std::string::npos) << r.error().message;
     p->stop();
   }
+  EXPECT_TRUE(testing::child_pids().empty());
+}
+
+// A pool's worker events, in order, from its observer: what the tests below await instead of
+// sleeping. Unless told otherwise, they look at the template's.
+class template_events {
+ public:
+  pool_observer observer() {
+    return {.on_worker_event = [this](const worker_event& e) {
+      std::lock_guard lock(mutex_);
+      events_.push_back(e);
+      changed_.notify_all();
+    }, .on_request = {}};
+  }
+  // Waits for the n-th (from 1) event of `role` going to `to`; nullopt after `patience`.
+  std::optional<worker_event> await(worker_state to, std::size_t n = 1,
+                                    worker_role role = worker_role::zygote_template) {
+    std::unique_lock lock(mutex_);
+    std::optional<worker_event> found;
+    changed_.wait_for(lock, patience, [&] {
+      std::size_t seen = 0;
+      for (const auto& e : events_) {
+        if (e.role == role && e.to == to && ++seen == n) {
+          found = e;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  std::vector<worker_event> of_template() {
+    std::lock_guard lock(mutex_);
+    std::vector<worker_event> out;
+    for (const auto& e : events_) {
+      if (e.role == worker_role::zygote_template) out.push_back(e);
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<worker_event> events_;
+};
+
+// The template is reported like a worker that never takes a request: spawned, ready at the
+// end of its preload with its phases stamped, and exited as a planned stop with the pool.
+TEST_F(ZygoteTemplatePool, TheTemplatesLifeIsReportedAsEventsOfItsOwn) {
+  template_events seen;
+  pool_options options{.worker = fake_worker({"--startup-ms=30"}), .size = 2};
+  options.observer = seen.observer();
+  {
+    auto p = pool::create(options);
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+    p->stop();
+  }
+  const auto events = seen.of_template();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].to, worker_state::starting);
+  EXPECT_EQ(events[1].to, worker_state::idle);
+  EXPECT_EQ(events[2].to, worker_state::exited);
+  EXPECT_EQ(events[2].exit, exit_kind::planned_stop);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.slot, 2u) << "one past the workers' slots";
+    EXPECT_GT(e.pid, 0);
+    EXPECT_EQ(e.worker, events[0].worker);
+  }
+  const worker_event& ready = events[1];
+  EXPECT_GT(ready.t_main_ns, ready.t_spawn_ns);
+  // The fake worker's template spends --startup-ms in its preload, after its main.
+  EXPECT_GE(ready.t_init_done_ns - ready.t_main_ns, 30'000'000);
+  EXPECT_TRUE(testing::child_pids().empty());
+}
+
+// A template killed while idle is noticed by its pidfd, not at the next start: reported,
+// counted once by the crash-loop guard (its workers, killed with it, are not counted), and
+// relaunched; the pool serves again.
+TEST_F(ZygoteTemplatePool, APoolRelaunchesAKilledTemplateCountingItsDeathOnce) {
+  template_events seen;
+  pool_options options{.worker = fake_worker(), .size = 2};
+  options.observer = seen.observer();
+  auto p = pool::create(options);
+  ASSERT_TRUE(p) << p.error().message;
+  ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+  const auto first = seen.await(worker_state::idle);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(::kill(static_cast<pid_t>(first->pid), SIGKILL), 0);
+  const auto died = seen.await(worker_state::exited);
+  ASSERT_TRUE(died);
+  EXPECT_EQ(died->exit, exit_kind::fault);
+  EXPECT_NE(died->cause.find("killed by SIGKILL"), std::string::npos) << died->cause;
+  const auto second = seen.await(worker_state::idle, 2);
+  ASSERT_TRUE(second) << "a new template, with no request asking for one";
+  EXPECT_NE(second->pid, first->pid);
+  ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+  // A worker of the dead template may still look idle until its pidfd is processed: its
+  // call fails worker_crashed, and the next one is served.
+  auto r = p->call("echo", {{"after", 1}});
+  for (int retry = 0; retry < 4 && !r && r.error().code == errc::worker_crashed; ++retry) {
+    r = p->call("echo", {{"after", 1}});
+  }
+  EXPECT_TRUE(r) << r.error().message;
+  EXPECT_EQ(p->stats().failed_starts, 1u) << "the template's death, once";
+  p->stop();
+}
+
+// The template dies while its workers are in their init handshake: those workers die with it
+// (parent-death signal) and are started again from the next template, without counting as
+// failed starts of their own.
+TEST_F(ZygoteTemplatePool, ATemplateDyingWhileItsWorkersStartIsOneFailureAndTheyStartAgain) {
+  template_events seen;
+  pool_options options{.worker = fake_worker(), .size = 2};
+  options.init_args = {{"init_ms", 400}};
+  options.observer = seen.observer();
+  auto p = pool::create(options);
+  ASSERT_TRUE(p) << p.error().message;
+  const auto first = seen.await(worker_state::idle);
+  ASSERT_TRUE(first);
+  // Both workers forked and in their 400 ms init.
+  ASSERT_TRUE(seen.await(worker_state::starting, 2, worker_role::worker));
+  ASSERT_EQ(::kill(static_cast<pid_t>(first->pid), SIGKILL), 0);
+  ASSERT_TRUE(seen.await(worker_state::idle, 2));
+  ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+  EXPECT_EQ(p->stats().failed_starts, 1u);
+  EXPECT_TRUE(p->call("echo", {{"x", 1}}));
+  p->stop();
+}
+
+// A preload slower than start_timeout is a start timeout: the template is killed, the
+// failure quotes the limit, and repeated failures degrade the pool (callers fail fast).
+TEST_F(ZygoteTemplatePool, APreloadOutlastingTheStartTimeoutIsAFailedStartThatDegradesThePool) {
+  template_events seen;
+  pool_options options{.worker = fake_worker({"--startup-ms=3000"}), .size = 2};
+  options.start_timeout = 200ms;
+  options.crash_loop_failures = 2;
+  options.observer = seen.observer();
+  {
+    auto p = pool::create(options);
+    ASSERT_TRUE(p) << p.error().message;
+    EXPECT_EQ(p->wait_ready(deadline_after(patience)), ready_state::degraded);
+    auto r = p->call("echo", {{"x", 1}});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, errc::start_failed);
+    EXPECT_NE(r.error().message.find("did not finish its preload within 200 ms"),
+              std::string::npos)
+        << r.error().message;
+    const auto failed = seen.await(worker_state::exited);
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(failed->from, worker_state::starting);
+    EXPECT_EQ(failed->exit, exit_kind::fault);
+    p->stop();
+  }
+  EXPECT_TRUE(testing::child_pids().empty());
+}
+
+// 1,000 zygote restarts (a worker retired after every request) leave the pool's descriptor
+// count where it was: each fork's pipes, pidfd and handles are closed with its worker.
+TEST_F(ZygoteTemplatePool, DescriptorCountIsFlatOverAThousandZygoteRestarts) {
+  pool_options options{.worker = fake_worker(), .size = 2};
+  options.recycle_after_requests = 1;
+  {
+    auto p = pool::create(options);
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+    auto serve = [&](int n) {
+      for (int i = 0; i < n; ++i) {
+        auto r = p->call("echo", {{"i", i}}, {.checkout_deadline = deadline_after(patience)});
+        ASSERT_TRUE(r) << r.error().message;
+      }
+      ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+    };
+    serve(50);
+    const std::size_t early = testing::open_fd_count();
+    serve(1000);
+    // A retired worker may still be stopping: a few descriptors, never one per restart.
+    EXPECT_LE(testing::open_fd_count(), early + 8);
+    EXPECT_GE(p->stats().starts, 1000u);
+    p->stop();
+  }
+  expect_no_descriptor_leaked();
   EXPECT_TRUE(testing::child_pids().empty());
 }
 

@@ -49,7 +49,7 @@ struct launch_options {
   bool inherit_environment = true;
   // Empty: the pool's working directory.
   std::string working_directory = {};
-  // Read by the pool only. zygote is a first cut: see pool/ZYGOTE.md for what is left.
+  // Read by the pool only: see pool/ZYGOTE.md.
   procpool::start_mode start_mode = procpool::start_mode::spawn;
 };
 
