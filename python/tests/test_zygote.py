@@ -26,6 +26,7 @@ from pathlib import Path
 from procpool_worker import framing
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent
+HEAVY_MODULE_GENERATOR = PYTHON_DIR.parent / "bench" / "heavy_module.py"
 TIMEOUT = 10.0
 EXIT_PRELOAD_FAILED = 70
 
@@ -36,6 +37,16 @@ PROBE_WORKER = textwrap.dedent("""\
     from procpool_worker import Worker
 
     worker = Worker(t_main_ns=T_MAIN_NS, prog="zyg_probe")
+
+    def memory_kib(pid):
+        # Resident KiB (shared or not) and unique KiB (USS: pages no other process maps).
+        fields = {}
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                name, _, rest = line.partition(":")
+                fields[name] = rest.split()[0] if rest.split() else ""
+        return {"rss": int(fields["Rss"]),
+                "uss": int(fields["Private_Clean"]) + int(fields["Private_Dirty"])}
 
     @worker.handler("probe")
     def probe(args):
@@ -61,6 +72,13 @@ PROBE_WORKER = textwrap.dedent("""\
         numpy = sys.modules.get("numpy")
         return {"random": random.random(),
                 "numpy": float(numpy.random.random()) if numpy is not None else None}
+
+    @worker.handler("collect_and_measure")
+    def collect_and_measure(args):
+        # A full collection first: were the preload's objects not frozen, it would write to
+        # every one of them and copy their pages into this process.
+        gc.collect()
+        return memory_kib(os.getpid())
 
     @worker.handler("use_stale_file")
     def use_stale_file(args):
@@ -373,6 +391,24 @@ class ZygoteTest(unittest.TestCase):
             for child_draw in (first, second):
                 self.assertNotEqual(child_draw, expected[generator],
                                     f"{generator}: a child drew the template's next number")
+
+    @unittest.skipUnless(Path("/proc/self/smaps_rollup").exists(), "no smaps_rollup (Linux < 4.14)")
+    def test_children_share_the_preloads_pages(self):
+        """A preload of 32 MiB of objects (bench/heavy_module.py) stays in the template's
+        pages: a child maps them, but its USS stays a fraction of them even after a full
+        collection (the template's gc.freeze() keeps the collector off them)."""
+        spec = importlib.util.spec_from_file_location("heavy_module", HEAVY_MODULE_GENERATOR)
+        generator = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(generator)
+        generator.write_module(self.modules, "zyg_heavy", cpu_ms=0, mib=32)
+        template = Template(self, self.modules, "zyg_heavy")
+        self.ready(template)
+        child = template.fork(1)
+        self.assertEqual(child.reply["type"], "forked", child.reply)
+        self.assertTrue(child.call(0, "init", {})["ok"])
+        memory = child.call(1, "collect_and_measure")["result"]
+        self.assertGreater(memory["rss"], 32 * 1024, f"the preload is not mapped: {memory}")
+        self.assertLess(memory["uss"], 8 * 1024, f"the child copied the preload: {memory}")
 
     def test_a_stale_object_of_the_preload_cannot_touch_the_frames(self):
         """The preload's file object still names its old descriptor number in the child:
