@@ -241,10 +241,10 @@ print(line)
 for x in rows:
     print("  ".join(str(v).ljust(w) for v, w in zip(x, widths)))
 print(line)
-detail = lambda xs: ", ".join(f"{x:.0f}" for x in xs) or "none"
+detail = lambda xs: ", ".join("-" if x is None else f"{x:.0f}" for x in xs) or "none"
 for m in ("spawn", "zygote"):
-    print(f"{m}: ready_ms a [{detail(c.get('ready_ms') or 0 for c in python[m])}], "
-          f"d [{detail(c.get('ready_ms') or 0 for c in fake[m])}]; "
+    print(f"{m}: ready_ms a [{detail(c.get('ready_ms') for c in python[m])}], "
+          f"d [{detail(c.get('ready_ms') for c in fake[m])}]; "
           f"{len(crashes[m])} crashes replaced, ms [{detail(sorted(crashes[m]))}]")
 print()
 if leftovers.strip():
