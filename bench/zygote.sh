@@ -2,9 +2,10 @@
 # What the zygote start mode buys: four figures, each a ratio of worker.start_mode "zygote"
 # to "spawn" measured in the same run of this script, with PASS/MISS against its goal. It
 # measures; it does not gate: the exit status is 0 whatever the numbers (1 only when the
-# procpool binary is missing, 2 when a run could not be made at all).
+# procpool binary is missing, 2 when the preload could not be written; a run that fails is
+# reported with its output, and its figures show as n/a).
 #
-#   bench/zygote.sh              # ~2-3 minutes on 2 cores
+#   bench/zygote.sh              # about a minute on 2 cores
 #   REPS=5 bench/zygote.sh       # steadier
 #
 # Three scenarios, written to a temporary directory and run with `procpool run`, each
