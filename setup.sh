@@ -23,9 +23,12 @@ packages=(
 # Only the tests need these: Chromium renders report.html headless (tests/reports/report_render_test.py);
 # pip and venv install the Python SDK as a package (tests/install/python_package_test.py);
 # PyYAML reads the CI manifests whose commands tests/ci_manifests_test.py runs; clang and its
-# runtime libraries (libFuzzer, the sanitizers) build the fuzz targets (tests/fuzz).
-# Chromium is large, so `run` and `build` go without these.
-test_packages=(chromium python3-pip python3-venv python3-yaml clang libclang-rt-14-dev)
+# runtime libraries (libFuzzer, the sanitizers) build the fuzz targets (tests/fuzz); numpy is
+# the real heavy preload of the zygote mode: python/tests/test_zygote.py checks that forked
+# workers reseed its global generator (skipped without it), and scenarios/zygote.toml
+# preloads it. Chromium is large, so `run` and `build` go without these.
+test_packages=(chromium python3-pip python3-venv python3-yaml clang libclang-rt-14-dev
+               python3-numpy)
 
 say() { printf '==> %s\n' "$*"; }
 

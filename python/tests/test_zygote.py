@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import importlib.util
 import textwrap
 import time
 import unittest
@@ -25,6 +26,7 @@ from pathlib import Path
 from procpool_worker import framing
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent
+HEAVY_MODULE_GENERATOR = PYTHON_DIR.parent / "bench" / "heavy_module.py"
 TIMEOUT = 10.0
 EXIT_PRELOAD_FAILED = 70
 
@@ -35,6 +37,16 @@ PROBE_WORKER = textwrap.dedent("""\
     from procpool_worker import Worker
 
     worker = Worker(t_main_ns=T_MAIN_NS, prog="zyg_probe")
+
+    def memory_kib(pid):
+        # Resident KiB (shared or not) and unique KiB (USS: pages no other process maps).
+        fields = {}
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                name, _, rest = line.partition(":")
+                fields[name] = rest.split()[0] if rest.split() else ""
+        return {"rss": int(fields["Rss"]),
+                "uss": int(fields["Private_Clean"]) + int(fields["Private_Dirty"])}
 
     @worker.handler("probe")
     def probe(args):
@@ -53,6 +65,20 @@ PROBE_WORKER = textwrap.dedent("""\
                 "freeze_count": gc.get_freeze_count(), "gc_enabled": gc.isenabled(),
                 "random_seeds": getattr(random, "SEED_CALLS", None),
                 "numpy_seeds": numpy.random.SEED_CALLS if numpy is not None else None}
+
+    @worker.handler("draws")
+    def draws(args):
+        # The next value of each global generator: what a caller's code would get.
+        numpy = sys.modules.get("numpy")
+        return {"random": random.random(),
+                "numpy": float(numpy.random.random()) if numpy is not None else None}
+
+    @worker.handler("collect_and_measure")
+    def collect_and_measure(args):
+        # A full collection first: were the preload's objects not frozen, it would write to
+        # every one of them and copy their pages into this process.
+        gc.collect()
+        return memory_kib(os.getpid())
 
     @worker.handler("use_stale_file")
     def use_stale_file(args):
@@ -89,7 +115,8 @@ PRELOADS = {
             return _seed(*args, **kwargs)
         random.seed = seed
     """,
-    # numpy is not installed here: a fake one whose global generator records its reseeds.
+    # A fake numpy whose global generator records its reseeds, which the real one cannot
+    # (test_real_numpy_children_draw_their_own_numbers checks the real one by its draws).
     "numpy/__init__.py": """
         from . import random
     """,
@@ -98,6 +125,17 @@ PRELOADS = {
         SEED_CALLS = []
         def seed(seed=None):
             SEED_CALLS.append(os.getpid())
+    """,
+    # Seeds both global generators with a fixed seed at import, and says what each one's next
+    # draw in this process is: the template draws nothing after its preload, so a child that
+    # inherited the state unchanged would draw exactly these.
+    "zyg_fixed_seeds.py": """
+        import random
+        import numpy
+        random.seed(1234)
+        numpy.random.seed(1234)
+        TEMPLATE_NEXT = {"random": random.Random(1234).random(),
+                         "numpy": float(numpy.random.RandomState(1234).random_sample())}
     """,
     "zyg_threaded.py": """
         import threading, time
@@ -322,6 +360,55 @@ class ZygoteTest(unittest.TestCase):
 
         template.sock.shutdown(socket.SHUT_WR)  # EOF: the template exits 0
         self.assertEqual(template.proc.wait(TIMEOUT), 0)
+
+    @unittest.skipUnless(importlib.util.find_spec("numpy"), "numpy is not installed")
+    def test_real_numpy_children_draw_their_own_numbers(self):
+        """numpy preloaded for real (its C extension and BLAS, which must not leave a thread
+        behind): two children draw different numbers from numpy's global generator and from
+        random's, and neither draws what the template's state would have given."""
+        real = Path(self.modules / "real")  # without the fake numpy package on the path
+        real.mkdir()
+        (real / "zyg_probe.py").write_text(PROBE_WORKER)
+        (real / "zyg_fixed_seeds.py").write_text(textwrap.dedent(PRELOADS["zyg_fixed_seeds.py"]))
+        template = Template(self, real, "numpy,zyg_fixed_seeds")
+        self.ready(template)
+        draws = []
+        for request_id in (1, 2):
+            child = template.fork(request_id)
+            self.assertEqual(child.reply["type"], "forked", child.reply)
+            self.assertTrue(child.call(0, "init", {})["ok"])
+            draws.append(child.call(1, "draws")["result"])
+        # What the template's generators would give next, computed as the preload computed it.
+        expected = json.loads(subprocess.run(
+            [sys.executable, "-c", "import json, zyg_fixed_seeds as z; "
+                                   "print(json.dumps(z.TEMPLATE_NEXT))"],
+            check=True, capture_output=True, text=True, timeout=TIMEOUT,
+            env=dict(os.environ, PYTHONPATH=str(real))).stdout)
+        for generator in ("numpy", "random"):
+            first, second = (d[generator] for d in draws)
+            self.assertIsInstance(first, float)
+            self.assertNotEqual(first, second, f"{generator}: both children drew the same")
+            for child_draw in (first, second):
+                self.assertNotEqual(child_draw, expected[generator],
+                                    f"{generator}: a child drew the template's next number")
+
+    @unittest.skipUnless(Path("/proc/self/smaps_rollup").exists(), "no smaps_rollup (Linux < 4.14)")
+    def test_children_share_the_preloads_pages(self):
+        """A preload of 32 MiB of objects (bench/heavy_module.py) stays in the template's
+        pages: a child maps them, but its USS stays a fraction of them even after a full
+        collection (the template's gc.freeze() keeps the collector off them)."""
+        spec = importlib.util.spec_from_file_location("heavy_module", HEAVY_MODULE_GENERATOR)
+        generator = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(generator)
+        generator.write_module(self.modules, "zyg_heavy", cpu_ms=0, mib=32)
+        template = Template(self, self.modules, "zyg_heavy")
+        self.ready(template)
+        child = template.fork(1)
+        self.assertEqual(child.reply["type"], "forked", child.reply)
+        self.assertTrue(child.call(0, "init", {})["ok"])
+        memory = child.call(1, "collect_and_measure")["result"]
+        self.assertGreater(memory["rss"], 32 * 1024, f"the preload is not mapped: {memory}")
+        self.assertLess(memory["uss"], 8 * 1024, f"the child copied the preload: {memory}")
 
     def test_a_stale_object_of_the_preload_cannot_touch_the_frames(self):
         """The preload's file object still names its old descriptor number in the child:
