@@ -20,11 +20,17 @@
 
 #include <fmt/format.h>
 
-#include "control_channel.hpp"
+#include "procpool/wire/control_channel.hpp"
 #include "procpool/clock.hpp"
 #include "zygote_child.hpp"
 
 namespace procpool::fake {
+
+using zygote::control_message;
+using zygote::max_control_fds;
+using zygote::max_control_message_bytes;
+using zygote::receive_message;
+using zygote::send_message;
 namespace {
 
 using json = nlohmann::json;

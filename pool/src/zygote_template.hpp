@@ -30,10 +30,10 @@
 
 #include "procpool/clock.hpp"
 #include "procpool/result.hpp"
+#include "procpool/wire/control_channel.hpp"
 #include "procpool/wire/fd.hpp"
 #include "procpool/wire/worker_process.hpp"
 #include "process_reaper.hpp"
-#include "zygote_channel.hpp"
 
 namespace procpool {
 

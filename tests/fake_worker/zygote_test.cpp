@@ -21,7 +21,7 @@
 
 #include <gtest/gtest.h>
 
-#include "control_channel.hpp"
+#include "procpool/wire/control_channel.hpp"
 #include "procpool/wire/file_io.hpp"
 #include "procpool/wire/frame.hpp"
 #include "procpool/wire/message.hpp"
@@ -30,6 +30,12 @@
 extern char** environ;
 
 namespace procpool::fake {
+
+using zygote::control_message;
+using zygote::max_control_fds;
+using zygote::max_control_message_bytes;
+using zygote::receive_message;
+using zygote::send_message;
 namespace {
 
 using json = nlohmann::json;

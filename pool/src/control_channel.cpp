@@ -1,5 +1,5 @@
-// The zygote control channel's datagrams: see control_channel.hpp.
-#include "control_channel.hpp"
+// The zygote control channel's datagrams: see procpool/wire/control_channel.hpp.
+#include "procpool/wire/control_channel.hpp"
 
 #include <sys/socket.h>
 
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace procpool::fake {
+namespace procpool::zygote {
 namespace {
 
 std::error_code last_error() { return {errno, std::system_category()}; }
@@ -74,4 +74,4 @@ io_result<std::optional<control_message>> receive_message(int sock) {
   return std::optional<control_message>{std::move(out)};
 }
 
-}  // namespace procpool::fake
+}  // namespace procpool::zygote
