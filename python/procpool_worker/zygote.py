@@ -1,4 +1,4 @@
-"""The zygote template of pool/ZYGOTE.md (issue 12): ``Worker.run`` with ``--zygote``.
+"""The zygote template of pool/ZYGOTE.md: ``Worker.run`` with ``--zygote``.
 
 ``python3 -m procpool_worker --zygote --preload json,decimal`` (or any worker script whose
 entry point is ``Worker.run``, with ``--zygote``) imports the preload once, says ``ready`` on

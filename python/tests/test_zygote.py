@@ -295,7 +295,7 @@ class ZygoteTest(unittest.TestCase):
 
     def test_forks_initialises_and_reaps_children(self):
         """A user's worker script with --zygote: the children are ordinary, separate workers;
-        each pitfall of issue 12 item 3 is checked in them."""
+        each pitfall of pool/ZYGOTE.md is checked in them."""
         template = Template(self, self.modules, "json,zyg_seeds,numpy,zyg_opens")
         ready = self.ready(template)
 
