@@ -11,7 +11,6 @@
 #include "procpool/clock.hpp"
 #include "run/environment.hpp"
 #include "run/load.hpp"
-#include "run/smaps_rollup.hpp"
 #include "run/worker_states.hpp"
 #include "subjects/subject.hpp"
 #include "subjects/worker_locator.hpp"

@@ -189,6 +189,24 @@ ready_state pool::wait_ready(deadline until) {
 
 pool_stats pool::stats() const { return impl_ ? impl_->stats() : pool_stats{}; }
 
+std::vector<worker_memory> pool::workers_memory() const {
+  std::vector<worker_memory> out;
+  if (!impl_) return out;
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (const auto& [id, w] : impl_->live) {
+      out.push_back({.worker = id, .pid = w->conn.process().pid(), .memory = {}});
+    }
+  }
+  // Read without the lock: callers keep checking out meanwhile.
+  std::erase_if(out, [](worker_memory& w) {
+    auto m = read_smaps_rollup(w.pid);
+    if (m) w.memory = *m;
+    return !m;
+  });
+  return out;
+}
+
 void pool::stop(const stop_options& options) {
   if (impl_) impl_->stop(options);
 }

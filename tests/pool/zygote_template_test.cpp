@@ -482,5 +482,29 @@ TEST_F(ZygoteTemplatePool, DescriptorCountIsFlatOverAThousandZygoteRestarts) {
   EXPECT_TRUE(testing::child_pids().empty());
 }
 
+// workers_memory(): the forked workers share the template's preload, so each one's own pages
+// (USS) are a fraction of it, while its proportional share (PSS) counts a part of it.
+TEST_F(ZygoteTemplatePool, ForkedWorkersShareTheTemplatesPreloadInTheirMemory) {
+  if (::access("/proc/self/smaps_rollup", R_OK) != 0) GTEST_SKIP() << "no smaps_rollup (Linux < 4.14)";
+  pool_options options{.worker = fake_worker({"--preload-mib=32"}), .size = 2};
+  {
+    auto p = pool::create(options);
+    ASSERT_TRUE(p) << p.error().message;
+    ASSERT_EQ(p->wait_ready(deadline_after(patience)), ready_state::ready);
+    ASSERT_TRUE(p->call("echo", {{"x", 1}}));
+    const auto memory = p->workers_memory();
+    ASSERT_EQ(memory.size(), 2u);
+    for (const auto& w : memory) {
+      EXPECT_GT(w.pid, 0);
+      EXPECT_GT(w.memory.uss_kib, 0u);
+      EXPECT_LT(w.memory.uss_kib, 16u << 10) << "the 32 MiB preload is shared, not copied";
+      EXPECT_GE(w.memory.rss_kib, 32u << 10) << "the preload is mapped and resident";
+      EXPECT_GE(w.memory.pss_kib, w.memory.uss_kib + (8u << 10)) << "a third of it, about";
+    }
+    p->stop();
+  }
+  EXPECT_TRUE(testing::child_pids().empty());
+}
+
 }  // namespace
 }  // namespace procpool

@@ -45,6 +45,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -106,6 +107,11 @@ class pool {
   ready_state wait_ready(deadline until);
 
   pool_stats stats() const;
+
+  // Each live worker's memory from /proc/PID/smaps_rollup, read now: USS against PSS shows
+  // what the workers of a zygote share. A file read per worker, so not part of stats(); a
+  // worker that exits meanwhile, or a kernel without the file (before 4.14), is left out.
+  std::vector<worker_memory> workers_memory() const;
 
   // Refuses new calls, lets in-flight calls and held leases finish (up to drain_timeout),
   // revokes the leases still held, stops every worker gracefully then forcefully, and joins

@@ -4,7 +4,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "procpool/smaps_rollup.hpp"
+
 namespace procpool {
+
+// One live worker's memory, from pool::workers_memory().
+struct worker_memory {
+  std::uint64_t worker = 0;
+  std::int64_t pid = 0;
+  smaps_rollup memory;
+};
 
 struct pool_stats {
   std::size_t size = 0;      // configured workers

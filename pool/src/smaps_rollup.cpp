@@ -1,4 +1,5 @@
-#include "run/smaps_rollup.hpp"
+// Reads /proc/PID/smaps_rollup: see procpool/smaps_rollup.hpp.
+#include "procpool/smaps_rollup.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -8,7 +9,7 @@
 
 #include <fmt/format.h>
 
-namespace procpool::harness {
+namespace procpool {
 namespace {
 
 // The kB figure of a "Name:   1234 kB" line whose name is `name`.
@@ -54,4 +55,4 @@ result<smaps_rollup, std::string> read_smaps_rollup(std::int64_t pid) {
   return m;
 }
 
-}  // namespace procpool::harness
+}  // namespace procpool

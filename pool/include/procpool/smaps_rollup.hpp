@@ -17,7 +17,7 @@
 
 #include "procpool/result.hpp"
 
-namespace procpool::harness {
+namespace procpool {
 
 struct smaps_rollup {
   std::uint64_t rss_kib = 0;
@@ -32,4 +32,4 @@ result<smaps_rollup, std::string> read_smaps_rollup(std::int64_t pid);
 // line is missing (an empty file: the process exited, or is a kernel thread).
 result<smaps_rollup, std::string> parse_smaps_rollup(std::string_view text);
 
-}  // namespace procpool::harness
+}  // namespace procpool

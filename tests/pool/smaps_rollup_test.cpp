@@ -5,9 +5,9 @@
 
 #include <vector>
 
-#include "run/smaps_rollup.hpp"
+#include "procpool/smaps_rollup.hpp"
 
-namespace procpool::harness {
+namespace procpool {
 namespace {
 
 TEST(SmapsRollup, ReadsThisProcessWithUssAndPssWithinRss) {
@@ -49,4 +49,4 @@ TEST(SmapsRollup, MissingFiguresAndMissingProcessesAreErrorsThatSayWhy) {
 }
 
 }  // namespace
-}  // namespace procpool::harness
+}  // namespace procpool
