@@ -759,10 +759,11 @@ json template_evidence(const template_start& t) {
 judgement failed_template(const case_view& v, const case_settings& cs, const template_start& t, json evidence) {
   evidence.update(template_evidence(t));
   evidence["ready_templates"] = v.ready_templates;
+  // The launch's length says it, whatever words the pool chose ("did not finish its preload
+  // within ..." from procpool's).
   const bool timed_out =
       t.failed_launch() && (t.t_end - t.t_spawn >= cs.template_start_timeout_ms * ns_per_ms ||
-                            t.exit_cause.find("in time") != std::string::npos ||
-                            t.exit_cause.find("did not finish start-up") != std::string::npos);
+                            t.exit_cause.find("did not finish") != std::string::npos);
   if (timed_out) {
     evidence["start_timeout_ms"] = cs.template_start_timeout_ms;
     const double typical_ms = v.mean_template_startup_ms + v.mean_template_init_ms;

@@ -695,7 +695,7 @@ TEST(DiagnosisZygote, StartFailedAfterATemplateTimedOutIsJudgedAsATimedOutStart)
   for (const double injected_ms : {0.0, 2000.0}) {
     case_builder b;
     b.template_event(0, 9, 2, "pending", "starting", "zygote template spawned", {{"t_spawn_ns", 0}});
-    b.template_event(1000 * ms, 9, 2, "starting", "exited", "zygote template did not answer in time",
+    b.template_event(1000 * ms, 9, 2, "starting", "exited", "zygote template 109 did not finish its preload within 1000 ms",
                      {{"exit_kind", "fault"}});
     b.failed("start_failed", 1000 * ms, 1001 * ms);
     scenario s = settings(2, 2, 5000, 1000);
