@@ -26,6 +26,8 @@ std::vector<silent_tail> silent_tails(const std::vector<worker_event>& events, s
   };
   std::map<std::uint64_t, last_seen> workers;
   for (const worker_event* e : in_time_order(events)) {
+    // A zygote template's silence hides no task: it never takes one.
+    if (e->role == worker_role::zygote_template) continue;
     auto& w = workers[e->worker];
     if (e->to == worker_state::exited || e->to == worker_state::stopping) {
       if (!w.exit) w.exit = e;

@@ -55,13 +55,36 @@ struct worker_start {
   std::int64_t t_end = 0;        // when it stopped starting (ready, or gone)
 };
 
-// How many workers were in each state, from one change to the next.
+// One launch of a zygote template (pool/ZYGOTE.md), from its spawn to its exit: while none is
+// ready the pool cannot start a worker, so a template's start is the start of every worker
+// waiting for it.
+struct template_start {
+  std::uint64_t worker = 0;
+  std::int64_t pid = 0;
+  std::int64_t t_spawn = 0;
+  std::int64_t t_main = 0;       // 0 until it was ready
+  std::int64_t t_init_done = 0;  // the end of its preload; 0 until it was ready
+  std::int64_t t_ready = 0;      // 0: never ready
+  std::int64_t t_end = 0;        // its exit, or the case's end
+  bool fault = false;            // it exited with a fault: a failed launch, or it died
+  std::string exit_cause;
+  // From its fault exit to the next template's spawn (or the case's end): no template at all.
+  std::int64_t t_down_until = 0;
+
+  bool failed_launch() const { return fault && !t_ready; }
+  // Not ready: from its spawn until it was ready, or until it gave up.
+  std::int64_t unready_until() const { return t_ready ? t_ready : t_end; }
+};
+
+// How many workers were in each state, from one change to the next, and whether the pool
+// had no ready zygote template then (no_template > 0: it could start no worker).
 struct occupancy_step {
   std::int64_t t = 0;
   int starting = 0;
   int idle = 0;
   int busy = 0;
   int live = 0;
+  int no_template = 0;
 };
 
 // The outage a slot suffers after its worker died of a fault: from the exit until the slot's
@@ -91,6 +114,7 @@ struct case_settings {
   double checkout_timeout_ms = 0;
   double request_timeout_ms = 0;
   double start_timeout_ms = 0;
+  double template_start_timeout_ms = 0;  // a template's ready is due within start_timeout
   double injected_start_ms = 0;  // worker.startup_ms + worker.init_ms
   service_reference service;
 };
@@ -103,6 +127,10 @@ struct case_view {
   std::map<std::uint64_t, std::vector<std::pair<std::int64_t, std::int64_t>>> idle_by_worker;
   std::vector<occupancy_step> steps;
   std::vector<worker_start> starts;
+  std::vector<template_start> templates;  // in spawn order; empty unless the pool had one
+  double mean_template_startup_ms = 0;    // over the templates that became ready
+  double mean_template_init_ms = 0;
+  std::size_t ready_templates = 0;
   std::vector<slot_outage> outages;
   std::vector<fault_exit> fault_exits;
   std::map<std::uint64_t, std::string> exit_causes;
@@ -170,6 +198,7 @@ case_settings settings_of(const scenario& s) {
           .checkout_timeout_ms = static_cast<double>(s.pool.checkout_timeout_ms),
           .request_timeout_ms = static_cast<double>(s.pool.request_timeout_ms),
           .start_timeout_ms = static_cast<double>(s.pool.start_timeout_ms + s.pool.init_timeout_ms),
+          .template_start_timeout_ms = static_cast<double>(s.pool.start_timeout_ms),
           .injected_start_ms = s.worker.startup_ms + s.worker.init_ms,
           .service = service_of(s)};
 }
@@ -185,14 +214,14 @@ std::int64_t end_of(const case_timelines& tl) {
 }
 
 // The starts, the exits that were faults, and the outages of the slots those left empty.
-void read_departures(const case_timelines& tl, case_view& v) {
+void read_departures(const std::vector<worker_event>& workers, case_view& v) {
   std::map<std::uint64_t, worker_start> starting;
   std::map<std::size_t, fault_exit> slot_down_since;  // slots whose worker died of a fault
   // A worker the pool retired on purpose (recycled, or stopped with the pool) left no fault
   // behind, whatever its exit looked like: its stopping event decides when it had one.
   std::map<std::uint64_t, bool> stopping_planned;
   std::set<std::uint64_t> seen;
-  for (const worker_event* e : in_time_order(tl.workers)) {
+  for (const worker_event* e : in_time_order(workers)) {
     const std::int64_t t = e->t_ns;
     // A slot is back when its next worker appears: starting, or (a pool that reports no
     // starts) in whatever state it was first seen.
@@ -227,18 +256,89 @@ void read_departures(const case_timelines& tl, case_view& v) {
   for (const auto& [slot, since] : slot_down_since) v.outages.push_back({since.t, v.t_end, since.worker});
 }
 
+// The mean start-up (spawn to main) and init (main to init done) of the starts that got both
+// stamps: a worker's, or a template's, whose init is its preload.
+struct phase_means {
+  std::size_t completed = 0;
+  double startup_ms = 0;
+  double init_ms = 0;
+};
+
+template <class Start>
+phase_means phase_means_of(const std::vector<Start>& starts) {
+  phase_means m;
+  for (const auto& s : starts) {
+    if (!s.t_main || !s.t_init_done) continue;
+    ++m.completed;
+    m.startup_ms += (s.t_main - s.t_spawn) / ns_per_ms;
+    m.init_ms += (s.t_init_done - s.t_main) / ns_per_ms;
+  }
+  if (m.completed) {
+    m.startup_ms /= m.completed;
+    m.init_ms /= m.completed;
+  }
+  return m;
+}
+
+// Each template's launch, from its events in time order: its stamps come with its ready
+// event, its fault (or not) with its exit.
+void read_templates(const std::vector<worker_event>& events, case_view& v) {
+  std::map<std::uint64_t, std::size_t> index;  // template -> its launch in v.templates
+  std::map<std::uint64_t, bool> stopping_planned;
+  for (const worker_event* e : in_time_order(events)) {
+    auto [it, first] = index.try_emplace(e->worker, v.templates.size());
+    if (first) {
+      template_start& t = v.templates.emplace_back();
+      t.worker = e->worker;
+      t.t_spawn = e->t_ns;
+      t.t_end = v.t_end;
+    }
+    template_start& t = v.templates[it->second];
+    if (e->pid > 0) t.pid = e->pid;
+    if (e->t_spawn_ns) t.t_spawn = e->t_spawn_ns;
+    if (e->t_main_ns) t.t_main = e->t_main_ns;
+    if (e->t_init_done_ns) t.t_init_done = e->t_init_done_ns;
+    if (e->to == worker_state::idle && !t.t_ready) t.t_ready = e->t_ns;
+    if (e->to == worker_state::stopping) stopping_planned[e->worker] = is_planned_exit(*e);
+    if (e->to != worker_state::exited) continue;
+    t.t_end = e->t_ns;
+    t.exit_cause = e->cause;
+    const auto stopped = stopping_planned.find(e->worker);
+    t.fault = !(stopped != stopping_planned.end() ? stopped->second : is_planned_exit(*e));
+  }
+  std::stable_sort(v.templates.begin(), v.templates.end(),
+                   [](const template_start& a, const template_start& b) { return a.t_spawn < b.t_spawn; });
+  for (std::size_t k = 0; k < v.templates.size(); ++k) {
+    template_start& t = v.templates[k];
+    if (t.fault) t.t_down_until = k + 1 < v.templates.size() ? v.templates[k + 1].t_spawn : v.t_end;
+  }
+  const phase_means means = phase_means_of(v.templates);
+  v.ready_templates = means.completed;
+  v.mean_template_startup_ms = means.startup_ms;
+  v.mean_template_init_ms = means.init_ms;
+}
+
 // How many workers were in each state, from one change to the next: +1/-1 per interval
-// edge, summed in time order.
-std::vector<occupancy_step> occupancy_of(const std::vector<state_interval>& intervals) {
+// edge, summed in time order. A template's unready and down spans count in no_template.
+std::vector<occupancy_step> occupancy_of(const std::vector<state_interval>& intervals,
+                                         const std::vector<template_start>& templates) {
   struct edge {
     std::int64_t t;
-    worker_state state;
+    std::optional<worker_state> state;  // none: a span without a ready template
     int delta;
   };
   std::vector<edge> edges;
   for (const auto& i : intervals) {
     edges.push_back({i.begin, i.state, +1});
     edges.push_back({i.end, i.state, -1});
+  }
+  for (const auto& t : templates) {
+    edges.push_back({t.t_spawn, std::nullopt, +1});
+    edges.push_back({t.unready_until(), std::nullopt, -1});
+    if (t.fault && t.t_down_until > t.t_end) {
+      edges.push_back({t.t_end, std::nullopt, +1});
+      edges.push_back({t.t_down_until, std::nullopt, -1});
+    }
   }
   std::sort(edges.begin(), edges.end(), [](const edge& a, const edge& b) { return a.t < b.t; });
   std::vector<occupancy_step> steps;
@@ -247,10 +347,14 @@ std::vector<occupancy_step> occupancy_of(const std::vector<state_interval>& inte
     const std::int64_t t = edges[i].t;
     for (; i < edges.size() && edges[i].t == t; ++i) {
       const auto& e = edges[i];
+      if (!e.state) {
+        current.no_template += e.delta;
+        continue;
+      }
       if (e.state == worker_state::starting) current.starting += e.delta;
       if (e.state == worker_state::idle) current.idle += e.delta;
       if (e.state == worker_state::busy) current.busy += e.delta;
-      if (is_live(e.state)) current.live += e.delta;
+      if (is_live(*e.state)) current.live += e.delta;
     }
     current.t = t;
     steps.push_back(current);
@@ -259,17 +363,10 @@ std::vector<occupancy_step> occupancy_of(const std::vector<state_interval>& inte
 }
 
 void read_start_means(case_view& v) {
-  double startup_sum = 0, init_sum = 0;
-  for (const auto& s : v.starts) {
-    if (!s.t_main || !s.t_init_done) continue;
-    ++v.completed_starts;
-    startup_sum += (s.t_main - s.t_spawn) / ns_per_ms;
-    init_sum += (s.t_init_done - s.t_main) / ns_per_ms;
-  }
-  if (v.completed_starts) {
-    v.mean_startup_ms = startup_sum / v.completed_starts;
-    v.mean_init_ms = init_sum / v.completed_starts;
-  }
+  const phase_means means = phase_means_of(v.starts);
+  v.completed_starts = means.completed;
+  v.mean_startup_ms = means.startup_ms;
+  v.mean_init_ms = means.init_ms;
 }
 
 void read_requests(const case_timelines& tl, case_view& v) {
@@ -292,8 +389,7 @@ void read_environment(const json& env, case_view& v) {
 
 // The worker events with the occupancy the driver could not report: each never-completed
 // task placed on its silent worker becomes that worker's busy interval.
-std::vector<worker_event> with_hidden_runs(const case_timelines& tl, const abandoned_tasks& a) {
-  std::vector<worker_event> events = tl.workers;
+std::vector<worker_event> with_hidden_runs(std::vector<worker_event> events, const abandoned_tasks& a) {
   for (const auto& run : a.hidden) {
     worker_event e;
     e.t_ns = run.since;
@@ -337,14 +433,20 @@ case_view rebuild_case_view(const case_timelines& tl, const json& environment) {
           v.abandoned.unplaced, v.abandoned.longest_task_ns / ns_per_ms);
     }
   }
-  const std::vector<worker_event> events = with_hidden_runs(tl, v.abandoned);
-  v.intervals = worker_intervals(events, v.t_end);
-  v.steps = occupancy_of(v.intervals);
+  // A template is never a worker that could take a request: its events make the templates'
+  // history, and the pool's workers are the rest.
+  std::vector<worker_event> workers, templates;
+  for (const auto& e : tl.workers) {
+    (e.role == worker_role::zygote_template ? templates : workers).push_back(e);
+  }
+  read_templates(templates, v);
+  v.intervals = worker_intervals(with_hidden_runs(workers, v.abandoned), v.t_end);
+  v.steps = occupancy_of(v.intervals, v.templates);
   for (const auto& i : v.intervals) {
     if (i.state == worker_state::idle) v.idle_by_worker[i.worker].emplace_back(i.begin, i.end);
   }
   for (auto& [worker, idle] : v.idle_by_worker) std::sort(idle.begin(), idle.end());
-  read_departures(tl, v);
+  read_departures(workers, v);
   read_start_means(v);
   read_requests(tl, v);
   read_environment(environment, v);
@@ -362,6 +464,9 @@ struct wait_picture {
   std::uint64_t idle_worker = 0;
   double starting_ms = 0;       // some start in progress
   int max_starting = 0;         // concurrent starts at most
+  // Slots short of workers while no zygote template was ready: the pool could start none.
+  double template_wait_ms = 0;
+  double start_or_template_ms = 0;  // either of the two
   double short_slots_ms = 0;    // fewer live workers than the pool's size
   double saturated_ms = 0;      // every live worker busy, none starting, none idle
   double outage_ms = 0;         // some slot down after a fault
@@ -420,11 +525,15 @@ void read_occupancy(const case_view& v, const case_settings& cs, std::int64_t a,
     const std::int64_t until = k + 1 < v.steps.size() ? v.steps[k + 1].t : v.t_end;
     const double d = overlap_ms(s.t, until, a, b);
     if (d <= 0) continue;
+    const bool short_slots = static_cast<std::size_t>(s.live) < cs.pool_size;
     if (s.starting > 0) {
       p.starting_ms += d;
       p.max_starting = std::max(p.max_starting, s.starting);
     }
-    if (static_cast<std::size_t>(s.live) < cs.pool_size) p.short_slots_ms += d;
+    const bool waiting_for_template = s.no_template > 0 && short_slots;
+    if (waiting_for_template) p.template_wait_ms += d;
+    if (s.starting > 0 || waiting_for_template) p.start_or_template_ms += d;
+    if (short_slots) p.short_slots_ms += d;
     if (s.live > 0 && s.busy == s.live) p.saturated_ms += d;
     busy_sum += s.busy * d;
     live_sum += s.live * d;
@@ -633,6 +742,118 @@ judgement starting_wait(const case_view& v, const case_settings& cs, const wait_
   return j;
 }
 
+// The figures that name a template in evidence: which process it was and its phases, as far
+// as they were stamped.
+json template_evidence(const template_start& t) {
+  json e = {{"zygote_template", true}, {"template_worker", t.worker}, {"template_pid", t.pid}};
+  if (t.t_main) e["template_startup_ms"] = round3((t.t_main - t.t_spawn) / ns_per_ms);
+  if (t.t_main && t.t_init_done) e["template_preload_ms"] = round3((t.t_init_done - t.t_main) / ns_per_ms);
+  if (!t.exit_cause.empty()) e["template_exit"] = t.exit_cause;
+  return e;
+}
+
+// A template that failed, judged as a failed start is (judge_start_failed): a launch that ran
+// out of its start timeout is the environment's when launches here take that long and a hang
+// when they do not; any other failure (its preload failed, it exited, it died once ready,
+// taking its workers with it) is a crash.
+judgement failed_template(const case_view& v, const case_settings& cs, const template_start& t, json evidence) {
+  evidence.update(template_evidence(t));
+  evidence["ready_templates"] = v.ready_templates;
+  // The launch's length says it, whatever words the pool chose ("did not finish its preload
+  // within ..." from procpool's).
+  const bool timed_out =
+      t.failed_launch() && (t.t_end - t.t_spawn >= cs.template_start_timeout_ms * ns_per_ms ||
+                            t.exit_cause.find("did not finish") != std::string::npos);
+  if (timed_out) {
+    evidence["start_timeout_ms"] = cs.template_start_timeout_ms;
+    const double typical_ms = v.mean_template_startup_ms + v.mean_template_init_ms;
+    const bool environment_slow = v.ready_templates
+                                      ? typical_ms >= dominant_share * cs.template_start_timeout_ms
+                                      : cs.injected_start_ms >= cs.template_start_timeout_ms;
+    if (environment_slow) {
+      const bool init_slower = v.ready_templates && v.mean_template_init_ms > v.mean_template_startup_ms;
+      judgement j{init_slower ? verdict::init : verdict::startup,
+                  "the zygote template the pool's workers waited for ran out of its start "
+                  "timeout, and template launches in this environment take that long"};
+      j.evidence = std::move(evidence);
+      j.summary = fmt::format("the zygote template (pid {}) did not become ready within {:.0f} ms; "
+                              "launches here take {:.0f} ms",
+                              t.pid, cs.template_start_timeout_ms,
+                              v.ready_templates ? typical_ms : cs.injected_start_ms);
+      return j;
+    }
+    judgement j{verdict::hang,
+                "the zygote template the pool's workers waited for never became ready, although "
+                "template launches here take well under the start timeout"};
+    j.evidence = std::move(evidence);
+    j.summary = fmt::format("the zygote template (pid {}) never became ready within {:.0f} ms", t.pid,
+                            cs.template_start_timeout_ms);
+    return j;
+  }
+  judgement j{verdict::crash,
+              t.failed_launch() ? "the zygote template the pool's workers waited for failed its launch"
+                                : "the zygote template died, and the pool's workers waited for its "
+                                  "replacement"};
+  j.evidence = std::move(evidence);
+  j.summary = fmt::format("the zygote template (pid {}) {}: {}", t.pid,
+                          t.failed_launch() ? "failed its launch" : "died",
+                          t.exit_cause.empty() ? "exit" : t.exit_cause);
+  return j;
+}
+
+// The pool's slots were short for most of the wait while no zygote template was ready, so no
+// worker could start: the template's start was the start of every worker waiting for it. The
+// template whose unready or down time covered most of the wait decides: by the slower of its
+// phases, as rule 5 judges worker starts, or, when it failed, as a failed start.
+judgement template_wait(const case_view& v, const case_settings& cs, const wait_picture& p,
+                        std::int64_t a, std::int64_t b, json base) {
+  base.update({{"template_wait_ms", round3(p.template_wait_ms)},
+               {"short_slots_ms", round3(p.short_slots_ms)}});
+  const template_start* decisive = nullptr;
+  bool decisive_failed = false;
+  double most = -1;
+  for (const auto& t : v.templates) {
+    const double unready = overlap_ms(t.t_spawn, t.unready_until(), a, b);
+    const double down = t.fault ? overlap_ms(t.t_end, t.t_down_until, a, b) : 0;
+    // A failed launch's unready time and any template's down time were spent on a failure.
+    const double failed = down + (t.failed_launch() ? unready : 0);
+    const double starting = t.failed_launch() ? 0 : unready;
+    for (const auto& [ms, is_failure] : {std::pair{starting, false}, std::pair{failed, true}}) {
+      if (ms > most) {
+        most = ms;
+        decisive = &t;
+        decisive_failed = is_failure;
+      }
+    }
+  }
+  if (!decisive) return undecided("no zygote template's launch overlaps the wait");
+  if (decisive_failed) return failed_template(v, cs, *decisive, std::move(base));
+  base.update(template_evidence(*decisive));
+  // A start still under way when the case ended has no stamps: as for a start that failed
+  // with none completed (judge_start_failed), its whole time counts as start-up.
+  const bool phases_known = decisive->t_main && decisive->t_init_done;
+  const double startup_ms = phases_known ? (decisive->t_main - decisive->t_spawn) / ns_per_ms
+                                         : (decisive->unready_until() - decisive->t_spawn) / ns_per_ms;
+  const double init_ms = phases_known ? (decisive->t_init_done - decisive->t_main) / ns_per_ms : 0;
+  const bool init_slower = init_ms > startup_ms;
+  base.update({{"startup_ms", round3(startup_ms)}, {"init_ms", round3(init_ms)},
+               {"template_phases_known", phases_known}});
+  judgement j{init_slower ? verdict::init : verdict::startup,
+              init_slower ? "no zygote template was ready for most of the wait, so no worker could "
+                            "start, and the template's preload (main to preload done) was the "
+                            "longer of its phases"
+                          : "no zygote template was ready for most of the wait, so no worker could "
+                            "start, and the template's start-up (spawn to main) was the longer of "
+                            "its phases"};
+  j.evidence = std::move(base);
+  j.summary = fmt::format(
+      "waited {:.0f} ms for the zygote template (pid {}): its start-up took {:.0f} ms and its "
+      "preload {}{} against a {:.0f} ms checkout timeout",
+      p.wait_ms, decisive->pid, startup_ms, phases_known ? fmt::format("{:.0f} ms", init_ms) : "an unknown time",
+      phases_known ? "" : " (it was not ready by the end of the case)", cs.checkout_timeout_ms);
+  return j;
+}
+
 judgement saturated_wait(const case_settings& cs, const wait_picture& p, json base) {
   judgement j{verdict::capacity,
               "no worker was idle or starting for most of the wait: every live worker was busy "
@@ -709,7 +930,10 @@ judgement judge_wait(const case_view& v, const case_settings& cs, std::int64_t a
                             "of it; the verdict is that of what lost them");
   }
   if (p.abandoned_ms >= dominant_share * p.wait_ms) return abandoned_wait(p, decided, base);
-  if (p.starting_ms >= dominant_share * p.wait_ms) return starting_wait(v, cs, p, base);
+  if (p.start_or_template_ms >= dominant_share * p.wait_ms) {
+    if (p.template_wait_ms >= p.starting_ms) return template_wait(v, cs, p, a, b, base);
+    return starting_wait(v, cs, p, base);
+  }
   const auto stretch = contention_stretch_of(v, cs);
   if (host_short_of_cpu(v) && (!stretch || *stretch >= contention_stretch)) {
     return contention(v, stretch, p.wait_ms, cs.checkout_timeout_ms,
@@ -771,13 +995,26 @@ judgement judge_request_timeout(const case_view& v, const case_settings& cs, dou
 }
 
 judgement judge_start_failed(const case_view& v, const case_settings& cs, const timeline_record& t) {
-  // The last start that failed before the request gave up says why.
+  // The last start that failed before the request gave up says why: a worker's, or a
+  // zygote template's (while none is ready, the pool fails starts fast).
   const std::int64_t b = t.t_reply;
   std::string cause;
+  std::int64_t t_failed = -1;
   for (const auto& s : v.starts) {
     if (s.t_main || s.t_end > b) continue;
-    if (auto it = v.exit_causes.find(s.worker); it != v.exit_causes.end()) cause = it->second;
+    if (auto it = v.exit_causes.find(s.worker); it != v.exit_causes.end()) {
+      cause = it->second;
+      t_failed = std::max(t_failed, s.t_end);
+    }
   }
+  const template_start* failed_tpl = nullptr;
+  for (const auto& tpl : v.templates) {
+    if (tpl.fault && tpl.t_end <= b && tpl.t_end > t_failed) {
+      failed_tpl = &tpl;
+      t_failed = tpl.t_end;
+    }
+  }
+  if (failed_tpl) return failed_template(v, cs, *failed_tpl, {{"completed_starts", v.completed_starts}});
   json evidence = {{"start_failure", cause}, {"completed_starts", v.completed_starts}};
   const bool timed_out = cause.find("did not finish start-up") != std::string::npos;
   if (timed_out) {

@@ -1,6 +1,8 @@
 // Worker-state intervals rebuilt from a case's worker events: what each worker process was
 // doing from one of its state changes to the next. The diagnosis judges requests against
-// them and the lifecycle chart draws them, so both see the same history.
+// them and the lifecycle chart draws them, so both see the same history. A zygote template's
+// events give it intervals like a worker's: the chart draws them on the template's own row,
+// and the diagnosis, which counts the pool's workers, leaves them out before it calls this.
 //
 //   for (const auto& i : worker_intervals(timelines.workers, t_end)) draw(i.worker, i.state, ...);
 #pragma once

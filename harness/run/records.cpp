@@ -189,26 +189,32 @@ constexpr auto fields_of(std::type_identity<worker_event>) {
 }
 }  // namespace procpool
 
-// The states and the exit kind are written by name; they are the fields the table lacks.
+// The states, the exit kind and the role are written by name; they are the fields the table
+// lacks. The role only when it is not worker: a worker's event reads the same as before roles
+// existed, so older documents and their readers stay as they were.
 void nlohmann::adl_serializer<procpool::worker_event>::to_json(json& j, const procpool::worker_event& e) {
   j = json::object();
   procpool::harness::write_fields(j, e);
   j["from"] = to_string(e.from);
   j["to"] = to_string(e.to);
   if (e.exit != procpool::exit_kind::none) j["exit_kind"] = to_string(e.exit);
+  if (e.role != procpool::worker_role::worker) j["role"] = to_string(e.role);
 }
 
-// An unknown name reads as the default: pending, the state before anything happened; no exit.
+// An unknown name reads as the default: pending, the state before anything happened; no exit;
+// a worker (every event before roles existed was one).
 void nlohmann::adl_serializer<procpool::worker_event>::from_json(const json& j, procpool::worker_event& e) {
   e = {};
   procpool::harness::read_fields(j, e);
-  std::string from, to, exit;
+  std::string from, to, exit, role;
   if (j.is_object()) {
     if (const auto it = j.find("from"); it != j.end()) procpool::harness::read_value(*it, from);
     if (const auto it = j.find("to"); it != j.end()) procpool::harness::read_value(*it, to);
     if (const auto it = j.find("exit_kind"); it != j.end()) procpool::harness::read_value(*it, exit);
+    if (const auto it = j.find("role"); it != j.end()) procpool::harness::read_value(*it, role);
   }
   e.from = procpool::harness::parse_worker_state(from).value_or(procpool::worker_state::pending);
   e.to = procpool::harness::parse_worker_state(to).value_or(procpool::worker_state::pending);
   e.exit = procpool::harness::parse_exit_kind(exit).value_or(procpool::exit_kind::none);
+  e.role = procpool::worker_role_from_string(role).value_or(procpool::worker_role::worker);
 }

@@ -42,7 +42,8 @@ struct timeline_record : request_timing {
 };
 
 // A case's timelines: every failed request up to a cap, a sample of the successes, and
-// every worker event (procpool::worker_event, its JSON defined below). In memory a case
+// every worker event (procpool::worker_event, its JSON defined below; a zygote template's
+// events are among them, told apart by their role). In memory a case
 // holds every event; results.json keeps the first max_results_worker_events of them and
 // counts the rest in worker_events_dropped (keep_results_sample).
 struct case_timelines {

@@ -6,6 +6,10 @@
 namespace procpool::harness {
 namespace {
 
+// A template readies the pool's workers but is none of them: counting it would make a pool
+// of N look ready with N - 1 workers, and sample its memory as a worker's.
+bool is_pool_worker(const worker_event& e) noexcept { return e.role == worker_role::worker; }
+
 bool is_ready(worker_state s) noexcept {
   return s == worker_state::idle || s == worker_state::busy || s == worker_state::pinging;
 }
@@ -29,6 +33,7 @@ std::optional<double> ready_ms(std::span<const worker_event> events, std::int64_
   std::unordered_map<std::uint64_t, bool> ready;  // worker -> ready after its last event
   std::size_t ready_count = 0;
   for (const worker_event* e : in_time_order(events)) {
+    if (!is_pool_worker(*e)) continue;
     bool& was = ready[e->worker];
     const bool now = is_ready(e->to);
     if (now != was) now ? ++ready_count : --ready_count;
@@ -46,6 +51,7 @@ std::vector<std::int64_t> live_worker_pids(std::span<const worker_event> events)
   std::vector<std::uint64_t> order;  // workers by first appearance
   std::unordered_map<std::uint64_t, seen> workers;
   for (const worker_event* e : in_time_order(events)) {
+    if (!is_pool_worker(*e)) continue;
     const auto [it, first] = workers.try_emplace(e->worker);
     if (first) order.push_back(e->worker);
     if (e->pid > 0) it->second.pid = e->pid;

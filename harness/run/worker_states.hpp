@@ -1,6 +1,7 @@
 // What a case's worker events say about the pool's workers as a whole, replayed in time order:
 // when every configured worker was first ready (ready_ms), and which workers are alive now
-// (the pids whose memory the runner samples before it stops the subject).
+// (the pids whose memory the runner samples before it stops the subject). A zygote template
+// (worker_role::zygote_template) is not one of the pool's workers: both leave it out.
 //
 //   const auto ms = ready_ms(events, t_created_ns, pool_size);  // nullopt: never all ready
 //   for (const auto pid : live_worker_pids(events)) sample(pid);

@@ -1,7 +1,8 @@
 // The worker lifecycle chart of report.html: one row per worker process of a case, its states
 // as coloured bars (start-up and init phases marked inside its start), the recorded requests
 // drawn on the worker that served them, timeouts in a distinct colour, and checkout timeouts,
-// which never reached a worker, on a separate "waiting" row.
+// which never reached a worker, on a separate "waiting" row. A zygote template has a row of
+// its own, labelled as the template: its start is the start every worker waits for.
 //
 // The page must stay small whatever the case: rows stop at max_rows workers, request marks at
 // max_requests (failures first), and state bars narrower than a pixel merge into their
@@ -63,6 +64,7 @@ struct span {
 struct worker_row {
   std::uint64_t id = 0;
   std::string slot, pid;
+  bool zygote_template = false;
   std::vector<span> states;
   double spawn = -1, main = -1, init_done = -1;  // start phases, when recorded
 };
@@ -134,6 +136,7 @@ struct worker_rows {
   std::vector<worker_row> rows;
   std::map<std::uint64_t, std::size_t> row_of;  // past max_rows: npos
   std::size_t omitted_workers = 0, state_changes = 0;
+  std::size_t templates = 0;  // of the rows and the omitted: not among the pool's workers
   static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 };
 
@@ -142,6 +145,7 @@ worker_rows rows_of(const case_timelines& tl, const time_span& span) {
   for (const worker_event* e : in_time_order(tl.workers)) {
     auto it = out.row_of.find(e->worker);
     if (it == out.row_of.end()) {
+      if (e->role == worker_role::zygote_template) ++out.templates;
       if (out.rows.size() >= max_rows) {
         out.row_of.emplace(e->worker, worker_rows::npos);
         ++out.omitted_workers;
@@ -152,6 +156,7 @@ worker_rows rows_of(const case_timelines& tl, const time_span& span) {
       row.id = e->worker;
       row.slot = std::to_string(e->slot);
       row.pid = std::to_string(e->pid);
+      row.zygote_template = e->role == worker_role::zygote_template;
     }
     if (it->second == worker_rows::npos) continue;
     worker_row& row = out.rows[it->second];
@@ -287,7 +292,10 @@ void draw_labels(report_svg::canvas& canvas, const chart_layout& l, const std::v
   if (waiting_row) canvas.text(l.area.left - 7, l.area.top + l.waiting_height / 2 + 4, "waiting", "end", 11);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     canvas.text(l.area.left - 7, l.row_top(i) + l.row_height / 2 + 4,
-                fmt::format("w{}{}", rows[i].id, rows[i].slot.empty() ? "" : " slot " + rows[i].slot), "end", 11);
+                rows[i].zygote_template
+                    ? std::string("zygote template")
+                    : fmt::format("w{}{}", rows[i].id, rows[i].slot.empty() ? "" : " slot " + rows[i].slot),
+                "end", 11);
   }
   canvas.line(l.area.left, l.area.top, l.area.left, l.area.bottom(), "#6b7280");
   canvas.decorating(false);
@@ -304,14 +312,18 @@ void draw_start_phases(report_svg::canvas& canvas, const chart_layout& l, const 
                        drawn_marks& drawn) {
   if (row.spawn < 0 || row.main <= row.spawn) return;
   drawn.phases = true;
+  // A template's init is its preload, the phase a zygote pool pays once for all its workers.
+  const std::string who = fmt::format("{} {} (pid {})", row.zygote_template ? "zygote template" : "worker",
+                                      row.id, row.pid);
   canvas.rect(l.at(row.spawn), top, std::max(l.at(row.main) - l.at(row.spawn), 0.5), l.row_height * 0.35,
               startup_colour,
-              fmt::format("worker {} (pid {}): start-up (spawn to main) {} ms", row.id, row.pid,
+              fmt::format("{}: start-up (spawn to main) {} ms", who,
                           report_text::significant((row.main - row.spawn) / 1e6)));
   if (row.init_done > row.main) {
     canvas.rect(l.at(row.main), top, std::max(l.at(row.init_done) - l.at(row.main), 0.5), l.row_height * 0.35,
                 init_colour,
-                fmt::format("worker {} (pid {}): init (main to init done) {} ms", row.id, row.pid,
+                fmt::format("{}: {} {} ms", who,
+                            row.zygote_template ? "preload (main to preload done)" : "init (main to init done)",
                             report_text::significant((row.init_done - row.main) / 1e6)));
   }
 }
@@ -376,12 +388,15 @@ std::string caption_of(const report_model::case_row& c, std::string_view why_thi
                        const worker_rows& rows, const placed_requests& requests, const drawn_marks& drawn,
                        bool merged) {
   std::string caption = fmt::format(
-      "Workers of case {} ({}): {} worker processes, {} state changes; {} of the case's recorded requests "
+      "Workers of case {} ({}): {} worker processes{}, {} state changes; {} of the case's recorded requests "
       "drawn ({} failed, each failed request is recorded, successes are a sample). Requests sit on the "
       "worker that served them, from send to reply; requests that never reached a worker (checkout "
       "timeouts) sit on the waiting row at the top, from submission, one lane per overlapping wait.",
-      c.id, why_this_case, rows.rows.size() + rows.omitted_workers, rows.state_changes, drawn.requests,
-      drawn.failed);
+      c.id, why_this_case, rows.rows.size() + rows.omitted_workers - rows.templates,
+      rows.templates == 0 ? std::string()
+      : rows.templates == 1 ? std::string(" and a zygote template")
+                            : fmt::format(" and {} zygote template launches", rows.templates),
+      rows.state_changes, drawn.requests, drawn.failed);
   if (rows.omitted_workers > 0) {
     caption += fmt::format(" Only the first {} workers are drawn; {} more are left out, with {} of their requests.",
                            max_rows, rows.omitted_workers, requests.off_chart);

@@ -43,6 +43,23 @@ class case_builder {
                  {{"t_spawn_ns", spawn}, {"t_main_ns", main}, {"t_init_done_ns", ready}});
   }
 
+  // A zygote template's launch (pool/ZYGOTE.md): spawned at `spawn`, its main at `main`, its
+  // preload done and ready at `ready`. Its slot is the pool's size, past the workers'.
+  case_builder& zygote_template(std::uint64_t worker, std::size_t pool_size, std::int64_t spawn,
+                                std::int64_t main, std::int64_t ready) {
+    template_event(spawn, worker, pool_size, "pending", "starting", "zygote template spawned",
+                   {{"t_spawn_ns", spawn}});
+    return template_event(ready, worker, pool_size, "starting", "idle", "zygote template ready",
+                          {{"t_spawn_ns", spawn}, {"t_main_ns", main}, {"t_init_done_ns", ready}});
+  }
+  case_builder& template_event(std::int64_t t, std::uint64_t worker, std::size_t pool_size, std::string from,
+                               std::string to, std::string cause, json more = json::object()) {
+    more["role"] = "zygote_template";
+    event(t, worker, std::move(from), std::move(to), std::move(cause), std::move(more));
+    c_["timelines"]["workers"].back()["slot"] = pool_size;
+    return *this;
+  }
+
   case_builder& failed(std::string outcome, std::int64_t submit, std::int64_t reply, std::uint64_t worker = 0,
                        std::int64_t sent = 0) {
     c_["timelines"]["requests_failed"].push_back({{"request_id", ++request_id_},
@@ -581,6 +598,113 @@ TEST(Diagnosis, DocumentsWithoutExitKindAreReadByTheCauseWording) {
   EXPECT_EQ(only_verdict(departure_during_wait("recycled after 100 requests", nullptr)), verdict::capacity);
   EXPECT_EQ(only_verdict(departure_during_wait("pool stopping", nullptr)), verdict::capacity);
   EXPECT_EQ(only_verdict(departure_during_wait("failed a health ping", nullptr)), verdict::crash);
+}
+
+// ---- Zygote start: the template's start is the start of every worker waiting for it ----
+
+// A pool of 2 whose template (worker 9, pid 109) is ready at 400 ms, its workers forked then
+// and ready at 410 ms; two requests wait from 1 to 251 ms. No worker event falls in the wait:
+// without the template's history it would read as a pool with nothing to do.
+json zygote_cold_start(std::int64_t template_main) {
+  case_builder b;
+  b.zygote_template(9, 2, 0, template_main, 400 * ms);
+  b.start(1, 400 * ms, 401 * ms, 410 * ms).start(2, 400 * ms, 401 * ms, 410 * ms);
+  b.failed("checkout_timeout", 1 * ms, 251 * ms).failed("checkout_timeout", 1 * ms, 251 * ms);
+  return b.diagnosed(settings(2, 2, 250, 1000));
+}
+
+TEST(DiagnosisZygote, ASlowTemplateStartUpIsEnvironmentalStartup) {
+  const json c = zygote_cold_start(390 * ms);
+  EXPECT_EQ(only_verdict(c), verdict::startup);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::startup)], 2);
+  const json& e = c["findings"][0]["evidence"];
+  EXPECT_EQ(e["zygote_template"], true);
+  EXPECT_EQ(e["template_pid"], 109);
+  EXPECT_NEAR(e["template_startup_ms"].get<double>(), 390, 1e-6);
+  EXPECT_NEAR(e["template_preload_ms"].get<double>(), 10, 1e-6);
+  EXPECT_NEAR(e["template_wait_ms"].get<double>(), 250, 1e-6);
+}
+
+TEST(DiagnosisZygote, ASlowPreloadIsEnvironmentalInit) {
+  const json c = zygote_cold_start(10 * ms);
+  EXPECT_EQ(only_verdict(c), verdict::init);
+  EXPECT_NEAR(c["findings"][0]["evidence"]["template_preload_ms"].get<double>(), 390, 1e-6);
+}
+
+// The template is ready in 5 ms; its forked workers' own init handshake then takes 394 ms.
+// The wait is the workers' start, judged by their phases, and names no template.
+TEST(DiagnosisZygote, AFastTemplateLeavesTheWaitToTheWorkersStarts) {
+  case_builder b;
+  b.zygote_template(9, 2, 0, 1 * ms, 5 * ms);
+  b.start(1, 5 * ms, 6 * ms, 400 * ms).start(2, 5 * ms, 6 * ms, 400 * ms);
+  b.failed("checkout_timeout", 1 * ms, 251 * ms);
+  const json c = b.diagnosed(settings(2, 2, 250, 1000));
+  EXPECT_EQ(only_verdict(c), verdict::init);
+  const json& e = c["findings"][0]["evidence"];
+  EXPECT_FALSE(e.contains("zygote_template")) << e.dump();
+  EXPECT_EQ(e["max_concurrent_starts"], 2);  // the template's start is not a worker's
+}
+
+TEST(DiagnosisZygote, AFastTemplateAndAHealthyPoolHaveNoVerdicts) {
+  case_builder b;
+  b.zygote_template(9, 2, 0, 1 * ms, 5 * ms);
+  b.start(1, 5 * ms, 6 * ms, 8 * ms).start(2, 5 * ms, 6 * ms, 8 * ms);
+  b.ok(1, 10 * ms, 10 * ms, 11 * ms).ok(2, 10 * ms, 10 * ms, 11 * ms);
+  b.template_event(500 * ms, 9, 2, "idle", "exited", "pool stopping", {{"exit_kind", "planned_stop"}});
+  const json c = b.diagnosed(settings(2, 2, 250, 1000));
+  EXPECT_TRUE(c["verdicts"].empty()) << c["verdicts"].dump();
+  EXPECT_TRUE(c["findings"].empty());
+}
+
+// The template sits idle all through a wait in which both workers are busy: counted as a
+// worker it would be an idle worker beside a waiting request (dispatch) and a third of the
+// live workers (utilisation 2/3).
+TEST(DiagnosisZygote, AnIdleTemplateIsNotAnIdleWorker) {
+  case_builder b;
+  b.zygote_template(9, 2, 0, 1 * ms, 5 * ms);
+  b.start(1, 5 * ms, 6 * ms, 8 * ms).start(2, 5 * ms, 6 * ms, 8 * ms);
+  b.event(10 * ms, 1, "idle", "busy", "checkout").event(10 * ms, 2, "idle", "busy", "checkout");
+  b.event(300 * ms, 1, "busy", "idle", "free").event(300 * ms, 2, "busy", "idle", "free");
+  b.ok(1, 10 * ms, 10 * ms, 11 * ms);
+  b.failed("checkout_timeout", 20 * ms, 70 * ms);
+  const json c = b.diagnosed(settings(2, 2, 50, 1000));
+  EXPECT_EQ(only_verdict(c), verdict::capacity);
+  EXPECT_NEAR(c["findings"][0]["evidence"]["utilisation"].get<double>(), 1.0, 1e-9);
+}
+
+// The first template's preload fails at 50 ms and the next is spawned only at 300 ms: the
+// wait was spent on a failed launch, judged as a failed start.
+TEST(DiagnosisZygote, AWaitForATemplateThatFailedIsAFault) {
+  case_builder b;
+  b.template_event(0, 9, 2, "pending", "starting", "zygote template spawned", {{"t_spawn_ns", 0}});
+  b.template_event(50 * ms, 9, 2, "starting", "exited", "zygote template's preload failed: ImportError",
+                   {{"exit_kind", "fault"}});
+  b.zygote_template(10, 2, 300 * ms, 301 * ms, 305 * ms);
+  b.start(1, 305 * ms, 306 * ms, 310 * ms).start(2, 305 * ms, 306 * ms, 310 * ms);
+  b.failed("checkout_timeout", 1 * ms, 251 * ms);
+  const json c = b.diagnosed(settings(2, 2, 250, 1000));
+  EXPECT_EQ(only_verdict(c), verdict::crash);
+  const json& e = c["findings"][0]["evidence"];
+  EXPECT_EQ(e["template_pid"], 109);
+  EXPECT_NE(e["template_exit"].get<std::string>().find("preload failed"), std::string::npos);
+}
+
+// Starts fail fast while no template is ready: a template whose launch ran out of its start
+// timeout is the environment's when launches here take that long, a hang when they do not.
+TEST(DiagnosisZygote, StartFailedAfterATemplateTimedOutIsJudgedAsATimedOutStart) {
+  for (const double injected_ms : {0.0, 2000.0}) {
+    case_builder b;
+    b.template_event(0, 9, 2, "pending", "starting", "zygote template spawned", {{"t_spawn_ns", 0}});
+    b.template_event(1000 * ms, 9, 2, "starting", "exited", "zygote template 109 did not finish its preload within 1000 ms",
+                     {{"exit_kind", "fault"}});
+    b.failed("start_failed", 1000 * ms, 1001 * ms);
+    scenario s = settings(2, 2, 5000, 1000);
+    s.pool.start_timeout_ms = 1000;
+    s.worker.startup_ms = injected_ms;
+    const json c = b.diagnosed(s);
+    EXPECT_EQ(only_verdict(c), injected_ms > 0 ? verdict::startup : verdict::hang);
+    EXPECT_EQ(c["findings"][0]["evidence"]["zygote_template"], true);
+  }
 }
 
 }  // namespace

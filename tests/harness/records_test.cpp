@@ -141,6 +141,25 @@ TEST(Records, AWorkerEventWritesOnlyTheStampsAndKindItHas) {
   EXPECT_EQ(json(back), j);
 }
 
+// A worker's event names no role (the test above), so documents from before roles stay byte
+// for byte the same; a template's names it, and reads back as one.
+TEST(Records, AZygoteTemplatesEventNamesItsRoleAndReadsBack) {
+  worker_event e{.t_ns = 9, .worker = 7, .slot = 4, .from = worker_state::starting,
+                 .to = worker_state::idle, .cause = "zygote template ready",
+                 .t_spawn_ns = 1, .t_main_ns = 3, .t_init_done_ns = 8, .pid = 77,
+                 .role = worker_role::zygote_template};
+  const json j = e;
+  EXPECT_EQ(j["role"], "zygote_template");
+  const auto back = j.get<worker_event>();
+  EXPECT_EQ(back.role, worker_role::zygote_template);
+  EXPECT_EQ(back.t_init_done_ns, 8);
+  EXPECT_EQ(json(back), j);
+
+  json unknown = j;
+  unknown["role"] = "something_later";  // a role this version does not know is not a template
+  EXPECT_EQ(unknown.get<worker_event>().role, worker_role::worker);
+}
+
 TEST(Records, OldAndHandWrittenDocumentsReadWithDefaults) {
   const json c = {{"id", "x#r0"},
                   {"outcomes", {{"ok", 3}, {"checkout_timeout", 2}, {"worker_crashed", 1}}},
@@ -155,6 +174,7 @@ TEST(Records, OldAndHandWrittenDocumentsReadWithDefaults) {
   ASSERT_EQ(r.timelines->workers.size(), 1u);
   EXPECT_EQ(r.timelines->workers[0].to, worker_state::exited);
   EXPECT_EQ(r.timelines->workers[0].exit, exit_kind::none);  // predates the field
+  EXPECT_EQ(r.timelines->workers[0].role, worker_role::worker);  // likewise
   EXPECT_FALSE(r.error);
   EXPECT_EQ(json(r)["something_new"], 7);
 }

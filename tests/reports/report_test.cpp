@@ -826,6 +826,28 @@ TEST(HtmlReport, CapsTheLifecycleOfAHugeCase) {
   EXPECT_LT(html.size(), 2'500'000u) << "the page stays small";
 }
 
+// A zygote template's row is labelled as the template, its init phase named its preload, and
+// the caption counts it apart from the pool's worker processes.
+TEST(HtmlReport, TheLifecycleLabelsTheZygoteTemplatesRow) {
+  json results = plain_results();
+  json& c = results["cases"][0];
+  c["timelines"] = timelines();
+  json& workers = c["timelines"]["workers"];
+  for (const auto& [from, to] : {std::pair{"pending", "starting"}, std::pair{"starting", "idle"}}) {
+    json e = worker_event(1'000'000'000ull, 9, from, to);
+    e["role"] = "zygote_template";
+    e["slot"] = 2;
+    workers.push_back(e);
+  }
+  const std::string html = render_html(results, {});
+  const std::string gantt = chart_svg(html, "lifecycle");
+  EXPECT_NE(gantt.find(">zygote template<"), std::string::npos);
+  EXPECT_EQ(gantt.find(">w9 slot 2<"), std::string::npos);
+  EXPECT_NE(gantt.find("zygote template 9 (pid 1009): preload (main to preload done)"), std::string::npos);
+  EXPECT_NE(gantt.find(">w1 slot 0<"), std::string::npos);
+  EXPECT_NE(html.find("2 worker processes and a zygote template"), std::string::npos);
+}
+
 TEST(HtmlReport, HasTheSameSectionsAsTheMarkdown) {
   const json results = sweep_results();
   const std::string html = render_html(results, {});
