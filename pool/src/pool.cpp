@@ -199,12 +199,14 @@ std::vector<worker_memory> pool::workers_memory() const {
     }
   }
   // Read without the lock: callers keep checking out meanwhile.
-  std::erase_if(out, [](worker_memory& w) {
-    auto m = read_smaps_rollup(w.pid);
-    if (m) w.memory = *m;
-    return !m;
-  });
-  return out;
+  std::vector<worker_memory> read;
+  for (auto& w : out) {
+    if (auto m = read_smaps_rollup(w.pid)) {
+      w.memory = *m;
+      read.push_back(w);
+    }
+  }
+  return read;
 }
 
 void pool::stop(const stop_options& options) {

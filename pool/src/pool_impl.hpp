@@ -57,6 +57,7 @@ struct pool_worker {
   std::size_t idle_index = 0;     // position in impl::idle while idle
   bool exit_seen = false;         // its pidfd fired while a caller held it
   bool lost = false;              // retired for a fault: its slot backs off before restarting
+  std::uint64_t template_id = 0;  // zygote mode: the worker id of the template it was forked from
   std::atomic<lease_state> lease{lease_state::none};  // atomic: read by the lease unlocked
   exit_kind leaving = exit_kind::none;  // set once a planned stop or recycle begins
   std::unique_ptr<worker_io> io;  // supervisor thread only

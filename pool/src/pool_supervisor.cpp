@@ -80,11 +80,13 @@ struct supervisor::state {
   std::uint32_t tpl_failure_streak = 0;
 
   bool zygote() const { return pool.options.worker.start_mode == start_mode::zygote; }
+  static constexpr stop_plan kill_now{.after_stdin_close = std::chrono::milliseconds(0),
+                                      .after_sigterm = std::chrono::milliseconds(0)};
 
   // --- starts -----------------------------------------------------------------------
 
   void pump() {
-    if (zygote() && !template_ready()) return;  // its ready handler pumps
+    if (zygote() && (!slots_waiting() || !template_ready())) return;  // its ready handler pumps
     std::vector<std::size_t> to_start;
     {
       std::lock_guard lock(pool.mutex);
@@ -145,6 +147,7 @@ struct supervisor::state {
     }
     auto w = std::make_shared<pool_worker>(id, index, std::move(*conn));
     w->state = worker_state::pending;
+    if (zygote()) w->template_id = tpl_facts.worker;
     w->t_spawn_ns = w->conn.process().t_spawn_ns();
     w->recycle_at = pool.draw_recycle_at();
     pool.slots[index].worker = w;
@@ -215,6 +218,12 @@ struct supervisor::state {
 
   // --- the zygote template ----------------------------------------------------------------
 
+  // A zygote pool launches its template only once a worker is wanted (prewarm none).
+  bool slots_waiting() {
+    std::lock_guard lock(pool.mutex);
+    return !pool.pending_slots.empty() && !pool.stopping;
+  }
+
   // Launches the template when it is down; true once it is ready to fork.
   bool template_ready() {
     if (tpl_phase == template_phase::down) launch_template();
@@ -243,6 +252,10 @@ struct supervisor::state {
     auto spawned = zygote_template::spawn(pool.options.worker, pool.options.ping_timeout);
     std::lock_guard lock(pool.mutex);
     if (!spawned) return template_failed(spawned.error().message);
+    if (pool.stopping || shutting_down) {
+      (void)(*spawned)->close(kill_now);  // the pool began to stop while it was spawned
+      return;
+    }
     tpl = std::move(*spawned);
     tpl_phase = template_phase::launching;
     tpl_facts.pid = tpl->pid();
@@ -330,8 +343,14 @@ struct supervisor::state {
   void template_failed(const std::string& message) {
     record_failed_start(message);
     template_event(worker_state::exited, message, exit_kind::fault);
-    close_template({.after_stdin_close = std::chrono::milliseconds(0),
-                    .after_sigterm = std::chrono::milliseconds(0)});
+    // Killed and reaped off the pool's lock: callers keep checking out meanwhile.
+    tpl_io.reset();
+    if (tpl) {
+      asio::post(io, [this, dying = std::move(tpl)] {
+        (void)dying->close(kill_now);
+        guard.remove(dying->pid());
+      });
+    }
     tpl_phase = template_phase::backoff;
     ++tpl_failure_streak;
     template_timer.expires_after(pool.backoff_for(tpl_failure_streak));
@@ -357,7 +376,8 @@ struct supervisor::state {
       std::lock_guard lock(pool.mutex);
       template_event(worker_state::exited, "pool stopping", exit_kind::planned_stop);
     }
-    close_template(pool.options.worker_stop);
+    // A template still in its preload reads no channel: waiting for its EOF would be in vain.
+    close_template(tpl_phase == template_phase::launching ? kill_now : pool.options.worker_stop);
   }
 
   // Closes the template (it kills and reaps the workers it still holds) and reaps it. Its
@@ -375,7 +395,7 @@ struct supervisor::state {
   // REQUIRES: pool.mutex held. `w` may be null when the launch itself failed.
   void start_failed(std::size_t index, const std::shared_ptr<pool_worker>& w,
                     const std::string& message) {
-    if (w && lost_with_template()) {
+    if (w && lost_with_template(*w)) {
       // Killed by its parent-death signal: the template's failure is the one counted.
       finish(w, fmt::format("start failed: {} (its zygote template exited)", message));
       return;
@@ -469,13 +489,18 @@ struct supervisor::state {
                                              how, quote_stderr(*w)));
         return;
       case worker_state::idle:
-      case worker_state::pinging:
+      case worker_state::pinging: {
         pool.remove_from_idle(*w);
         ++pool.totals.workers_lost;
-        w->lost = true;
+        // One that died with its template leaves no backoff on its slot: that failure counted.
+        const bool with_template = lost_with_template(*w);
+        w->lost = !with_template;
         w->conn.drain_stderr();
-        finish(w, fmt::format("crashed while idle: {}{}", how, quote_stderr(*w)));
+        finish(w, fmt::format("crashed while idle: {}{}{}", how,
+                              with_template ? " (its zygote template exited)" : "",
+                              quote_stderr(*w)));
         return;
+      }
       case worker_state::stopping:
         finish(w, how);
         return;
@@ -484,9 +509,12 @@ struct supervisor::state {
     }
   }
 
-  // A forked worker whose template is gone died with it (or is about to).
-  bool lost_with_template() {
-    return zygote() && !(tpl && tpl_phase == template_phase::ready && tpl->usable());
+  // A forked worker whose template is gone died with it (or is about to). Its own template,
+  // not the current one: a worker of a dead template may be noticed after the next is ready.
+  bool lost_with_template(const pool_worker& w) {
+    if (!zygote()) return false;
+    if (w.template_id != tpl_facts.worker) return true;
+    return !(tpl && tpl_phase == template_phase::ready && tpl->usable());
   }
 
   static std::string quote_stderr(const pool_worker& w) {
@@ -661,6 +689,8 @@ void supervisor::retire(std::shared_ptr<pool_worker> w, std::string cause, exit_
   s_->pool.set_state(*w, worker_state::stopping, cause, exit);
   asio::post(s_->io, [this, w = std::move(w), cause = std::move(cause), graceful, exit] {
     std::lock_guard lock(s_->pool.mutex);
+    // A caller found it dead; if its template died too, that failure is the one counted.
+    if (!graceful && s_->lost_with_template(*w)) w->lost = false;
     if (graceful) {
       s_->graceful_stop(w, cause, exit);
     } else {

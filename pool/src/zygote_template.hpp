@@ -56,7 +56,7 @@ class zygote_template final : public detail::process_reaper,
                                                          std::chrono::milliseconds ready_timeout,
                                                          std::chrono::milliseconds reply_timeout);
   // The first half of launch(), for an event loop: starts the template and returns at once.
-  // Wait for channel_fd() to be readable, then call try_ready(); on failure, kill() it.
+  // Wait for channel_fd() to be readable, then call try_ready(); on failure, close() it.
   static result<std::shared_ptr<zygote_template>> spawn(const launch_options& worker,
                                                         std::chrono::milliseconds reply_timeout);
   // Reads `ready` without blocking: false while nothing has arrived yet. An error (preload

@@ -328,7 +328,15 @@ class template_events {
     });
     return found;
   }
-  std::vector<worker_event> of_template() {
+  // The workers' exits whose cause has `text`.
+  std::size_t worker_exits_saying(std::string_view text) {
+    std::lock_guard lock(mutex_);
+    return std::count_if(events_.begin(), events_.end(), [&](const worker_event& e) {
+      return e.role == worker_role::worker && e.to == worker_state::exited &&
+             e.cause.find(text) != std::string::npos;
+    });
+  }
+    std::vector<worker_event> of_template() {
     std::lock_guard lock(mutex_);
     std::vector<worker_event> out;
     for (const auto& e : events_) {
@@ -402,6 +410,8 @@ TEST_F(ZygoteTemplatePool, APoolRelaunchesAKilledTemplateCountingItsDeathOnce) {
   }
   EXPECT_TRUE(r) << r.error().message;
   EXPECT_EQ(p->stats().failed_starts, 1u) << "the template's death, once";
+  EXPECT_EQ(seen.worker_exits_saying("its zygote template exited"), 2u)
+      << "both idle workers died with it, and are not their slots' failures";
   p->stop();
 }
 
