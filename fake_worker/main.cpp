@@ -89,16 +89,21 @@ std::uint64_t worker_seed(std::uint64_t seed) {
   return seed + worker_id * 0x9E3779B97F4A7C15ULL;
 }
 
+// Replies are gathered while more requests wait in the input (a pool that pipelines writes
+// several before it reads) and written at once: when the input has no complete request left,
+// at 64 KiB, and before anything that waits or ends the process (a service time, a fault,
+// an exit), so that a reply never waits behind work that is not its own.
 class fake_worker {
  public:
-  fake_worker(knobs k, std::int64_t t_main_ns) : knobs_(std::move(k)), t_main_ns_(t_main_ns) {}
+  fake_worker(knobs k, std::int64_t t_main_ns, bool flush_each)
+      : knobs_(std::move(k)), t_main_ns_(t_main_ns), flush_each_(flush_each) {}
 
   [[noreturn]] void serve() {
     procpool::frame_decoder decoder;
     std::vector<char> buf(64 * 1024);
     while (true) {
       const auto n = procpool::read_some(STDIN_FILENO, buf);
-      if (!n || *n == 0) ::_exit(0);
+      if (!n || *n == 0) exit_now(0);
       decoder.feed({buf.data(), *n});
       while (true) {
         auto frame = decoder.next();
@@ -106,11 +111,31 @@ class fake_worker {
         if (!*frame) break;
         handle(**frame);
       }
+      flush();  // about to block on the input
     }
   }
 
  private:
+  static constexpr std::size_t flush_at_bytes = 64 * 1024;
+
+  void emit(std::string_view bytes) {
+    out_.append(bytes);
+    if (flush_each_ || out_.size() >= flush_at_bytes) flush();
+  }
+
+  void flush() {
+    if (out_.empty()) return;
+    write_or_exit(STDOUT_FILENO, out_);
+    out_.clear();
+  }
+
+  [[noreturn]] void exit_now(int code) {
+    flush();
+    ::_exit(code);
+  }
+
   [[noreturn]] void die_bad_input(const std::string& why) {
+    flush();
     fmt::print(stderr, "procpool-fake-worker: {}\n", why);
     std::fflush(stderr);
     ::_exit(exit_bad_request);
@@ -119,7 +144,7 @@ class fake_worker {
   void reply(procpool::response r, std::int64_t t_recv_ns) {
     r.t_recv_ns = t_recv_ns;
     r.t_done_ns = monotonic_ns();
-    write_or_exit(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
+    emit(procpool::encode_frame(procpool::encode(r)));
   }
 
   void reply_error(std::uint64_t id, std::string type, std::string message, std::int64_t t_recv) {
@@ -144,6 +169,7 @@ class fake_worker {
     }
     rng_.seed(worker_seed(knobs_.seed));
     if (knobs_.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+    flush();  // before anything below waits or exits
     if (knobs_.exit_during_init) ::_exit(knobs_.crash_exit_code);
     if (knobs_.never_ready) hang_forever("sleep");
     sleep_ms(knobs_.init_ms);
@@ -155,29 +181,37 @@ class fake_worker {
                            .t_init_done_ns = monotonic_ns()};
     r.base.t_recv_ns = t_recv;
     r.base.t_done_ns = monotonic_ns();
-    write_or_exit(STDOUT_FILENO, procpool::encode_frame(procpool::encode(r)));
+    emit(procpool::encode_frame(procpool::encode(r)));
   }
 
   void handle_request(const procpool::request& req, std::int64_t t_recv) {
     const bool crash_due = knobs_.crash_after > 0 && served_ == knobs_.crash_after;
     ++served_;
+    // Each fault happens after the replies before it reached the pool, as it would unbatched.
     if (crash_due || draw(knobs_.crash_probability)) crash();
-    if (draw(knobs_.hang_probability)) hang_forever(knobs_.hang_mode);
+    if (draw(knobs_.hang_probability)) {
+      flush();
+      hang_forever(knobs_.hang_mode);
+    }
     if (draw(knobs_.garbage_probability)) {
-      return write_or_exit(STDOUT_FILENO, procpool::encode_frame("\x01garbage, not JSON {"));
+      return emit(procpool::encode_frame("\x01garbage, not JSON {"));
     }
     if (draw(knobs_.truncated_probability)) {
       std::string partial = procpool::encode_frame(std::string(100, 'x'));
       partial.resize(procpool::frame_header_bytes + 10);
-      write_or_exit(STDOUT_FILENO, partial);
-      ::_exit(0);
+      emit(partial);
+      exit_now(0);
     }
     if (draw(knobs_.oversize_probability)) {
-      write_or_exit(STDOUT_FILENO, "\xff\xff\xff\xf0");
+      emit("\xff\xff\xff\xf0");
+      flush();
       hang_forever("sleep");
     }
     const std::uint64_t reply_id = draw(knobs_.wrong_id_probability) ? req.id + 1'000'000 : req.id;
-    if (draw(knobs_.slow_probability)) sleep_ms(knobs_.slow_ms);
+    if (draw(knobs_.slow_probability)) {
+      flush();
+      sleep_ms(knobs_.slow_ms);
+    }
     grow_memory();
 
     if (req.command == "echo") {
@@ -220,7 +254,8 @@ class fake_worker {
     return k.service_ms;
   }
 
-  static void spend(double ms, bool burn) {
+  void spend(double ms, bool burn) {
+    if (ms > 0) flush();  // the replies before it are done: they must not wait for this one
     if (burn) {
       burn_cpu_ms(ms);
     } else {
@@ -229,6 +264,7 @@ class fake_worker {
   }
 
   [[noreturn]] void crash() {
+    flush();
     if (knobs_.crash_mode == "segv") {
       // A sanitizer runtime would catch the signal and exit normally; die by it for real.
       ::signal(SIGSEGV, SIG_DFL);
@@ -262,13 +298,15 @@ class fake_worker {
   bool initialised_ = false;
   std::uint64_t served_ = 0;
   std::list<std::vector<char>> retained_;
+  bool flush_each_ = false;  // one write per reply: the unbatched baseline
+  std::string out_;          // replies not written yet
 };
 
 // The worker's life from its t_main_ns on, spawned or forked by a zygote template.
-[[noreturn]] void run_worker(knobs k, std::int64_t t_main_ns) {
+[[noreturn]] void run_worker(knobs k, std::int64_t t_main_ns, bool flush_each) {
   if (k.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
   if (k.grandchild) spawn_grandchild();
-  fake_worker(std::move(k), t_main_ns).serve();
+  fake_worker(std::move(k), t_main_ns, flush_each).serve();
 }
 
 // PROCPOOL_ZYGOTE_FD names the control channel; pool/ZYGOTE.md puts it on fd 0.
@@ -291,6 +329,10 @@ int main(int argc, char** argv) {
   bool print_knobs = false;
   // Hidden (no group): for tests that hold other workers' knob lists to this one.
   app.add_flag("--knobs-json", print_knobs, "print the knob table as JSON and exit")->group("");
+  // Hidden: the baseline of the pipelining benchmarks, one write per reply.
+  bool flush_each = false;
+  app.add_flag("--flush-each", flush_each, "write each reply at once instead of in batches")
+      ->group("");
   // Not knobs: they shape the template, which no init request reaches.
   bool zygote = false;
   std::size_t preload_mib = 0;
@@ -321,10 +363,12 @@ int main(int argc, char** argv) {
                            .t_main_ns = t_start_ns,
                            .preload_ms = k.startup_ms,
                            .preload_mib = preload_mib},
-                          [&k](std::int64_t t_main_ns) { run_worker(k, t_main_ns); });
+                          [&k, flush_each](std::int64_t t_main_ns) {
+                            run_worker(k, t_main_ns, flush_each);
+                          });
   }
   // Start-up latency is modelled before t_main_ns so that it is measured as spawn-to-main,
   // like a slow interpreter or loader would be.
   sleep_ms(k.startup_ms);
-  run_worker(std::move(k), monotonic_ns());
+  run_worker(std::move(k), monotonic_ns(), flush_each);
 }
