@@ -10,8 +10,9 @@ Standard library only, not part of any test suite. From the repository root:
 
 Plays the pool on one `python3 -m procpool_worker` (PYTHONPATH is set to its SDK): the init
 handshake, then `--requests` echoes of a small dict with at most `--window` outstanding,
-written in one write() per refill and read back with 64 KiB reads; reports tasks/s and the
-worker's CPU time per request (/proc/PID/stat). The modes, interleaved `--reps` times:
+written in one write() per refill and read back with 64 KiB reads; reports tasks/s, the
+worker's CPU time per request (/proc/PID/stat) and its write calls per request
+(/proc/PID/io). The modes, interleaved `--reps` times:
 
 * sdk: the SDK of this tree as it is (since ASYNC.md step 4: FrameReader, ReplyWriter and
   the flush rules);
@@ -133,6 +134,7 @@ def run_worker(mode, window, requests, old_sdk):
     frames = [frame({"id": i, "command": "echo", "args": ARGS}) for i in range(1, requests + 1)]
     sent = answered = 0
     cpu_before = cpu_seconds(proc.pid)
+    writes_before = write_calls(proc.pid)
     start = time.perf_counter()
     while answered < requests:
         room = min(window - (sent - answered), requests - sent)
@@ -146,9 +148,19 @@ def run_worker(mode, window, requests, old_sdk):
         answered += replies_in_buffer()
     elapsed = time.perf_counter() - start
     cpu = cpu_seconds(proc.pid) - cpu_before
+    writes = write_calls(proc.pid) - writes_before
     proc.stdin.close()
     proc.wait()
-    return requests / elapsed, cpu / requests * 1e6
+    return requests / elapsed, cpu / requests * 1e6, writes / requests
+
+
+def write_calls(pid):
+    """The worker's write and writev calls so far (/proc/PID/io)."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("syscw:"):
+                return int(line.split()[1])
+    return 0
 
 
 def cpu_seconds(pid):
@@ -224,19 +236,23 @@ def main():
     modes = (options.modes or ("old,each,sdk" if options.old_sdk else "each,sdk")).split(",")
     rates = {mode: [] for mode in modes}
     cpu = {mode: [] for mode in modes}
+    writes = {mode: [] for mode in modes}
     for _ in range(options.reps):
         for mode in modes:
-            rate, cpu_us = run_worker(mode, options.window, options.requests, options.old_sdk)
+            rate, cpu_us, writes_per_request = run_worker(
+                mode, options.window, options.requests, options.old_sdk)
             rates[mode].append(rate)
             cpu[mode].append(cpu_us)
+            writes[mode].append(writes_per_request)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"window {options.window}, {options.requests} echoes, load average {load}")
     for mode in modes:
         runs = ", ".join(f"{r:.0f}" for r in rates[mode])
         median = sorted(rates[mode])[len(rates[mode]) // 2]
         cpu_median = sorted(cpu[mode])[len(cpu[mode]) // 2]
-        print(f"  {mode:9s} median {median:7.0f} tasks/s, worker CPU {cpu_median:5.1f} us/request"
-              f"  [{runs}]")
+        writes_median = sorted(writes[mode])[len(writes[mode]) // 2]
+        print(f"  {mode:9s} median {median:7.0f} tasks/s, worker CPU {cpu_median:5.1f} us/request,"
+              f" {writes_median:4.2f} writes/request  [{runs}]")
 
 
 if __name__ == "__main__":

@@ -176,10 +176,14 @@ class ReplyWriter:
         """Queue one frame: the length prefix, then ``payload``."""
         if len(payload) > MAX_PAYLOAD:
             raise ValueError(f"payload of {len(payload)} bytes does not fit a 4-byte length")
-        self._pending.append(_LENGTH.pack(len(payload)))
+        pending = self._pending
+        pending.append(_LENGTH.pack(len(payload)))
         if payload:
-            self._pending.append(payload)
-        self._added(HEADER_SIZE + len(payload))
+            pending.append(payload)
+        # Inlined rather than a call to _added: this runs once per reply.
+        self._pending_bytes += HEADER_SIZE + len(payload)
+        if self._each or self._pending_bytes >= self._flush_bytes:
+            self.flush()
 
     def write(self, data: bytes) -> None:
         """Queue raw bytes (a fault's broken frame); the file-like name lets faults use it."""
