@@ -20,9 +20,13 @@ from . import clock, framing
 
 TYPE_CHECKING = False  # importing typing would add to every worker's init time
 if TYPE_CHECKING:
-    from typing import BinaryIO, NoReturn
+    from typing import BinaryIO, NoReturn, Union
 
     from .knobs import Knobs
+
+    # The worker passes its ReplyWriter, so that the broken frame follows the replies queued
+    # before it; anything with write() and flush() will do.
+    Writer = Union[BinaryIO, framing.ReplyWriter]
 
 GARBAGE_PAYLOAD = b"\xff\xfeprocpool garbage: not JSON {"
 WRONG_ID_OFFSET = 1_000_000
@@ -88,8 +92,11 @@ class Injector:
         return knobs.service_ms
 
     def serve(self) -> None:
-        """Spend one request's service time, sleeping or burning CPU."""
-        ms = self.service_time_ms()
+        """Draw one request's service time and spend it."""
+        self.spend(self.service_time_ms())
+
+    def spend(self, ms: float) -> None:
+        """Spend ``ms`` of service time, sleeping or burning CPU as service_cpu says."""
         if ms > 0:
             if self.knobs.service_cpu:
                 clock.burn_cpu_ms(ms)
@@ -136,14 +143,14 @@ def sleep_forever() -> NoReturn:
         signal.pause()
 
 
-def write_truncated(stream: BinaryIO) -> NoReturn:
+def write_truncated(stream: Writer) -> NoReturn:
     """Promise a 100-byte frame, deliver 10 bytes, and exit 0."""
     stream.write(framing.pack_length(TRUNCATED_LENGTH) + TRUNCATED_BODY)
     stream.flush()
     os._exit(0)
 
 
-def write_oversize(stream: BinaryIO) -> NoReturn:
+def write_oversize(stream: Writer) -> NoReturn:
     """Promise an impossibly large frame, then hang."""
     stream.write(framing.pack_length(OVERSIZE_LENGTH))
     stream.flush()

@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 
 from . import clock, faults, framing
 from . import knobs as knob_settings
@@ -35,7 +36,7 @@ from .knobs import KnobError, Knobs
 
 TYPE_CHECKING = False  # importing typing would add to every worker's init time
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Callable, NoReturn, Sequence
+    from typing import Any, Callable, NoReturn, Sequence
 
     Handler = Callable[[Any], Any]
     InitHook = Callable[[dict[str, Any]], None]
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 BUILT_IN_COMMANDS = frozenset({"init", "ping"})
 THREAD_LIMIT_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 EXIT_PROTOCOL_ERROR = 65  # EX_DATAERR
+FLUSH_VARIABLE = "PROCPOOL_WORKER_FLUSH"
+# Replies gathered before a handler whose mean time is at least this are written first, so a
+# slow call does not hold them back (pool/ASYNC.md section 7, rule 4).
+SLOW_HANDLER_NS = 50_000
 
 _UINT64_MAX = 2**64 - 1
 
@@ -94,8 +99,10 @@ class Worker:
         self._preload: list[str] = []
         self._injector: faults.Injector | None = None
         self._grandchild_pid: int | None = None
-        self._frames_in: BinaryIO | None = None
-        self._frames_out: BinaryIO | None = None
+        self._reader: framing.FrameReader | None = None
+        self._writer: framing.ReplyWriter | None = None
+        # Each command's running mean handler time in ns (weight 1/8), for flush rule 4.
+        self._handler_ns: dict[str, float] = {}
 
     @property
     def knobs(self) -> Knobs:
@@ -158,7 +165,10 @@ class Worker:
         self._serve_stdio()
 
     def _serve_stdio(self) -> NoReturn:
-        self._frames_in, self._frames_out = _take_over_stdio()
+        frames_in, frames_out = _take_over_stdio()
+        self._reader = framing.FrameReader(frames_in)
+        self._writer = framing.ReplyWriter(
+            frames_out, each=os.environ.get(FLUSH_VARIABLE) == "each")
         if self._knobs.ignore_sigterm:
             faults.set_ignore_sigterm(True)
         if self._knobs.grandchild:
@@ -186,26 +196,38 @@ class Worker:
         return parser
 
     def _serve(self) -> int:
-        while True:
-            try:
-                payload = framing.read_frame(self._frames_in)
+        """Serve every request in the read buffer, then write the replies gathered and read
+        again: a batch of pipelined requests costs one read and one writev."""
+        reader, writer = self._reader, self._writer
+        try:
+            while True:
+                payload = reader.next_frame()
                 if payload is None:
+                    # Rule 1: about to block on the read, so the pool must have the replies.
+                    writer.flush()
+                    if reader.fill():
+                        continue
+                    if reader.buffered:
+                        return _protocol_error(reader.end_of_stream_error())
                     return 0
                 t_recv_ns = clock.now_ns()
-                request_id, command, args = _decode_request(payload)
-            except (framing.FramingError, ProtocolError) as error:
-                print(f"procpool_worker: protocol error: {error}", file=sys.stderr)
-                return EXIT_PROTOCOL_ERROR
-            try:
-                self._dispatch(request_id, command, args, t_recv_ns)
-            except BrokenPipeError:
-                # Nobody reads the replies any more. Closing now keeps the interpreter from
-                # retrying the failed flush, and complaining, at exit.
                 try:
-                    self._frames_out.close()
-                except OSError:
-                    pass
-                return 0
+                    request_id, command, args = _decode_request(payload)
+                except ProtocolError as error:
+                    # Rule 5: the replies before the bad request are delivered first.
+                    writer.flush()
+                    return _protocol_error(error)
+                self._dispatch(request_id, command, args, t_recv_ns)
+        except BrokenPipeError:
+            # Nobody reads the replies any more; the writer has dropped what was pending.
+            return 0
+        finally:
+            # Rule 5: whatever ends the loop (a handler's sys.exit included), the replies
+            # already made are delivered.
+            try:
+                writer.flush()
+            except OSError:
+                pass
 
     def _dispatch(self, request_id: int, command: str, args: Any, t_recv_ns: int) -> None:
         if command == "init":
@@ -219,9 +241,11 @@ class Worker:
             self._reply(t_recv_ns, _error(request_id, "unknown_command",
                                           f"unknown command '{command}'"))
         else:
-            self._serve_request(request_id, self._handlers[command], args, t_recv_ns)
+            self._serve_request(request_id, command, self._handlers[command], args, t_recv_ns)
 
     def _handshake(self, request_id: int, args: Any, t_recv_ns: int) -> None:
+        # Init may sleep, import, exit or never answer: whatever came before goes out first.
+        self._writer.flush()
         stamps = {"pid": os.getpid(), "t_main_ns": self._t_main_ns}
         if self._injector is not None:
             self._reply(t_recv_ns, {**_error(request_id, "already_initialised",
@@ -263,31 +287,51 @@ class Worker:
         if knobs.grandchild and self._grandchild_pid is None:
             self._grandchild_pid = faults.spawn_grandchild()
 
-    def _serve_request(self, request_id: int, handler: Handler, args: Any,
+    def _serve_request(self, request_id: int, command: str, handler: Handler, args: Any,
                        t_recv_ns: int) -> None:
         knobs = self._knobs
         injector = self._injector
+        writer = self._writer
         draw = injector.draw()
+        # Rule 3: before a fault ends or stalls the worker, the replies before it go out.
+        if draw.crash or draw.hang or draw.garbage or draw.truncated or draw.oversize:
+            writer.flush()
         if draw.crash:
             faults.crash(knobs.crash_mode, knobs.crash_exit_code)
         if draw.hang:
             faults.hang(knobs.hang_mode)
-        injector.serve()
+        service_ms = injector.service_time_ms()
+        if service_ms > 0:
+            writer.flush()  # rule 3: not held back by this request's service time
+            injector.spend(service_ms)
         injector.grow_memory()
+        # Rule 4: a command that is slow on average, or not yet timed, may take long enough
+        # that the replies gathered before it should not wait for it.
+        handler_ns = self._handler_ns
+        mean_ns = handler_ns.get(command)
+        if mean_ns is None or mean_ns >= SLOW_HANDLER_NS:
+            writer.flush()
         failure = None
+        # perf_counter_ns: any clock will do for a duration, and it is one C call.
+        t_start_ns = time.perf_counter_ns()
         try:
             message = _ok(request_id, handler(args))
         except Exception as error:
             failure = error
             message = _error(request_id, type(error).__name__, str(error))
+        elapsed_ns = time.perf_counter_ns() - t_start_ns
+        handler_ns[command] = (elapsed_ns if mean_ns is None
+                               else mean_ns + (elapsed_ns - mean_ns) / 8)
         if draw.slow:
+            writer.flush()  # rule 3
             clock.sleep_ms(knobs.slow_ms)
         if draw.garbage:
-            framing.write_frame(self._frames_out, faults.GARBAGE_PAYLOAD)
+            writer.add_frame(faults.GARBAGE_PAYLOAD)
+            writer.flush()
         elif draw.truncated:
-            faults.write_truncated(self._frames_out)
+            faults.write_truncated(writer)
         elif draw.oversize:
-            faults.write_oversize(self._frames_out)
+            faults.write_oversize(writer)
         else:
             if draw.wrong_id:
                 message["id"] = request_id + faults.WRONG_ID_OFFSET
@@ -306,19 +350,19 @@ class Worker:
                              f"result is not JSON-serialisable: {error}")
             failure.update(t_recv_ns=t_recv_ns, t_done_ns=clock.now_ns())
             payload = _encode(failure)
-        framing.write_frame(self._frames_out, payload)
+        self._writer.add_frame(payload)
 
 
-def _take_over_stdio() -> tuple[BinaryIO, BinaryIO]:
-    """Move the protocol's pipes off fds 0 and 1; return binary streams on them.
+def _take_over_stdio() -> tuple[int, int]:
+    """Move the protocol's pipes off fds 0 and 1; return the descriptors they now have.
 
     Afterwards fd 0 reads /dev/null, fd 1 and sys.stdout write to stderr, so nothing that a
     handler, an extension module or a subprocess reads or prints can touch the frames.
     """
     sys.stdout.flush()
     # os.dup gives non-inheritable descriptors: subprocesses do not get the pipes.
-    frames_in = os.fdopen(os.dup(0), "rb")
-    frames_out = os.fdopen(os.dup(1), "wb")
+    frames_in = os.dup(0)
+    frames_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -334,20 +378,27 @@ def _log_exception(error: BaseException) -> None:
     traceback.print_exception(type(error), error, error.__traceback__)
 
 
-def _decode_request(payload: bytes) -> tuple[int, str, Any]:
+def _protocol_error(error: Exception) -> int:
+    print(f"procpool_worker: protocol error: {error}", file=sys.stderr)
+    return EXIT_PROTOCOL_ERROR
+
+
+def _decode_request(payload: bytes | memoryview) -> tuple[int, str, Any]:
     try:
-        request = json.loads(payload.decode("utf-8"))
+        # str() of a view decodes in place: the one copy of the request.
+        request = json.loads(str(payload, "utf-8"))
     except (ValueError, RecursionError) as error:
-        raise ProtocolError(f"request is not UTF-8 JSON ({error}): {payload[:200]!r}") from None
+        raise ProtocolError(f"request is not UTF-8 JSON ({error}): "
+                            f"{bytes(payload[:200])!r}") from None
     if not isinstance(request, dict):
-        raise ProtocolError(f"request is not a JSON object: {payload[:200]!r}")
+        raise ProtocolError(f"request is not a JSON object: {bytes(payload[:200])!r}")
     request_id = request.get("id")
     if (isinstance(request_id, bool) or not isinstance(request_id, int)
             or not 0 <= request_id <= _UINT64_MAX):
-        raise ProtocolError(f"request has no unsigned 64-bit id: {payload[:200]!r}")
+        raise ProtocolError(f"request has no unsigned 64-bit id: {bytes(payload[:200])!r}")
     command = request.get("command")
     if not isinstance(command, str):
-        raise ProtocolError(f"request has no string command: {payload[:200]!r}")
+        raise ProtocolError(f"request has no string command: {bytes(payload[:200])!r}")
     return request_id, command, request.get("args")
 
 

@@ -645,5 +645,167 @@ class FaultTest(WorkerTestCase):
                                  "grandchild survived killing its process group")
 
 
+
+def frame(message: Dict[str, Any]) -> bytes:
+    payload = json.dumps(message).encode()
+    return struct.pack(">I", len(payload)) + payload
+
+
+def parse_frames(data: bytes) -> List[Dict[str, Any]]:
+    """The JSON replies in ``data``, which must end at a frame boundary."""
+    replies, pos = [], 0
+    while pos < len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        if pos + 4 + length > len(data):
+            raise AssertionError(f"stream ends inside a frame at byte {pos}")
+        replies.append(json.loads(data[pos + 4:pos + 4 + length]))
+        pos += 4 + length
+    return replies
+
+
+def write_syscalls(pid: int) -> int:
+    """How many write and writev calls ``pid`` has made (/proc/PID/io)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscw in /proc/PID/io")
+
+
+class PipeliningTest(WorkerTestCase):
+    """Requests written several at a time, as the pool does at pipeline depth > 1: replies
+    in order, none held back by a later request's sleep, fault or the end of input."""
+
+    def send_batch(self, worker: WorkerProcess, messages: Sequence[Dict[str, Any]], *,
+                   then: bytes = b"", close: bool = False) -> None:
+        """Write the frames of ``messages`` (and ``then``) in one write, from a thread, so
+        that a batch larger than the pipe cannot block the test while replies fill the other
+        pipe; ``close`` closes the worker's stdin after it."""
+        data = b"".join(frame(message) for message in messages) + then
+
+        def write() -> None:
+            try:
+                worker.proc.stdin.write(data)
+                worker.proc.stdin.flush()
+                if close:
+                    worker.proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the worker exited mid batch, as some tests intend
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        self.addCleanup(writer.join, REPLY_TIMEOUT)
+
+    def receive_replies(self, worker: WorkerProcess, count: int) -> List[Dict[str, Any]]:
+        """``count`` replies, each stamped with the client's arrival time."""
+        replies = []
+        for _ in range(count):
+            reply = worker.receive()
+            reply["client_reply_ns"] = now_ns()
+            replies.append(reply)
+        return replies
+
+    def assert_echoes(self, replies: List[Dict[str, Any]], ids: Sequence[int]) -> None:
+        self.assertEqual([reply["id"] for reply in replies], list(ids))
+        for reply in replies:
+            self.assert_ok(reply, reply["id"] * 3)
+
+    def echoes(self, ids: Sequence[int]) -> List[Dict[str, Any]]:
+        return [{"id": i, "command": "echo", "args": i * 3} for i in ids]
+
+    def test_a_thousand_requests_in_one_write_are_answered_in_order(self):
+        for flush in ("batch", "each"):
+            with self.subTest(flush=flush):
+                env = {"PROCPOOL_WORKER_FLUSH": "each"} if flush == "each" else {}
+                worker = self.spawn(env=env)
+                worker.handshake()
+                writes_before = write_syscalls(worker.pid)
+                self.send_batch(worker, self.echoes(range(1, 1001)))
+                replies = self.receive_replies(worker, 1000)
+                self.assert_echoes(replies, range(1, 1001))
+                stamps = [reply["t_recv_ns"] for reply in replies]
+                self.assertEqual(stamps, sorted(stamps), "requests served out of order")
+                writes = write_syscalls(worker.pid) - writes_before
+                if flush == "each":
+                    self.assertGreaterEqual(writes, 1000)
+                else:
+                    # One writev per read batch and per 64 KiB of replies: a handful.
+                    self.assertLess(writes, 100)
+                worker.close_stdin()
+                self.assertEqual(worker.wait_exit(), 0)
+
+    def test_end_of_input_flushes_the_batch(self):
+        worker = self.spawn()
+        worker.handshake()
+        self.send_batch(worker, self.echoes(range(1, 21)), close=True)
+        self.assert_echoes(parse_frames(worker.read_to_end()), range(1, 21))
+        self.assertEqual(worker.wait_exit(), 0)
+
+    def test_crash_mid_batch_delivers_the_earlier_replies(self):
+        worker = self.spawn()
+        worker.handshake(crash_after=10, crash_exit_code=7)
+        self.send_batch(worker, self.echoes(range(1, 51)))
+        self.assert_echoes(parse_frames(worker.read_to_end()), range(1, 11))
+        self.assertEqual(worker.wait_exit(), 7)
+
+    def test_bad_frames_mid_batch_deliver_the_earlier_replies(self):
+        cases = ((b"\x00\x00\x00\x02{x", b"protocol error"),
+                 (b"\x00\x00\x01\x00{", b"stream ended after 1 of 256 payload bytes"))
+        for tail, message in cases:
+            with self.subTest(tail=tail):
+                worker = self.spawn()
+                worker.handshake()
+                self.send_batch(worker, self.echoes(range(1, 6)), then=tail, close=True)
+                self.assert_echoes(parse_frames(worker.read_to_end()), range(1, 6))
+                self.assertEqual(worker.wait_exit(), 65)
+                self.assertIn(message, worker.wait_stderr_closed())
+
+    def test_garbage_mid_batch_keeps_its_place(self):
+        worker = self.spawn()
+        worker.handshake(garbage_probability=1)
+        self.send_batch(worker, [{"id": 1, "command": "ping"}, *self.echoes([2]),
+                                 {"id": 3, "command": "ping"}])
+        self.assertEqual(worker.receive()["id"], 1)
+        with self.assertRaises(ValueError):
+            json.loads(worker.read_payload().decode())
+        self.assertEqual(worker.receive()["id"], 3)
+
+    def test_a_slow_request_does_not_hold_the_replies_before_it(self):
+        """Each case's request 6 takes 50 ms (a handler never run before, one whose mean is
+        slow, service time, the slow knob): replies 1-5 must reach the client before it
+        finishes, so they were written before it started."""
+        sleep = {"id": 6, "command": "sleep", "args": {"ms": 50}}
+        cases = (("untimed handler", {}, sleep),
+                 ("slow mean", {}, sleep),
+                 ("service time", {"service_ms": 50}, self.echoes([6])[0]),
+                 ("slow knob", {"slow_probability": 1, "slow_ms": 50}, self.echoes([6])[0]))
+        worker = None
+        for name, knobs, slow_request in cases:
+            with self.subTest(name):
+                if name != "slow mean":  # it reuses the worker that has run sleep once
+                    worker = self.spawn()
+                    worker.handshake(**knobs)
+                    # Echo timed and known fast, so only request 6 can cause a flush.
+                    if not knobs:
+                        self.send_batch(worker, self.echoes([0]))
+                        self.receive_replies(worker, 1)
+                self.send_batch(worker, self.echoes(range(1, 6)) + [slow_request])
+                replies = self.receive_replies(worker, 6)
+                self.assertEqual([reply["id"] for reply in replies], list(range(1, 7)))
+                slow = replies[5]
+                self.assertGreaterEqual(slow["t_done_ns"] - slow["t_recv_ns"], 50e6)
+                self.assertLess(replies[4]["client_reply_ns"], slow["t_done_ns"],
+                                "reply 5 waited for request 6")
+
+    def test_a_frame_larger_than_the_read_buffer(self):
+        worker = self.spawn()
+        worker.handshake()
+        big = "x" * (600 * 1024)  # more than twice the reader's 256 KiB buffer
+        self.send_batch(worker, self.echoes([1]) + [{"id": 2, "command": "echo", "args": big}]
+                        + self.echoes([3]))
+        replies = self.receive_replies(worker, 3)
+        self.assertEqual([reply["id"] for reply in replies], [1, 2, 3])
+        self.assertEqual(replies[1]["result"], big)
+
+
 if __name__ == "__main__":
     unittest.main()

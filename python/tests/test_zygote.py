@@ -435,6 +435,36 @@ class ZygoteTest(unittest.TestCase):
         wait_readable(child.pidfd, "the child's exit")
         self.assertFalse(Path(f"/proc/{child.pid}").exists(), "child left behind")
 
+    def test_a_child_serves_a_pipelined_batch_like_a_spawned_worker(self):
+        """A forked child reads and answers requests written several at a time: in order, and
+        a crash drawn mid batch (crash_after) still delivers the replies before it."""
+        template = Template(self, self.modules, "json", module=True)
+        self.ready(template)
+        child = template.fork(6)
+        self.assertEqual(child.reply["type"], "forked", child.reply)
+        self.assertTrue(child.call(0, "init", {"crash_after": 30, "crash_exit_code": 9})["ok"])
+        batch = b"".join(
+            framing.pack_length(len(payload)) + payload
+            for payload in (json.dumps({"id": i, "command": "echo", "args": i}).encode()
+                            for i in range(1, 101)))
+        # Small enough for the pipe's 64 KiB to take at once: no writer thread needed.
+        self.assertLess(len(batch), 65536)
+        child.frames_out.write(batch)
+        child.frames_out.flush()
+        replies = []
+        while True:
+            wait_readable(child.frames_in, "a reply or the child's EOF")
+            payload = framing.read_frame(child.frames_in)
+            if payload is None:
+                break
+            replies.append(json.loads(payload))
+        self.assertEqual([reply["id"] for reply in replies], list(range(1, 31)))
+        self.assertEqual([reply["result"] for reply in replies], list(range(1, 31)))
+        wait_readable(child.pidfd, "the child's exit")
+        template.send({"type": "reap", "id": 6})
+        reaped, _ = template.receive()
+        self.assertEqual((reaped["type"], reaped["code"]), ("reaped", 9), reaped)
+
     def test_refuses_to_fork_with_a_python_thread_alive(self):
         template = Template(self, self.modules, "zyg_threaded")
         self.ready(template)
