@@ -278,7 +278,7 @@ struct supervisor::state {
       (void)tpl->drain_stderr();
       template_failed(fmt::format("zygote template {} did not finish its preload within {} ms{}",
                                   tpl->pid(), pool.options.start_timeout.count(),
-                                  stderr_suffix(tpl->stderr_tail())));
+                                  tpl->stderr_quote()));
     });
   }
 
@@ -330,11 +330,7 @@ struct supervisor::state {
     const auto status = tpl->exit_status_now();
     return fmt::format("zygote template {} {}{}{}", tpl->pid(),
                        tpl_phase == template_phase::launching ? "during its preload: " : "",
-                       status ? status->describe() : "exited", stderr_suffix(tpl->stderr_tail()));
-  }
-
-  static std::string stderr_suffix(const std::string& tail) {
-    return tail.empty() ? "" : "; template stderr: " + tail;
+                       status ? status->describe() : "exited", tpl->stderr_quote());
   }
 
   // The template failed to launch, or died: one failed start for the crash-loop guard (its

@@ -71,7 +71,8 @@ class zygote_template final : public detail::process_reaper,
   int pidfd() const noexcept { return process_.pidfd(); }
   int stderr_fd() const noexcept { return process_.stderr_fd(); }
   int channel_fd() const noexcept { return channel_.get(); }
-  const std::string& stderr_tail() const noexcept { return stderr_text_; }  // drained so far
+  // "; template stderr: ..." with what was drained so far, or "" when nothing was.
+  std::string stderr_quote() const;
   // Its exit status once it exited (non-blocking), as worker_process::peek_exit.
   std::optional<exit_status> exit_status_now() { return process_.peek_exit(std::chrono::milliseconds(0)); }
   const nlohmann::json& ready_message() const noexcept { return ready_; }
@@ -104,7 +105,6 @@ class zygote_template final : public detail::process_reaper,
   result<void> send(const nlohmann::json& body, std::span<const int> fds, deadline until);
   result<zygote::control_message> receive(deadline until);
   error fail(std::string what);  // marks it unusable; the error and fault_ quote its stderr
-  std::string stderr_quote() const;
 
   worker_process process_;
   unique_fd channel_;
