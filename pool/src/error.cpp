@@ -14,6 +14,8 @@ std::string_view to_string(errc code) noexcept {
     case errc::start_failed: return "start_failed";
     case errc::invalid_options: return "invalid_options";
     case errc::io_error: return "io_error";
+    case errc::queued_behind_fault: return "queued_behind_fault";
+    case errc::cancelled: return "cancelled";
   }
   return "unknown";
 }

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "pool_dispatcher.hpp"
 #include "pool_impl.hpp"
 #include "procpool/worker_lease.hpp"
 
@@ -37,6 +38,9 @@ result<void> validate(const pool_options& o) {
   if (o.crash_loop_failures == 0) return invalid("crash_loop_failures must be at least 1");
   if (o.rss_check_every == 0) return invalid("rss_check_every must be at least 1");
   if (o.max_frame_bytes < 64) return invalid("max_frame_bytes must be at least 64");
+  if (o.pipeline_depth == 0 || o.pipeline_depth > 1024) {
+    return invalid("pipeline_depth must be between 1 and 1024");
+  }
   return {};
 }
 
@@ -187,6 +191,30 @@ ready_state pool::wait_ready(deadline until) {
   return impl_ ? impl_->wait_ready(until) : ready_state::stopped;
 }
 
+reply_future pool::submit(std::string_view command, nlohmann::json args,
+                          const call_options& options) {
+  std::uint64_t id = 0;
+  if (!impl_) {
+    auto* state = new detail::pending_request();
+    state->claim_outcome();
+    state->deliver(error{errc::pool_stopped, "the pool was moved from"});
+    state->release();
+    return reply_future(state);
+  }
+  return impl_->submit(command, std::move(args), options, nullptr, id);
+}
+
+std::uint64_t pool::submit(std::string_view command, nlohmann::json args,
+                           const call_options& options, completion done) {
+  if (!impl_) {
+    if (done) done(error{errc::pool_stopped, "the pool was moved from"});
+    return 0;
+  }
+  std::uint64_t id = 0;
+  impl_->submit(command, std::move(args), options, std::move(done), id);
+  return id;
+}
+
 pool_stats pool::stats() const { return impl_ ? impl_->stats() : pool_stats{}; }
 
 std::vector<worker_memory> pool::workers_memory() const {
@@ -278,9 +306,14 @@ void pool::impl::stop(const stop_options& so) {
       state_changed.notify_all();
     }
     // In-flight calls may finish; past the drain deadline their workers are killed.
-    state_changed.wait_until(lock, deadline_after(so.drain_timeout), [&] { return busy == 0; });
+    const deadline drain = deadline_after(so.drain_timeout);
+    if (disp) disp->begin_stop(drain);
+    state_changed.wait_until(lock, drain, [&] { return busy == 0; });
     stopped = true;
   }
+  // Every submitted request has its outcome once the dispatcher ends: it fails what is
+  // queued at once and kills the workers of what is written at the drain deadline.
+  if (disp) disp->join();
   sup->shutdown();
 }
 
@@ -307,7 +340,7 @@ void pool::impl::release_worker(const std::shared_ptr<pool_worker>& w, std::stri
     set_state(*w, worker_state::busy, "handed to a waiting caller");
     ++busy;
     wt->granted = w;
-    wt->cv.notify_one();
+    wake(*wt);
     return;
   }
   set_state(*w, worker_state::idle, cause);
@@ -327,9 +360,30 @@ void pool::impl::remove_from_idle(pool_worker& w) {
 void pool::impl::fail_waiters(const error& e) {
   for (waiter* wt : waiters) {
     wt->failure = e;
-    wt->cv.notify_one();
+    wake(*wt);
   }
   waiters.clear();
+}
+
+void pool::impl::wake(waiter& wt) {
+  if (wt.dispatcher) {
+    wt.dispatcher->wake();
+  } else {
+    wt.cv.notify_one();
+  }
+}
+
+bool pool::impl::want_one_more_worker() {
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (!slots[i].wanted) {
+      slots[i].wanted = true;
+      slots[i].queued = true;
+      pending_slots.push_back(i);
+      sup->pump_starts();
+      return true;
+    }
+  }
+  return false;
 }
 
 void pool::impl::forget_worker(pool_worker& w) {

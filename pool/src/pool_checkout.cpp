@@ -73,21 +73,15 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
       return error{errc::queue_full, fmt::format("{} callers are already waiting", waiters.size())};
     }
     // On-demand start: one more worker per waiting caller, up to the pool's size.
-    for (std::size_t i = 0; i < slots.size(); ++i) {
-      if (!slots[i].wanted) {
-        slots[i].wanted = true;
-        slots[i].queued = true;
-        pending_slots.push_back(i);
-        sup->pump_starts();
-        break;
-      }
-    }
+    want_one_more_worker();
     waiter me;
     me.required_worker = options.affinity == affinity_mode::strict ? preferred : 0;
     auto position = waiters.insert(waiters.end(), &me);
+    callers_waiting.fetch_add(1, std::memory_order_relaxed);
     while (!me.granted && !me.failure) {
       if (me.cv.wait_until(lock, checkout_deadline) == std::cv_status::timeout) break;
     }
+    callers_waiting.fetch_sub(1, std::memory_order_relaxed);
     if (!me.granted && !me.failure) {
       waiters.erase(position);
       return error{errc::checkout_timeout,

@@ -23,6 +23,7 @@ namespace procpool {
 
 struct worker_io;  // the supervisor's Asio handles for one worker
 class supervisor;
+class dispatcher;
 
 namespace detail {
 
@@ -79,6 +80,7 @@ struct pool_slot {
 
 struct waiter {
   std::condition_variable cv;
+  class dispatcher* dispatcher = nullptr;  // the dispatcher's wait: woken through its eventfd
   std::shared_ptr<pool_worker> granted;
   std::optional<error> failure;
   std::uint64_t required_worker = 0;  // strict affinity; 0: any worker
@@ -99,6 +101,13 @@ class pool::impl {
   // One request's I/O on the caller's thread, without the lock; fills `t`'s stamps.
   result<reply> exchange(pool_worker& w, std::string_view command, nlohmann::json args,
                             deadline reply_deadline, request_timeline& t);
+  // submit() and map(): the request goes to the dispatcher, started here on first use.
+  // `done`, when set, takes the outcome and the future returned is empty. `id` receives the
+  // request's id.
+  reply_future submit(std::string_view command, nlohmann::json args, const call_options& co,
+                      completion done, std::uint64_t& id);
+  // The dispatcher, started on first use; null once the pool is stopping.
+  dispatcher* dispatcher_for_submit();
   // Gives a worker back: to a waiter, idle, recycled, or killed when its connection broke
   // (`fault` says why). Returns whether the pool is stopping. Lock not held.
   bool give_back(const std::shared_ptr<pool_worker>& w, const error* fault);
@@ -114,6 +123,11 @@ class pool::impl {
   void release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause);
   void remove_from_idle(pool_worker& w);
   void fail_waiters(const error& e);
+  // Hands `w` to a waiter, or wakes it with its failure: notifies its condition variable,
+  // or the dispatcher's eventfd.
+  static void wake(waiter& wt);
+  // On-demand start: marks one more slot wanted, if any is not. False when all are.
+  bool want_one_more_worker();
   // The slot's worker is gone: queue a replacement after the slot's backoff.
   void schedule_replacement(std::size_t slot, bool count_failure);
   void forget_worker(pool_worker& w);
@@ -153,6 +167,12 @@ class pool::impl {
   } totals;
 
   std::unique_ptr<supervisor> sup;
+  // Started by the first submit (under mutex); read without it through dispatcher_ready.
+  std::unique_ptr<dispatcher> disp;
+  std::atomic<dispatcher*> dispatcher_ready{nullptr};
+  // Blocking callers waiting in acquire(): the dispatcher gives back a worker whose
+  // pipeline emptied rather than keep it while they wait.
+  std::atomic<std::size_t> callers_waiting{0};
 };
 
 // The supervisor thread: an Asio event loop owning process lifetimes.

@@ -90,6 +90,17 @@ result<void> worker_connection::send_payload(std::string_view payload, deadline 
   }
 }
 
+result<void> worker_connection::send_available(std::string_view& pending) {
+  if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
+  auto written = write_all(process_.stdin_fd(), pending);
+  if (written) return {};
+  const std::error_code ec = written.error();
+  if (would_block(ec)) return {};
+  if (ec == std::errc::broken_pipe) return crashed("closed its stdin");
+  return fail(errc::worker_crashed,
+              fmt::format("write to worker {} failed: {}", process_.pid(), ec.message()));
+}
+
 result<std::optional<std::string>> worker_connection::try_receive_payload() {
   if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   std::array<char, read_chunk_bytes> buf;

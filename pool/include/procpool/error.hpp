@@ -27,6 +27,12 @@ enum class errc {
   invalid_options,   // a pool cannot be created with these options; the message names the field
   io_error,          // the harness could not read or write a file (the message says which and
                      // why); the pool's own calls never return it
+  queued_behind_fault,  // written to a worker behind a request that timed out, crashed it or
+                        // broke the protocol; the worker was killed before answering this
+                        // one. The message names the cause. Safe to retry: this request did
+                        // not cause the fault (a worker that works ahead may have started it)
+  cancelled,            // taken back (reply_future::cancel, a dropped map) before any
+                        // worker had it
 };
 
 // The stable snake_case name used in results, reports and logs.
@@ -36,7 +42,7 @@ std::string_view to_string(errc code) noexcept;
 // died, or broke the protocol): such a worker is killed and replaced, never reused.
 constexpr bool is_worker_fault(errc code) noexcept {
   return code == errc::request_timeout || code == errc::worker_crashed ||
-         code == errc::protocol_error;
+         code == errc::protocol_error || code == errc::queued_behind_fault;
 }
 
 struct error {

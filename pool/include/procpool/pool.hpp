@@ -16,6 +16,18 @@
 // Every call returns a value or a typed error and never waits past its deadline plus a
 // bounded grace. Thread-safe: call() from any number of threads.
 //
+// Many small tasks: submit() returns at once with a reply_future, and map() streams a batch
+// in order (map_unordered as each completes). Both go through one dispatcher thread per pool,
+// started at the first of them, which writes requests to workers and reads their replies
+// with no thread of the caller's waiting; with pipeline_depth > 1 it writes several requests
+// to a worker back to back. Completion callbacks and a submitted request's on_request run on
+// that thread. See ASYNC.md.
+//
+//   std::vector<procpool::reply_future> futures;
+//   for (int i = 0; i < 1000; ++i) futures.push_back(pool->submit("echo", i));
+//   for (auto& f : futures) use(f.get());
+//   for (auto r : pool->map("echo", inputs)) use(r);
+//
 // Destruction: stops the pool as stop() does. Workers never outlive the pool (each has its
 // own process group, killed at stop, and PR_SET_PDEATHSIG tied to the supervisor thread). A
 // worker_lease still held is waited for up to the drain timeout, then revoked: its later
@@ -38,21 +50,27 @@
 //   deadlock. Keep it short and non-blocking: every checkout and the supervisor wait on it.
 // - on_request runs on the calling thread once the request is over (after the worker went
 //   back to the pool, for pool::call), without the pool's lock; its time adds to the call's.
+//   For submit and map it runs on the dispatcher thread, before the outcome is delivered.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <string>
+#include <type_traits>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "procpool/clock.hpp"
+#include "procpool/map_results.hpp"
 #include "procpool/pool_options.hpp"
 #include "procpool/pool_stats.hpp"
 #include "procpool/reply.hpp"
+#include "procpool/reply_future.hpp"
 #include "procpool/result.hpp"
 
 namespace procpool {
@@ -68,6 +86,7 @@ struct call_options {
 };
 
 class worker_lease;
+class dispatcher;
 
 // Why wait_ready returned.
 enum class ready_state {
@@ -98,6 +117,39 @@ class pool {
   result<reply> call(std::string_view command, nlohmann::json args = nullptr,
                      const call_options& options = {});
 
+  // Queues the request and returns at once; the pool's dispatcher thread writes it to the
+  // first worker with room and completes the future. The same typed errors, deadlines and
+  // observer timeline as call(): checkout_deadline bounds the time queued (unwritten then:
+  // checkout_timeout), reply_deadline defaults to the write plus request_timeout, max_queue
+  // bounds the queued requests (queue_full). A request failing before it is queued (pool
+  // stopped, queue full, pool degraded) returns a future that is ready at once.
+  reply_future submit(std::string_view command, nlohmann::json args = nullptr,
+                      const call_options& options = {});
+  // The callback form: `done` receives the outcome on the dispatcher thread (on this one,
+  // before submit returns, when the request fails before it is queued). Returns the
+  // request's id.
+  std::uint64_t submit(std::string_view command, nlohmann::json args,
+                       const call_options& options, completion done);
+
+  // Streams `command` over every argument `next` yields, at most `window` under way (see
+  // map_results.hpp): results in input order, or as they complete.
+  map_results map(std::string_view command, arg_source next, const map_options& options = {});
+  map_completions map_unordered(std::string_view command, arg_source next,
+                                const map_options& options = {});
+  // The same over a range whose elements convert to nlohmann::json. An lvalue range must
+  // outlive the stream; an rvalue one is moved into it.
+  template <std::ranges::input_range R>
+    requires(!std::is_convertible_v<R, arg_source>)
+  map_results map(std::string_view command, R&& args, const map_options& options = {}) {
+    return map(command, range_source(std::forward<R>(args)), options);
+  }
+  template <std::ranges::input_range R>
+    requires(!std::is_convertible_v<R, arg_source>)
+  map_completions map_unordered(std::string_view command, R&& args,
+                                const map_options& options = {}) {
+    return map_unordered(command, range_source(std::forward<R>(args)), options);
+  }
+
   // Checks a worker out for several calls in a row (see worker_lease.hpp). Errors as for
   // call()'s checkout: checkout_timeout, queue_full, pool_stopped, start_failed.
   result<worker_lease> checkout(const call_options& options = {});
@@ -119,9 +171,38 @@ class pool {
   void stop(const stop_options& options = {});
 
  private:
+  template <class R>
+  static arg_source range_source(R&& args) {
+    // shared_ptr: arg_source is a std::function, which must be copyable.
+    struct walk {
+      std::remove_cvref_t<R> owned;  // an rvalue range, moved in
+      std::ranges::iterator_t<std::remove_cvref_t<R>> it;
+    };
+    if constexpr (std::is_lvalue_reference_v<R>) {
+      return [first = std::ranges::begin(args), last = std::ranges::end(args)]() mutable
+                 -> std::optional<nlohmann::json> {
+        if (first == last) return std::nullopt;
+        nlohmann::json value = *first;
+        ++first;
+        return value;
+      };
+    } else {
+      auto state = std::make_shared<walk>(walk{std::move(args), {}});
+      state->it = std::ranges::begin(state->owned);
+      return [state]() -> std::optional<nlohmann::json> {
+        if (state->it == std::ranges::end(state->owned)) return std::nullopt;
+        nlohmann::json value = *state->it;
+        ++state->it;
+        return value;
+      };
+    }
+  }
+
   class impl;
   friend class worker_lease;
   friend class supervisor;  // the pool's internal process supervisor
+  friend class dispatcher;  // the pool's internal thread serving submit and map
+  friend class detail::map_stream;
 
   explicit pool(std::unique_ptr<impl> impl);
   std::unique_ptr<impl> impl_;

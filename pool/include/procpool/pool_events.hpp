@@ -94,6 +94,13 @@ struct request_timeline : request_timing {
   std::uint64_t request_id = 0;
   std::uint64_t worker = 0;  // 0 when no worker was checked out
   std::optional<errc> outcome = std::nullopt;  // empty: success
+  // Pipelining (pool_options::pipeline_depth > 1): requests already in flight on the worker
+  // when this one was written.
+  std::uint32_t ahead = 0;
+  // For errc::queued_behind_fault: the request whose failure killed the worker, and how it
+  // failed. 0 and empty otherwise.
+  std::uint64_t caused_by = 0;
+  std::optional<errc> cause = std::nullopt;
 };
 
 struct pool_observer {

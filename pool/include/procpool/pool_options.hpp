@@ -53,7 +53,14 @@ struct pool_options {
   std::chrono::milliseconds checkout_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};
   // Callers allowed to wait for a worker at once; one more gets queue_full. 0 = unbounded.
+  // For submit: requests queued and not yet written.
   std::size_t max_queue = 0;
+  // Requests pool::submit and pool::map write to one worker before its first reply is read
+  // (1 to 1024). 1 is one request at a time. Deeper pipelines save a round trip per request
+  // on tiny tasks; the pool pipelines only when no worker is free, and less on a worker
+  // whose tasks take long (see ASYNC.md, "Choosing a worker"). call() and leases never
+  // pipeline.
+  std::size_t pipeline_depth = 1;
 
   // Recycling, done between requests: after this many requests (0 = never), plus a random
   // 0..recycle_jitter more so that workers started together do not recycle together...

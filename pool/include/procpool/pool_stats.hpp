@@ -23,6 +23,9 @@ struct pool_stats {
   std::size_t busy = 0;
   std::size_t other = 0;     // pinging or stopping
   std::size_t waiting_callers = 0;
+  // Submitted requests (submit, map) not yet written to a worker, and written but unanswered.
+  std::size_t queued = 0;
+  std::size_t in_flight = 0;
   bool degraded = false;
 
   std::uint64_t calls = 0;

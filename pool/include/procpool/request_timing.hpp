@@ -16,6 +16,9 @@ struct request_timing {
   std::int64_t t_submit = 0;       // the call was made
   std::int64_t t_checkout = 0;     // a worker was checked out (a lease's: when it was taken)
   std::int64_t t_sent = 0;         // the request was written to the worker
+  // It became its worker's oldest unanswered request: the worker began on it. t_sent when
+  // nothing was ahead of it (always so at pipeline_depth 1); 0 if it never got there.
+  std::int64_t t_head = 0;
   std::int64_t t_worker_recv = 0;  // the worker read it (the worker's stamp)
   std::int64_t t_worker_done = 0;  // the worker finished it (the worker's stamp)
   std::int64_t t_reply = 0;        // the reply was read back

@@ -66,6 +66,14 @@ class worker_connection {
   // Reads what stdout holds without blocking: a complete payload, or nothing yet.
   result<std::optional<std::string>> try_receive_payload();
 
+  // For an event loop that pipelines requests: writes what the pipe takes of `pending`
+  // without blocking and removes it from the front. All written when `pending` is empty; a
+  // full pipe is not an error. Errors as send_payload's.
+  result<void> send_available(std::string_view& pending);
+  // Marks the connection broken for a fault its owner saw (a reply deadline it kept
+  // itself), quoting the worker's last stderr lines as the connection's own faults do.
+  error break_with(errc code, std::string message) { return fail(code, std::move(message)); }
+
   // Reads whatever stderr holds without blocking.
   void drain_stderr();
   std::string stderr_lines(std::size_t max_lines) const { return stderr_.last_lines(max_lines); }
