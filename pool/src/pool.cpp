@@ -293,6 +293,10 @@ pool_stats pool::impl::stats() const {
       default: ++s.other; break;
     }
   }
+  if (const auto* d = dispatcher_ready.load(std::memory_order_acquire)) {
+    s.queued = d->queued();
+    s.in_flight = d->in_flight();
+  }
   return s;
 }
 

@@ -49,20 +49,20 @@ struct attached_worker {
   bool writing_armed = false;  // stdin registered for EPOLLOUT
   std::int64_t head_since_ns = 0;
   std::int64_t head_deadline_ns = 0;  // the worker's deadline for its head request
-  double service_ewma_ns = 0;         // 0 until the first reply
   std::int64_t last_reply_ns = 0;
   std::size_t written_total = 0;  // for recycling by count
 
   std::size_t effective_depth(std::size_t depth) const {
-    if (service_ewma_ns <= 0) return 1;
+    const double ewma = worker->service_ewma_ns;
+    if (ewma <= 0) return 1;
     const auto fits = static_cast<std::size_t>(
-        std::ceil(static_cast<double>(pipelining_pays_below_ns) / service_ewma_ns));
+        std::ceil(static_cast<double>(pipelining_pays_below_ns) / ewma));
     return std::clamp<std::size_t>(fits, 1, depth);
   }
   bool stalled(std::int64_t now) const {
     if (in_flight.empty()) return false;
     const auto limit = std::max<std::int64_t>(stall_floor_ns,
-                                              static_cast<std::int64_t>(8 * service_ewma_ns));
+                                              static_cast<std::int64_t>(8 * worker->service_ewma_ns));
     return now - head_since_ns > limit;
   }
   bool accepting() const {
@@ -116,6 +116,7 @@ struct dispatcher::loop {
   }
 
   void run();
+  void close_for_stop();
   void take_submissions();
   void take_grant();
   void read_worker(attached_worker& a);
@@ -175,20 +176,33 @@ void dispatcher::loop::run() {
   detail::mark_dispatcher_thread();
   std::array<epoll_event, 64> events;
   while (true) {
+    // One turn: everything that can run now, then a wait for the next thing that can.
     take_submissions();
     take_grant();
-    if (stop_requested.load(std::memory_order_acquire) && !stopping) {
-      stopping = true;
-      fail_queued(error{errc::pool_stopped, "the pool stopped before the request was sent"});
-    }
+    if (stop_requested.load(std::memory_order_acquire)) stopping = true;
     std::int64_t now = monotonic_ns();
+    expire(now);
+    if (stopping) {
+      fail_queued(error{errc::pool_stopped, "the pool stopped before the request was sent"});
+    } else {
+      assign(now);
+    }
+    for (std::size_t i = attached.size(); i-- > 0;) {
+      if (attached[i]->out.size() > attached[i]->out_pos) write_worker(*attached[i]);
+    }
+    detach_empty();
+    deliver_done();
+    if (stopping && attached.empty()) return close_for_stop();
+
+    now = monotonic_ns();
     const int timeout = wait_timeout_ms(now);
+    bool sleep;
     {
       std::lock_guard lock(submit_mutex);
-      parked = submitted.empty() && timeout != 0;
+      sleep = parked = submitted.empty() && timeout != 0;
     }
     const int n = ::epoll_wait(epoll.get(), events.data(), static_cast<int>(events.size()),
-                               parked ? timeout : 0);
+                               sleep ? timeout : 0);
     {
       std::lock_guard lock(submit_mutex);
       parked = false;
@@ -208,44 +222,29 @@ void dispatcher::loop::run() {
         read_worker(*a);
       }
     }
-    take_submissions();
-    take_grant();
-    now = monotonic_ns();
-    expire(now);
-    if (stopping) {
-      fail_queued(error{errc::pool_stopped, "the pool stopped before the request was sent"});
-    } else {
-      assign(now);
-    }
-    for (auto& a : attached) {
-      if (a->out.size() > a->out_pos) write_worker(*a);
-    }
-    detach_empty();
-    deliver_done();
-    if (stopping && attached.empty()) {
-      std::vector<pending_request*> late;
-      {
-        std::lock_guard lock(submit_mutex);
-        closed = true;
-        late.swap(submitted);
-      }
-      for (auto* r : late) queue.push_back(r);
-      fail_queued(error{errc::pool_stopped, "the pool stopped before the request was sent"});
-      deliver_done();
-      if (waiting_in_pool) {
-        std::lock_guard lock(pool.mutex);
-        pool.waiters.remove(&pool_wait);
-        if (pool_wait.granted) {
-          // Handed over as the stop began: give it straight back.
-          auto w = std::move(pool_wait.granted);
-          pool_wait.granted.reset();
-          --pool.busy;
-          pool.sup->retire(w, "pool stopping", exit_kind::planned_stop);
-          pool.state_changed.notify_all();
-        }
-      }
-      return;
-    }
+  }
+}
+
+void dispatcher::loop::close_for_stop() {
+  std::vector<pending_request*> late;
+  {
+    std::lock_guard lock(submit_mutex);
+    closed = true;
+    late.swap(submitted);
+  }
+  for (auto* r : late) queue.push_back(r);
+  fail_queued(error{errc::pool_stopped, "the pool stopped before the request was sent"});
+  deliver_done();
+  if (!waiting_in_pool) return;
+  std::lock_guard lock(pool.mutex);
+  pool.waiters.remove(&pool_wait);
+  if (pool_wait.granted) {
+    // Handed over as the stop began: give it straight back.
+    auto w = std::move(pool_wait.granted);
+    pool_wait.granted.reset();
+    --pool.busy;
+    pool.sup->retire(w, "pool stopping", exit_kind::planned_stop);
+    pool.state_changed.notify_all();
   }
 }
 
@@ -372,10 +371,12 @@ void dispatcher::loop::detach_empty() {
 // --- choosing a worker (section 5) -------------------------------------------------------------
 
 attached_worker* dispatcher::loop::pick(std::int64_t now) {
-  const bool callers_wait = pool.callers_waiting.load(std::memory_order_relaxed) > 0;
+  // Blocking callers wait for a worker: write nothing more, so that the first pipeline to
+  // empty goes back to the pool and to them (first come, first served across both).
+  if (pool.callers_waiting.load(std::memory_order_relaxed) > 0) return nullptr;
   attached_worker* empty = nullptr;
   for (auto& a : attached) {
-    if (a->in_flight.empty() && a->accepting() && !callers_wait) empty = a.get();
+    if (a->in_flight.empty() && a->accepting()) empty = a.get();
   }
   if (empty) return empty;
   if (!waiting_in_pool) {
@@ -529,8 +530,8 @@ void dispatcher::loop::on_payload(attached_worker& a, std::string_view payload,
   const std::int64_t service = decoded->t_done_ns > decoded->t_recv_ns && decoded->t_recv_ns > 0
                                    ? decoded->t_done_ns - decoded->t_recv_ns
                                    : now - std::max(a.last_reply_ns, a.head_since_ns);
-  a.service_ewma_ns = a.service_ewma_ns <= 0 ? static_cast<double>(service)
-                                             : a.service_ewma_ns + (service - a.service_ewma_ns) / 8;
+  double& ewma = a.worker->service_ewma_ns;
+  ewma = ewma <= 0 ? static_cast<double>(service) : ewma + (service - ewma) / 8;
   a.last_reply_ns = now;
   ++a.worker->served;
   a.worker->answered = true;

@@ -59,6 +59,9 @@ struct pool_worker {
   bool exit_seen = false;         // its pidfd fired while a caller held it
   bool lost = false;              // retired for a fault: its slot backs off before restarting
   std::uint64_t template_id = 0;  // zygote mode: the worker id of the template it was forked from
+  // The dispatcher's, kept across its attachments: the worker's mean service time (weight
+  // 1/8), which sets how deep it is pipelined. 0 until a first pipelined reply.
+  double service_ewma_ns = 0;
   std::atomic<lease_state> lease{lease_state::none};  // atomic: read by the lease unlocked
   exit_kind leaving = exit_kind::none;  // set once a planned stop or recycle begins
   std::unique_ptr<worker_io> io;  // supervisor thread only

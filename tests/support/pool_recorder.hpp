@@ -42,6 +42,12 @@ class pool_recorder {
     std::lock_guard lock(mutex_);
     return timelines_;
   }
+  // Forgets what was recorded, for a test that makes several pools in turn.
+  void clear() {
+    std::lock_guard lock(mutex_);
+    events_.clear();
+    timelines_.clear();
+  }
 
   // Waits until `pred(events)` holds; false after `timeout`.
   bool wait_for(const std::function<bool(const std::vector<worker_event>&)>& pred,
