@@ -57,7 +57,7 @@ run_bench() {
   fi
 }
 
-run_bench "$echo_json" "$echo_reps" --benchmark_filter='Echo' \
+run_bench "$echo_json" "$echo_reps" --benchmark_filter='^BM_(RawPipeEcho|PoolCallEcho)' \
   --benchmark_enable_random_interleaving=true "$@"
 run_bench "$rest_json" "$reps" --benchmark_filter='CheckoutReturn|StartWorkers' "$@"
 

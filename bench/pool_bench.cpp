@@ -28,6 +28,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -455,6 +456,109 @@ void BM_PoolCallEcho_Python(benchmark::State& state) {
   pool_echo(state, "python", procpool::harness::python_worker_launch());
 }
 
+// --- streaming: pipelined workers, submit and map --------------------------------------------
+
+// The payload of the Python peers' comparison (bench/peers.py): a small dict.
+nlohmann::json stream_payload() { return {{"n", 1}, {"text", "hello"}, {"values", {1, 2, 3}}}; }
+
+// Baseline: one fake worker kept up to `window` requests deep by hand, refilled half a window
+// at a time in one write, its replies read through one decoder, and no JSON: the least a
+// pipelined pipe loop can do per request.
+void BM_RawPipelinedEcho(benchmark::State& state) {
+  const auto window = static_cast<std::size_t>(state.range(0));
+  auto worker = raw_worker::start(procpool::harness::fake_worker_launch());
+  if (!worker) return skip(state, worker.error().message);
+  auto w = std::make_unique<raw_worker>(std::move(*worker));
+  const std::string frame = procpool::encode_frame(
+      procpool::encode(procpool::request{.id = 1, .command = "echo", .args = echo_payload()}));
+  std::string batch, reply;
+  std::size_t outstanding = 0;
+  for (auto _ : state) {
+    if (outstanding <= window / 2) {
+      batch.clear();
+      for (; outstanding < window; ++outstanding) batch += frame;
+      if (auto e = w->write_all(batch)) {
+        state.SkipWithError(e->c_str());
+        break;
+      }
+    }
+    if (auto e = w->read_frame(reply)) {
+      state.SkipWithError(e->c_str());
+      break;
+    }
+    --outstanding;
+    benchmark::DoNotOptimize(reply.data());
+  }
+  while (outstanding > 0 && !w->read_frame(reply)) --outstanding;
+  state.SetItemsProcessed(state.iterations());
+  w->stop();
+}
+
+procpool::pool* stream_pool(benchmark::State& state, const std::string& worker_name,
+                            const procpool::launch_options& launch, std::size_t workers,
+                            std::size_t depth) {
+  std::string error;
+  procpool::pool* p = cached_pool(
+      fmt::format("stream/{}/{}/{}", worker_name, workers, depth), [&] {
+        return procpool::pool_options{.worker = launch, .size = workers,
+                                      .prewarm = procpool::prewarm_mode::parallel,
+                                      .pipeline_depth = depth};
+      }, error);
+  if (!p) skip(state, error);
+  return p;
+}
+
+// pool::map over an endless source: each iteration consumes one result in order.
+void stream_map(benchmark::State& state, procpool::pool& p, const nlohmann::json& args,
+                std::size_t window) {
+  auto results = p.map("echo", [&] { return std::optional<nlohmann::json>(args); },
+                       {.window = window});
+  for (auto _ : state) {
+    auto r = results.next();
+    if (!r || !*r) {
+      state.SkipWithError(r ? (*r).error().message.c_str() : "the stream ended");
+      break;
+    }
+    benchmark::DoNotOptimize((*r)->value);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_PoolMapEcho(benchmark::State& state) {
+  const auto window = static_cast<std::size_t>(state.range(0));
+  auto* p = stream_pool(state, "fake", procpool::harness::fake_worker_launch(), 1, window);
+  if (p) stream_map(state, *p, echo_payload(), window);
+}
+
+// A ring of `window` futures: the oldest is waited for, then replaced by a new submit.
+void BM_PoolSubmitEcho(benchmark::State& state) {
+  const auto window = static_cast<std::size_t>(state.range(0));
+  auto* p = stream_pool(state, "fake", procpool::harness::fake_worker_launch(), 1, window);
+  if (!p) return;
+  const nlohmann::json args = echo_payload();
+  std::deque<procpool::reply_future> ring;
+  for (auto _ : state) {
+    while (ring.size() < window) ring.push_back(p->submit("echo", args));
+    auto r = ring.front().get();
+    ring.pop_front();
+    if (!r) {
+      state.SkipWithError(r.error().message.c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(r->value);
+  }
+  for (auto& f : ring) (void)f.get();
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The Python comparison of bench/peers.py: 2 Python workers, pipelined 16 deep, a window of
+// 64, the same small dict.
+void BM_PoolMapEcho_Python(benchmark::State& state) {
+  const auto workers = static_cast<std::size_t>(state.range(0));
+  auto* p = stream_pool(state, "python", procpool::harness::python_worker_launch(), workers, 16);
+  if (p) stream_map(state, *p, stream_payload(), 64);
+}
+
 // --- checkout and return -----------------------------------------------------------------
 
 void BM_CheckoutReturn(benchmark::State& state) {
@@ -621,6 +725,10 @@ BENCHMARK(BM_PoolCallEcho_Timeline)->UseRealTime()->Threads(1)->Threads(2)->Unit
 BENCHMARK(BM_CheckoutReturn)->UseRealTime()->Arg(8)->Arg(64)->Arg(512);
 BENCHMARK(BM_StartWorkers)->Arg(1024)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PoolCallEcho_Python)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RawPipelinedEcho)->UseRealTime()->ArgName("window")->Arg(16)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PoolMapEcho)->UseRealTime()->ArgName("window")->Arg(16)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PoolSubmitEcho)->UseRealTime()->ArgName("window")->Arg(16)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PoolMapEcho_Python)->UseRealTime()->ArgName("workers")->Arg(2)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -121,7 +121,10 @@ class map_stream {
     }
   }
 
+  // Refilled half a window at a time, not one item per item yielded: the submissions of a
+  // refill reach the dispatcher together, and it writes them to the workers in one go.
   void fill() {
+    if (outstanding() > window_ / 2) return;
     while (!source_done_ && outstanding() < window_) {
       auto arg = next_();
       if (!arg) {
