@@ -1,6 +1,10 @@
 #include "run/load.hpp"
 
 #include <chrono>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -19,8 +23,12 @@ struct caller_tally {
   std::uint64_t late_starts = 0;
 };
 
+void count_outcome(caller_tally& tally, std::optional<errc> failure) {
+  ++tally.outcomes[failure ? std::string(to_string(*failure)) : std::string("ok")];
+}
+
 void count_outcome(caller_tally& tally, const result<response>& reply) {
-  ++tally.outcomes[reply ? std::string("ok") : std::string(to_string(reply.error().code))];
+  count_outcome(tally, reply ? std::nullopt : std::optional<errc>(reply.error().code));
 }
 
 std::uint64_t micros(clock::duration d) {
@@ -119,6 +127,152 @@ load_outcome open_loop(subject& target, const load_config& load, const request_s
   return merge_tallies(tallies, start, interrupted);
 }
 
+// ---- Submitted load: one generator thread, however many requests are outstanding ----
+
+// A request as its completion saw it.
+struct finished {
+  std::optional<errc> failure;
+  std::uint64_t latency_us = 0;
+};
+
+// Where completions leave finished requests for the generator. They run on the subject's
+// thread (procpool's dispatcher), which serves every worker's I/O: they append under a short
+// lock and wake the generator only when it sleeps, and the tallying stays on the generator.
+class finished_queue {
+ public:
+  void push(finished f) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(f);
+      wake = sleeping_;
+    }
+    if (wake) ready_.notify_one();
+  }
+
+  // Everything finished so far, waiting until `until` when nothing has.
+  std::vector<finished> take(clock::time_point until) {
+    std::vector<finished> out;
+    std::unique_lock lock(mutex_);
+    sleeping_ = true;
+    ready_.wait_until(lock, until, [&] { return !items_.empty(); });
+    sleeping_ = false;
+    out.swap(items_);
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::vector<finished> items_;
+  bool sleeping_ = false;
+};
+
+// Issues requests through subject::submit and tallies their outcomes, all on its one thread.
+class generator {
+ public:
+  generator(subject& target, const request_spec& request) : target_(target), request_(request) {}
+
+  // Submits a request whose latency runs from `from`; false when the subject refuses submit.
+  bool issue(clock::time_point from) {
+    if (refused_) return false;
+    refused_ = !target_.submit(request_.command, request_.args, {},
+                               [q = &queue_, from](result<response> r) {
+                                 q->push({r ? std::nullopt : std::optional<errc>(r.error().code),
+                                          micros(clock::now() - from)});
+                               });
+    if (!refused_) {
+      ++outstanding_;
+      ++issued_;
+    }
+    return !refused_;
+  }
+
+  // Tallies what finished, waiting until `until` when nothing has.
+  void collect(clock::time_point until) {
+    for (const finished& f : queue_.take(until)) {
+      tally_.latency_us.record(f.latency_us);
+      count_outcome(tally_, f.failure);
+      --outstanding_;
+    }
+  }
+
+  // Waits for every outstanding request: the completions refer to this generator, and the
+  // subject's deadlines bound the wait.
+  void drain() {
+    while (outstanding_ > 0) collect(clock::now() + std::chrono::milliseconds(100));
+  }
+
+  load_outcome outcome(clock::time_point start, const std::atomic<bool>& interrupted) {
+    std::vector<caller_tally> tallies{std::move(tally_)};
+    load_outcome out = merge_tallies(tallies, start, interrupted);
+    out.submit_refused = refused_;
+    return out;
+  }
+
+  std::size_t outstanding() const { return outstanding_; }
+  std::uint64_t issued() const { return issued_; }
+  bool refused() const { return refused_; }
+  void late_start() { ++tally_.late_starts; }
+
+ private:
+  subject& target_;
+  const request_spec& request_;
+  finished_queue queue_;
+  caller_tally tally_;
+  std::size_t outstanding_ = 0;
+  std::uint64_t issued_ = 0;
+  bool refused_ = false;
+};
+
+// A short wait, so that an interrupt or the end of the run is noticed between completions.
+clock::time_point soon(clock::time_point limit = clock::time_point::max()) {
+  return std::min(limit, clock::now() + std::chrono::milliseconds(50));
+}
+
+// Keeps load.in_flight requests outstanding, replacing each as it completes.
+load_outcome closed_submit(subject& target, const load_config& load, const request_spec& request,
+                           const std::atomic<bool>& interrupted) {
+  generator g(target, request);
+  const auto start = clock::now();
+  const auto until = load.duration_ms > 0 ? start + std::chrono::milliseconds(load.duration_ms)
+                                          : clock::time_point::max();
+  const std::uint64_t budget =
+      load.duration_ms > 0 ? std::numeric_limits<std::uint64_t>::max() : load.requests;
+  while (!interrupted && clock::now() < until && !g.refused()) {
+    while (g.outstanding() < load.in_flight && g.issued() < budget && g.issue(clock::now())) {
+    }
+    if (g.refused() || (g.issued() >= budget && g.outstanding() == 0)) break;
+    g.collect(soon(until));
+  }
+  g.drain();
+  return g.outcome(start, interrupted);
+}
+
+// Issues each arrival at its intended start, at most load.in_flight outstanding: an arrival
+// that finds them all out waits, starts late, and its latency still counts from its intended
+// start.
+load_outcome open_submit(subject& target, const load_config& load, const request_spec& request,
+                         std::uint64_t seed, const std::atomic<bool>& interrupted) {
+  const auto schedule = arrival_schedule(load, seed);
+  generator g(target, request);
+  const auto start = clock::now();
+  for (std::size_t i = 0; i < schedule.size() && !interrupted && !g.refused();) {
+    const auto intended = start + schedule[i];
+    if (g.outstanding() >= load.in_flight) {
+      g.collect(soon());
+    } else if (clock::now() < intended) {
+      g.collect(soon(intended));
+    } else {
+      if (clock::now() - intended > std::chrono::milliseconds(1)) g.late_start();
+      g.issue(intended);
+      ++i;
+    }
+  }
+  g.drain();
+  return g.outcome(start, interrupted);
+}
+
 }  // namespace
 
 request_spec request_for(const scenario& s) {
@@ -132,6 +286,10 @@ request_spec request_for(const scenario& s) {
 
 load_outcome run_load(subject& target, const load_config& load, const request_spec& request,
                       std::uint64_t seed, const std::atomic<bool>& interrupted) {
+  if (load.issue == load_issue::submit) {
+    if (load.model == load_model::open) return open_submit(target, load, request, seed, interrupted);
+    return closed_submit(target, load, request, interrupted);
+  }
   if (load.model == load_model::open) return open_loop(target, load, request, seed, interrupted);
   return closed_loop(target, load, request, interrupted);
 }

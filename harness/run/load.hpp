@@ -1,5 +1,8 @@
 // Load generators: a closed loop (C callers, each waiting for its reply before the next
-// request) and an open loop (arrivals on a schedule, at a constant or Poisson rate).
+// request) and an open loop (arrivals on a schedule, at a constant or Poisson rate). Either
+// is issued by caller threads blocking in subject::call, or (load.issue "submit") by one
+// generator thread through subject::submit, which keeps load.in_flight requests outstanding
+// with no thread for each.
 //
 // The open loop measures latency from each request's intended start, not from when a caller
 // got round to it: a stalled subject cannot hide its stall by slowing the generator
@@ -32,6 +35,7 @@ struct load_outcome {
   std::uint64_t issued = 0;
   std::int64_t wall_ns = 0;
   bool interrupted = false;
+  bool submit_refused = false;  // load.issue "submit" with a subject that does not implement it
 };
 
 // The request a case sends: echo with a small payload, or sleep/burn for the service time.

@@ -240,6 +240,13 @@ case_record run_case(const scenario_case& c, std::size_t index, const std::atomi
   }
   const load_outcome load =
       run_load(**target, s.load, request_for(s), s.seed + c.repetition, interrupted);
+  if (load.submit_refused) {
+    // The scenario check refuses this before a run; a subject added since may not have it.
+    out.error = case_error{std::string(to_string(errc::invalid_options)),
+                           fmt::format("load.issue \"submit\": a {} subject does not implement "
+                                       "submit",
+                                       to_string(s.subject.kind))};
+  }
   // Before the stop: a stopping worker may already be freeing its pages.
   out.memory = memory_of(recorder.live_worker_pids());
   (*target)->stop();

@@ -303,6 +303,12 @@ const std::vector<key_spec>& key_table() {
       pool_field<&O::max_frame_bytes, &S::pool, &P::max_frame_bytes>(
           "pool.max_frame_bytes",
           "largest frame accepted from a worker; a larger length is a protocol fault", {.min = 64}),
+      pool_field<&O::pipeline_depth, &S::pool, &P::pipeline_depth>(
+          "pool.pipeline_depth",
+          "requests written to one worker before its earlier replies are back (submitted "
+          "requests only; calls never pipeline); procpool only: reference pools and external "
+          "drivers ignore it",
+          {.min = 1, .max = 1024}),
 
       field<&S::load, &L::model>(
           "load.model",
@@ -311,7 +317,8 @@ const std::vector<key_spec>& key_table() {
           "scheduled time"),
       field<&S::load, &L::concurrency>(
           "load.concurrency",
-          "closed: callers; open: caller threads taking requests from the arrival schedule",
+          "closed: callers; open: caller threads taking requests from the arrival schedule "
+          "(load.issue threads only)",
           at_least_one),
       field<&S::load, &L::requests>("load.requests", "requests per case (when duration_ms is 0)",
                                     at_least_one),
@@ -328,12 +335,22 @@ const std::vector<key_spec>& key_table() {
                                     "open: evenly spaced (constant) or Poisson arrivals"),
       field<&S::load, &L::think_ms>("load.think_ms",
                                     "closed: pause between a reply and the caller's next "
-                                    "request (ms)",
+                                    "request (ms); load.issue threads only",
                                     non_negative),
       field<&S::load, &L::command>(
           "load.command",
           "the request sent: echo (the worker applies worker.service), sleep or burn (wall or "
           "CPU time of worker.service.ms)"),
+      field<&S::load, &L::issue>(
+          "load.issue",
+          "threads: load.concurrency caller threads, each blocking in a call; submit: one "
+          "generator thread submitting without waiting (procpool and external subjects), "
+          "load.in_flight requests outstanding"),
+      field<&S::load, &L::in_flight>(
+          "load.in_flight",
+          "submit only: closed: requests kept outstanding (think_ms must be 0); open: most "
+          "requests outstanding at once, an arrival finding them all out waits and starts late",
+          at_least_one),
 
       field<&S::environment, &environment_config::cpu_hogs>(
           "environment.cpu_hogs", "busy processes started for the run, competing for CPU"),
@@ -752,6 +769,12 @@ std::optional<json> parse_toml_value(std::string_view text) {
 
 // ---- Cases ----
 
+// The subjects that implement subject::submit (subject.hpp), known here so that a scenario
+// asking another for submitted load is refused before it runs.
+bool submits(subject_type kind) {
+  return kind == subject_type::procpool || kind == subject_type::external;
+}
+
 // Rules across keys, checked on every combination of the sweep.
 struct cross_rule {
   std::string_view key;  // the key the error names
@@ -777,6 +800,24 @@ const cross_rule cross_rules[] = {
      [](const scenario& s) -> std::optional<std::string> {
        if (s.worker.kind != worker_type::command || !s.worker.command.empty()) return std::nullopt;
        return "must name the worker's command line when worker.kind is command";
+     }},
+    {"load.issue",
+     [](const scenario& s) -> std::optional<std::string> {
+       if (s.load.issue != load_issue::submit || submits(s.subject.kind)) return std::nullopt;
+       return fmt::format("\"submit\" needs a subject that implements submit (procpool, "
+                          "external); a {} subject only takes calls: use \"threads\"",
+                          to_string(s.subject.kind));
+     }},
+    {"load.think_ms",
+     [](const scenario& s) -> std::optional<std::string> {
+       if (s.load.issue != load_issue::submit || s.load.model != load_model::closed ||
+           s.load.think_ms == 0) {
+         return std::nullopt;
+       }
+       // One generator serves every outstanding request: a pause would stall them all.
+       return fmt::format("must be 0 with load.issue \"submit\" and load.model \"closed\" "
+                          "(got {})",
+                          s.load.think_ms);
      }},
     {"pool.restart_backoff_max_ms",
      [](const scenario& s) -> std::optional<std::string> {

@@ -48,6 +48,9 @@ enum class load_model { closed, open };
 enum class load_start { cold, warm };
 enum class arrival_process { constant, poisson };
 enum class load_command { echo, sleep, burn };
+// Who issues the requests: caller threads blocking in call(), or one generator thread through
+// subject::submit, so that many outstanding requests cost no thread each.
+enum class load_issue { threads, submit };
 enum class crash_mode { exit, segv, kill };
 enum class hang_mode { sleep, spin };
 
@@ -89,6 +92,10 @@ struct enum_traits<arrival_process> {
 template <>
 struct enum_traits<load_command> {
   static constexpr auto names = std::to_array<std::string_view>({"echo", "sleep", "burn"});
+};
+template <>
+struct enum_traits<load_issue> {
+  static constexpr auto names = std::to_array<std::string_view>({"threads", "submit"});
 };
 template <>
 struct enum_traits<crash_mode> {
@@ -163,6 +170,7 @@ struct pool_config {
   std::size_t crash_loop_failures = 5;
   std::int64_t crash_loop_window_ms = 10'000;
   std::size_t max_frame_bytes = std::size_t{16} << 20;
+  std::size_t pipeline_depth = 1;
 };
 
 struct load_config {
@@ -175,6 +183,8 @@ struct load_config {
   arrival_process arrivals = arrival_process::poisson;
   double think_ms = 0;
   load_command command = load_command::echo;
+  load_issue issue = load_issue::threads;
+  std::size_t in_flight = 256;  // submit: outstanding requests (closed) or their cap (open)
 };
 
 struct environment_config {

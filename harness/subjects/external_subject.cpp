@@ -1,7 +1,8 @@
 // external_subject: a driver process owns the pool; this side writes submit lines from the
-// callers' threads and one reader thread completes them from the driver's done lines. The
-// reader thread also launches, watches, kills and reaps the driver, so that every process
-// operation happens on one thread and PR_SET_PDEATHSIG is tied to the subject's lifetime.
+// callers' threads (and from whichever thread calls submit) and one reader thread completes
+// them from the driver's done lines. The reader thread also launches, watches, kills and
+// reaps the driver, so that every process operation happens on one thread and
+// PR_SET_PDEATHSIG is tied to the subject's lifetime.
 // The reader thread runs an Asio io_context of its own: reading lines from the driver's
 // stdout, draining its stderr, waiting on its pidfd and on the kill deadline; other threads
 // reach it by posting to that context.
@@ -14,6 +15,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -68,6 +70,32 @@ struct waiter {
   std::int64_t t_reply = 0;
 };
 
+// A done line's outcome, its stamps copied into the request's timeline.
+result<response> outcome_of(const driver_done& d, request_timeline& timeline) {
+  timeline.worker = d.worker_pid;
+  timeline.t_checkout = d.t_start_ns;
+  timeline.t_sent = d.t_start_ns;
+  timeline.t_worker_recv = d.reply.t_recv_ns;
+  timeline.t_worker_done = d.reply.t_done_ns;
+  if (d.reply.ok) return d.reply;
+  // The driver reports a pool that lost the task's process with a reserved error type.
+  const errc code =
+      d.reply.failure.type == "worker_crashed" ? errc::worker_crashed : errc::worker_error;
+  return error{code, d.reply.failure.message, d.reply.failure.type};
+}
+
+// One submitted request: completed by the reader thread from its done line, at its deadline
+// or when the driver is gone, or by the submitting thread if its line could not be written.
+struct submitted {
+  request_timeline timeline;
+  deadline until;
+  subject_completion done;
+};
+
+// How often the reader thread looks for submitted requests past their deadline: the bound on
+// how late a request_timeout is reported.
+constexpr auto deadline_sweep_interval = 10ms;
+
 enum class phase { launching, starting, running, stopping, finished };
 
 class external_subject final : public subject {
@@ -87,6 +115,8 @@ class external_subject final : public subject {
 
   result<response> call(std::string_view command, nlohmann::json args,
                         const call_options& options) override;
+  bool submit(std::string_view command, nlohmann::json args, const call_options& options,
+              subject_completion done) override;
   bool wait_ready(deadline until) override;
   pool_stats stats() const override;
   void stop(const stop_options& options) override;
@@ -99,6 +129,13 @@ class external_subject final : public subject {
   }
   result<void> write_line(std::string_view line, deadline until);
   result<response> finish_call(request_timeline& timeline, result<response> outcome);
+  std::string submit_line(std::uint64_t id, std::string_view command, nlohmann::json args,
+                          std::int64_t t_intended_ns) const;
+  // Fails a submitted request whose line was not written, unless the reader completed it.
+  void submit_failed(std::uint64_t id, error failure);
+  void complete(submitted request, result<response> outcome);
+  // Takes a submitted request out of the books, if still there. REQUIRES: mutex_ held.
+  std::optional<submitted> take_submitted(std::uint64_t id);
   // Has the reader thread look at kill_now_ and kill_at_.
   void wake();
   // Marks the driver broken (calls fail with `why` from now on) and has the reader kill it.
@@ -118,8 +155,10 @@ class external_subject final : public subject {
   void release_descriptors();
   void handle_line(std::string_view line);
   void handle_done(driver_done done);
+  void sweep_deadlines();
   void protocol_fault(std::string message);
   void finish(const exit_status& status);
+  void record_finish(const exit_status& status);  // REQUIRES: mutex_ held
 
   const std::vector<std::string> command_;
   const pool_options options_;
@@ -141,6 +180,8 @@ class external_subject final : public subject {
   phase phase_ = phase::launching;
   pid_t pid_ = -1;
   std::unordered_map<std::uint64_t, waiter*> waiters_;
+  std::unordered_map<std::uint64_t, submitted> submitted_;
+  std::multimap<deadline, std::uint64_t> submitted_deadlines_;  // of submitted_'s requests
   // Requests that timed out while their task was still in the pool: their timeline, sent to
   // the observer again with the late completion's stamps if it comes.
   std::unordered_map<std::uint64_t, request_timeline> abandoned_;
@@ -161,6 +202,8 @@ class external_subject final : public subject {
   std::optional<asio::posix::stream_descriptor> stdout_, stderr_pipe_, exit_;
   asio::steady_timer kill_timer_{io_};
   asio::steady_timer close_timer_{io_};
+  asio::steady_timer sweep_timer_{io_};
+  std::atomic<bool> sweeping_{false};  // the first submit starts the deadline sweep
   std::string pending_;  // stdout bytes after the last complete line
   std::vector<char> stderr_buffer_ = std::vector<char>(stderr_chunk_bytes);
   driver_workers workers_;  // the reader thread's only
@@ -229,12 +272,7 @@ result<response> external_subject::call(std::string_view command, nlohmann::json
     }
   }
   if (refused) return finish_call(timeline, std::move(*refused));
-  const json line = {{"op", "submit"},
-                     {"id", id},
-                     {"command", std::string(command)},
-                     {"args", std::move(args)},
-                     {"t_intended_ns", timeline.t_submit}};
-  auto sent = write_line(line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", until);
+  auto sent = write_line(submit_line(id, command, std::move(args), timeline.t_submit), until);
 
   std::unique_lock lock(mutex_);
   if (!sent && !w.done) {
@@ -272,17 +310,80 @@ result<response> external_subject::call(std::string_view command, nlohmann::json
   lock.unlock();
   timeline.t_reply = w.t_reply;
   if (w.failure) return finish_call(timeline, *w.failure);
-  const driver_done& d = w.event;
-  timeline.worker = d.worker_pid;
-  timeline.t_checkout = d.t_start_ns;
-  timeline.t_sent = d.t_start_ns;
-  timeline.t_worker_recv = d.reply.t_recv_ns;
-  timeline.t_worker_done = d.reply.t_done_ns;
-  if (d.reply.ok) return finish_call(timeline, d.reply);
-  // The driver reports a pool that lost the task's process with a reserved error type.
-  const errc code =
-      d.reply.failure.type == "worker_crashed" ? errc::worker_crashed : errc::worker_error;
-  return finish_call(timeline, error{code, d.reply.failure.message, d.reply.failure.type});
+  return finish_call(timeline, outcome_of(w.event, timeline));
+}
+
+bool external_subject::submit(std::string_view command, nlohmann::json args,
+                              const call_options& options, subject_completion done) {
+  request_timeline timeline{{.t_submit = monotonic_ns()}};
+  const deadline until = call_deadline(options);
+  const std::uint64_t id = next_id_.fetch_add(1);
+  timeline.request_id = id;
+  std::optional<error> refused;
+  {
+    std::lock_guard lock(mutex_);
+    ++totals_.calls;
+    if (phase_ != phase::running) {
+      refused = broken_ ? *broken_
+                        : error{errc::pool_stopped, "the external subject is stopping"};
+    } else {
+      submitted_.emplace(id, submitted{timeline, until, std::move(done)});
+      submitted_deadlines_.emplace(until, id);
+      ++outstanding_;
+    }
+  }
+  if (refused) {
+    done(finish_call(timeline, std::move(*refused)));
+    return true;
+  }
+  if (!sweeping_.exchange(true)) asio::post(io_, [this] { sweep_deadlines(); });
+  // Written from this thread, never the reader's: a full pipe to the driver may block it.
+  auto sent = write_line(submit_line(id, command, std::move(args), timeline.t_submit), until);
+  if (!sent) submit_failed(id, std::move(sent).error());
+  return true;
+}
+
+std::string external_subject::submit_line(std::uint64_t id, std::string_view command,
+                                          nlohmann::json args, std::int64_t t_intended_ns) const {
+  const json line = {{"op", "submit"},
+                     {"id", id},
+                     {"command", std::string(command)},
+                     {"args", std::move(args)},
+                     {"t_intended_ns", t_intended_ns}};
+  return line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+void external_subject::submit_failed(std::uint64_t id, error failure) {
+  std::unique_lock lock(mutex_);
+  auto request = take_submitted(id);
+  if (!request) return;  // the driver's end already completed it
+  if (failure.code == errc::request_timeout) {
+    if (outstanding_ > 0) --outstanding_;  // the driver never got it
+  } else if (broken_) {
+    failure = *broken_;
+  } else if (stop_requested_) {
+    failure = error{errc::pool_stopped, "the external subject was stopped"};
+  }
+  lock.unlock();
+  complete(std::move(*request), std::move(failure));
+}
+
+std::optional<submitted> external_subject::take_submitted(std::uint64_t id) {
+  auto node = submitted_.extract(id);
+  if (node.empty()) return std::nullopt;
+  auto [first, last] = submitted_deadlines_.equal_range(node.mapped().until);
+  for (auto it = first; it != last; ++it) {
+    if (it->second == id) {
+      submitted_deadlines_.erase(it);
+      break;
+    }
+  }
+  if (submitted_.empty()) changed_.notify_all();  // stop() may be draining
+  return std::move(node.mapped());
+}
+
+void external_subject::complete(submitted request, result<response> outcome) {
+  request.done(finish_call(request.timeline, std::move(outcome)));
 }
 
 result<response> external_subject::finish_call(request_timeline& timeline,
@@ -379,7 +480,10 @@ void external_subject::stop(const stop_options& options) {
     stop_requested_ = true;
     if (phase_ == phase::running) phase_ = phase::stopping;
     changed_.wait_for(lock, options.drain_timeout,
-                      [&] { return waiters_.empty() || phase_ == phase::finished; });
+                      [&] {
+                        return (waiters_.empty() && submitted_.empty()) ||
+                               phase_ == phase::finished;
+                      });
   }
   (void)write_line(R"({"op":"stop"})" "\n", deadline_after(stop_write_timeout));
   {
@@ -568,6 +672,7 @@ void external_subject::release_descriptors() {
   }
   kill_timer_.cancel();
   close_timer_.cancel();
+  sweep_timer_.cancel();
 }
 
 void external_subject::handle_line(std::string_view text) {
@@ -624,6 +729,12 @@ void external_subject::handle_done(driver_done done) {
   }
   std::unique_lock lock(mutex_);
   if (outstanding_ > 0) --outstanding_;
+  if (auto request = take_submitted(done.id)) {
+    lock.unlock();
+    request->timeline.t_reply = monotonic_ns();
+    auto outcome = outcome_of(done, request->timeline);
+    return complete(std::move(*request), std::move(outcome));
+  }
   const auto it = waiters_.find(done.id);
   if (it == waiters_.end()) {
     // The caller gave up at its deadline: the late completion still says where the task ran.
@@ -648,6 +759,43 @@ void external_subject::handle_done(driver_done done) {
   changed_.notify_all();
 }
 
+// Submitted requests past their deadline fail with request_timeout; a done line that comes
+// later is a late completion, as for a call (handle_done).
+void external_subject::sweep_deadlines() {
+  if (status_) return;
+  std::vector<submitted> expired;
+  {
+    std::lock_guard lock(mutex_);
+    const deadline now = std::chrono::steady_clock::now();
+    while (!submitted_deadlines_.empty() && submitted_deadlines_.begin()->first <= now) {
+      auto request = take_submitted(submitted_deadlines_.begin()->second);
+      if (!request) {  // no such request: drop the entry rather than loop on it
+        submitted_deadlines_.erase(submitted_deadlines_.begin());
+        continue;
+      }
+      if (options_.observer.on_request) {
+        request_timeline late = request->timeline;
+        late.t_reply = monotonic_ns();
+        late.outcome = errc::request_timeout;
+        abandoned_.emplace(late.request_id, late);
+      }
+      expired.push_back(std::move(*request));
+    }
+  }
+  for (auto& request : expired) {
+    const std::uint64_t id = request.timeline.request_id;
+    complete(std::move(request),
+             error{errc::request_timeout,
+                   fmt::format("the external pool did not complete request {} before the "
+                               "deadline",
+                               id)});
+  }
+  sweep_timer_.expires_after(deadline_sweep_interval);
+  sweep_timer_.async_wait([this](const error_code& ec) {
+    if (!ec) sweep_deadlines();
+  });
+}
+
 void external_subject::protocol_fault(std::string message) {
   kill_driver(error{errc::protocol_error,
                     with_stderr(fmt::format("driver {} broke the protocol: {}", pid_, message))});
@@ -655,7 +803,19 @@ void external_subject::protocol_fault(std::string message) {
 
 // The driver is gone and reaped: every waiting call fails, and so will every later one.
 void external_subject::finish(const exit_status& status) {
-  std::lock_guard lock(mutex_);
+  std::unordered_map<std::uint64_t, submitted> orphans;
+  error why{errc::pool_stopped, ""};
+  {
+    std::lock_guard lock(mutex_);
+    record_finish(status);
+    orphans.swap(submitted_);
+    submitted_deadlines_.clear();
+    why = *broken_;
+  }
+  for (auto& [id, request] : orphans) complete(std::move(request), why);
+}
+
+void external_subject::record_finish(const exit_status& status) {
   if (phase_ == phase::starting) {
     const std::string why = refusal_ ? fmt::format("the driver refused to start: {}", *refusal_)
                             : broken_ ? broken_->message

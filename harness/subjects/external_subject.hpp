@@ -39,7 +39,12 @@
 // is killed and every waiting call gets protocol_error. Either way later calls fail at once
 // with the same code: a dead driver is not restarted.
 //
-// Thread-safe: call() from any number of threads. The driver is launched from the subject's
+// submit() writes the same submit line from the submitting thread and returns: the reader
+// thread runs the completion on the done line, at the deadline (checked every 10 ms; the late
+// done line then reaches the observer as for a call), or when the driver is gone. A line that
+// cannot be written completes on the submitting thread before submit returns.
+//
+// Thread-safe: call() and submit() from any number of threads. The driver is launched from the subject's
 // own reader thread (PR_SET_PDEATHSIG follows the launching thread, so the driver lives as
 // long as the subject, not as long as whichever thread created it), in a process group of
 // its own that holds the whole pool. Destruction stops the subject as stop() does: in-flight

@@ -6,19 +6,28 @@
 namespace procpool::harness {
 namespace {
 
+// The subject interface speaks the wire's response, shared with the reference pools.
+result<response> as_response(result<reply> r) {
+  if (!r) return std::move(r).error();
+  return response{.id = r->request_id,
+                  .result = std::move(r->value),
+                  .t_recv_ns = r->timing.t_worker_recv,
+                  .t_done_ns = r->timing.t_worker_done};
+}
+
 class procpool_subject final : public subject {
  public:
   explicit procpool_subject(pool p) : pool_(std::move(p)) {}
 
   result<response> call(std::string_view command, nlohmann::json args,
                         const call_options& options) override {
-    auto r = pool_.call(command, std::move(args), options);
-    if (!r) return std::move(r).error();
-    // The subject interface speaks the wire's response, shared with the reference pools.
-    return response{.id = r->request_id,
-                    .result = std::move(r->value),
-                    .t_recv_ns = r->timing.t_worker_recv,
-                    .t_done_ns = r->timing.t_worker_done};
+    return as_response(pool_.call(command, std::move(args), options));
+  }
+  bool submit(std::string_view command, nlohmann::json args, const call_options& options,
+              subject_completion done) override {
+    pool_.submit(command, std::move(args), options,
+                 [done = std::move(done)](result<reply> r) { done(as_response(std::move(r))); });
+    return true;
   }
   bool wait_ready(deadline until) override {
     return pool_.wait_ready(until) == ready_state::ready;

@@ -10,6 +10,7 @@
 // destroyed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -26,6 +27,9 @@
 
 namespace procpool::harness {
 
+// What a submitted request's completion receives: call()'s outcome.
+using subject_completion = std::function<void(result<response>)>;
+
 class subject {
  public:
   virtual ~subject() = default;
@@ -35,6 +39,14 @@ class subject {
                                 const call_options& options) = 0;
   result<response> call(std::string_view command, nlohmann::json args = nullptr) {
     return call(command, std::move(args), call_options{});
+  }
+  // Issues the request without waiting for it: `done` receives the outcome exactly once, on
+  // the subject's own thread (on this one, before submit returns, when the request fails at
+  // once), and must neither block nor call into the subject. False when the subject does not
+  // implement submit; `done` is then never called.
+  virtual bool submit(std::string_view /*command*/, nlohmann::json /*args*/,
+                      const call_options& /*options*/, subject_completion /*done*/) {
+    return false;
   }
   virtual bool wait_ready(deadline until) = 0;
   virtual pool_stats stats() const = 0;

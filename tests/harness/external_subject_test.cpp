@@ -5,9 +5,12 @@
 // parser is also tested on its own.
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <fstream>
 #include <limits>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -176,6 +179,84 @@ TEST_P(ExternalDriver, UnknownCommandIsWorkerErrorAndThePoolServesOn) {
   ASSERT_EQ(timelines.size(), 3u);
   EXPECT_EQ(timelines[0].outcome, errc::worker_error);
   EXPECT_NE(timelines[0].t_worker_recv, 0);
+}
+
+// What submitted requests' completions delivered, and on which threads.
+class completions {
+ public:
+  harness::subject_completion add(json expected) {
+    return [this, expected = std::move(expected)](result<response> r) {
+      std::lock_guard lock(mutex_);
+      ok_ += r && r->result == expected;
+      if (!r) failures_.push_back(r.error().code);
+      threads_.insert(std::this_thread::get_id());
+      ++count_;
+      changed_.notify_all();
+    };
+  }
+  bool wait_for(std::size_t n, std::chrono::milliseconds within) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, within, [&] { return count_ >= n; });
+  }
+  std::size_t ok() {
+    std::lock_guard lock(mutex_);
+    return ok_;
+  }
+  std::vector<errc> failures() {
+    std::lock_guard lock(mutex_);
+    return failures_;
+  }
+  std::set<std::thread::id> threads() {
+    std::lock_guard lock(mutex_);
+    return threads_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t count_ = 0, ok_ = 0;
+  std::vector<errc> failures_;
+  std::set<std::thread::id> threads_;
+};
+
+// Submitted requests stream to the driver without a thread waiting on each: all 200 are out
+// before the first is waited for, each completes once with its own result, on the reader.
+TEST_P(ExternalDriver, SubmittedRequestsStreamAndCompleteOnTheReaderThread) {
+  auto pool = make(2);
+  ASSERT_TRUE(pool);
+  completions done;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(pool->submit("echo", {{"n", i}}, {}, done.add({{"n", i}})));
+  }
+  ASSERT_TRUE(done.wait_for(200, 20s));
+  EXPECT_EQ(done.ok(), 200u);
+  EXPECT_FALSE(done.threads().contains(std::this_thread::get_id()));
+  const auto timelines = recorder_.timelines();
+  ASSERT_EQ(timelines.size(), 200u);
+  for (const auto& t : timelines) testing::expect_ordered_success(t);
+  EXPECT_EQ(pool->stats().calls_ok, 200u);
+}
+
+// A submitted request past its deadline completes with request_timeout, without the driver's
+// help; the pool serves on, and a stopped subject completes a submit at once.
+TEST_P(ExternalDriver, SubmittedRequestPastItsDeadlineIsRequestTimeout) {
+  auto pool = make(2);
+  ASSERT_TRUE(pool);
+  completions late, on_time;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pool->submit("sleep", {{"ms", 1'000}}, {.reply_deadline = deadline_after(100ms)},
+                           late.add(nullptr)));
+  ASSERT_TRUE(late.wait_for(1, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);
+  EXPECT_EQ(late.failures(), std::vector<errc>{errc::request_timeout});
+  ASSERT_TRUE(pool->submit("echo", "meanwhile", {}, on_time.add("meanwhile")));
+  ASSERT_TRUE(on_time.wait_for(1, 5s));
+  EXPECT_EQ(on_time.ok(), 1u);
+  pool->stop();
+  completions stopped;
+  ASSERT_TRUE(pool->submit("echo", 1, {}, stopped.add(1)));
+  ASSERT_TRUE(stopped.wait_for(1, 0ms));  // before submit returned
+  EXPECT_EQ(stopped.failures(), std::vector<errc>{errc::pool_stopped});
 }
 
 TEST_P(ExternalDriver, MissedReplyDeadlineIsRequestTimeoutAndLaterCallsWork) {

@@ -272,6 +272,90 @@ TEST_F(RunCase, AZygoteStartModeIsRefusedForAnotherSubject) {
   EXPECT_TRUE(json(r)["ready_ms"].is_null());  // written as null, not left out
 }
 
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Submitted load holds its requests without a thread each: 10,000 sleeps outstanding on two
+// workers leave the process with the threads it had, the pool's own and the sampler's. The
+// queued ones fail at the checkout timeout, which bounds the case.
+TEST_F(RunCase, TenThousandSubmittedRequestsOutstandingKeepTheThreadCountFlat) {
+  scenario_case c;
+  c.id = "in_flight#r0";
+  scenario& s = c.scenario;
+  s.pool.size = 2;
+  s.pool.checkout_timeout_ms = 300;
+  s.worker.service.ms = 20;
+  s.load.command = load_command::sleep;
+  s.load.issue = load_issue::submit;
+  s.load.in_flight = 10'000;
+  s.load.duration_ms = 200;
+  s.load.start = load_start::warm;
+  const std::size_t before = thread_count();
+  std::atomic<bool> over{false};
+  std::atomic<std::size_t> peak{0};
+  std::thread sampler([&] {
+    while (!over) {
+      peak = std::max(peak.load(), thread_count());
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(c, 0, never);
+  over = true;
+  sampler.join();
+  ASSERT_FALSE(r.error) << r.error->message;
+  EXPECT_GE(r.requests(), 10'000u);
+  EXPECT_GT(r.outcomes.at("ok"), 0u);
+  EXPECT_GT(r.outcomes.at("checkout_timeout"), 9'000u);
+  // The sampler, the pool's supervisor and dispatcher, and a few to spare: not 10,000.
+  EXPECT_LE(peak.load(), before + 8) << "threads before the case: " << before;
+}
+
+// The same load closed at 8 outstanding completes every request, each recorded as the
+// threads model records it: outcomes, latencies and sampled timelines.
+TEST_F(RunCase, SubmittedLoadIsRecordedAsCalledLoadIs) {
+  scenario_case c;
+  c.id = "submit#r0";
+  scenario& s = c.scenario;
+  s.pool.size = 2;
+  s.pool.pipeline_depth = 4;
+  s.worker.service.ms = 1;
+  s.load.command = load_command::sleep;
+  s.load.issue = load_issue::submit;
+  s.load.in_flight = 8;
+  s.load.requests = 400;
+  s.load.start = load_start::warm;
+  const std::atomic<bool> never{false};
+  const case_record r = run_case(c, 0, never);
+  ASSERT_FALSE(r.error) << r.error->message;
+  EXPECT_EQ(r.requests(), 400u);
+  EXPECT_EQ(r.outcomes.at("ok"), 400u) << json(r)["outcomes"];
+  EXPECT_EQ(r.latency_us.count, 400u);
+  EXPECT_GE(r.latency_us.p50, 1000.0);
+  ASSERT_TRUE(r.timelines);
+  EXPECT_EQ(r.timelines->requests_sampled.size(), 100u);
+
+  c.scenario.load.model = load_model::open;
+  c.scenario.load.rate = 2000;
+  c.scenario.load.arrivals = arrival_process::constant;
+  const case_record open = run_case(c, 0, never);
+  ASSERT_FALSE(open.error) << open.error->message;
+  EXPECT_EQ(open.outcomes.at("ok"), 400u);
+}
+
+// A subject without submit refuses it at the first request: the case says why.
+TEST(SubmittedLoad, ASubjectWithoutSubmitIsRefused) {
+  load_config load{.requests = 10, .issue = load_issue::submit, .in_flight = 4};
+  std::atomic<bool> never{false};
+  stalling_subject calls_only(0);
+  const auto out = run_load(calls_only, load, {"echo", nullptr}, 1, never);
+  EXPECT_TRUE(out.submit_refused);
+  EXPECT_EQ(out.issued, 0u);
+}
+
 class RunCommand : public testing::with_scratch_dir<testing::leak_checked_test> {
  protected:
   // Runs the procpool command to completion; returns its exit code.

@@ -384,6 +384,68 @@ TEST(ScenarioStartMode, OtherValuesAreErrorsNamingFileLineAndKey) {
   EXPECT_NE(error.message.find("must be one of spawn, zygote"), std::string::npos) << error.message;
 }
 
+// pool.pipeline_depth, load.issue and load.in_flight: defaults, files, --set and sweeps, and
+// bad values named with their file, line and key.
+TEST(ScenarioSubmittedLoad, DefaultsParseSetsAndSweeps) {
+  const scenario defaults = parse_ok("").scenario;
+  EXPECT_EQ(defaults.pool.pipeline_depth, 1u);
+  EXPECT_EQ(defaults.load.issue, load_issue::threads);
+  EXPECT_EQ(defaults.load.in_flight, 256u);
+  EXPECT_EQ(pool_options_for(defaults).pipeline_depth, 1u);
+  const scenario s =
+      parse_ok("[pool]\npipeline_depth = 8\n[load]\nissue = \"submit\"\nin_flight = 64\n").scenario;
+  EXPECT_EQ(s.pool.pipeline_depth, 8u);
+  EXPECT_EQ(s.load.issue, load_issue::submit);
+  EXPECT_EQ(s.load.in_flight, 64u);
+  EXPECT_EQ(pool_options_for(s).pipeline_depth, 8u);
+  const scenario set =
+      parse_ok("", {"load.issue=submit", "load.in_flight=10000", "pool.pipeline_depth=1024"})
+          .scenario;
+  EXPECT_EQ(set.load.issue, load_issue::submit);
+  EXPECT_EQ(set.load.in_flight, 10'000u);
+  EXPECT_EQ(set.pool.pipeline_depth, 1024u);
+  const auto cases = expand(parse_ok(
+      "[sweep]\n\"load.issue\" = [\"threads\", \"submit\"]\n\"pool.pipeline_depth\" = [1, 8]\n"));
+  ASSERT_EQ(cases.size(), 4u);
+  EXPECT_EQ(cases[3].id, "load.issue=submit,pool.pipeline_depth=8#r0");
+  EXPECT_EQ(cases[3].scenario.load.issue, load_issue::submit);
+  EXPECT_EQ(cases[3].scenario.pool.pipeline_depth, 8u);
+}
+
+TEST(ScenarioSubmittedLoad, BadValuesNameTheKey) {
+  expect_error("[pool]\npipeline_depth = 0\n", 2, "pool.pipeline_depth",
+               "must be between 1 and 1024 (got 0)");
+  expect_error("[pool]\npipeline_depth = 1025\n", 2, "pool.pipeline_depth",
+               "must be between 1 and 1024");
+  expect_error("[pool]\npipeline_depth = 2.5\n", 2, "pool.pipeline_depth", "must be an integer");
+  expect_error("[load]\nissue = \"submitted\"\n", 2, "load.issue",
+               "must be one of threads, submit (got \"submitted\")");
+  expect_error("[load]\nin_flight = 0\n", 2, "load.in_flight", "must be at least 1 (got 0)");
+  expect_error("[load]\nin_flight = \"many\"\n", 2, "load.in_flight", "must be an integer");
+  expect_error("[sweep]\n\"pool.pipeline_depth\" = [1,\n  2000]\n", 3, "sweep.pool.pipeline_depth",
+               "must be between 1 and 1024");
+  for (const auto* assignment : {"load.in_flight=-1", "load.issue=async", "pool.pipeline_depth=0"}) {
+    const auto error = set_error(assignment);
+    EXPECT_EQ(error.file, "--set");
+    EXPECT_EQ(error.key, std::string_view(assignment).substr(0, std::string_view(assignment).find('=')))
+        << error.describe();
+  }
+}
+
+// Submitted load needs a subject that implements submit, and a closed loop of submits has no
+// caller to pause: think_ms must be 0 (an open loop's think_ms is unused either way).
+TEST(ScenarioSubmittedLoad, RulesAcrossKeys) {
+  expect_error("[subject]\nkind = \"serial-manager\"\n[load]\nissue = \"submit\"\n", 4,
+               "load.issue", "a serial-manager subject only takes calls");
+  expect_error("[load]\nissue = \"submit\"\n[sweep]\n\"subject.kind\" = [\"procpool\", "
+               "\"sequential-init\"]\n",
+               2, "load.issue", "in case subject.kind=sequential-init#r0");
+  expect_error("[load]\nissue = \"submit\"\nthink_ms = 5\n", 3, "load.think_ms",
+               "must be 0 with load.issue \"submit\" and load.model \"closed\" (got 5)");
+  parse_ok("[load]\nissue = \"submit\"\nmodel = \"open\"\nthink_ms = 5\n");
+  parse_ok("[load]\nissue = \"threads\"\nthink_ms = 5\n[subject]\nkind = \"serial-manager\"\n");
+}
+
 // ---- --set ----
 
 TEST(ScenarioOverride, EachType) {
@@ -798,10 +860,10 @@ TEST(ScenarioWorker, EveryPoolKeyReachesItsOption) {
       "recycle_after_requests = 16\nrecycle_jitter = 17\nrecycle_after_age_ms = 18\n"
       "recycle_above_rss_kib = 19\nidle_ping_interval_ms = 20\nping_timeout_ms = 21\n"
       "restart_backoff_ms = 22\nrestart_backoff_max_ms = 23\ncrash_loop_failures = 24\n"
-      "crash_loop_window_ms = 25\nmax_frame_bytes = 4096\n");
+      "crash_loop_window_ms = 25\nmax_frame_bytes = 4096\npipeline_depth = 26\n");
   std::size_t pool_keys = 0;
   for (const auto& doc : scenario_schema()) pool_keys += doc.key.starts_with("pool.") ? 1 : 0;
-  EXPECT_EQ(pool_keys, 19u) << "a new [pool] key needs a line here";
+  EXPECT_EQ(pool_keys, 20u) << "a new [pool] key needs a line here";
   using ms = std::chrono::milliseconds;
   const auto o = pool_options_for(file.scenario);
   EXPECT_EQ(o.size, 3u);
@@ -823,6 +885,7 @@ TEST(ScenarioWorker, EveryPoolKeyReachesItsOption) {
   EXPECT_EQ(o.crash_loop_failures, 24u);
   EXPECT_EQ(o.crash_loop_window, ms(25));
   EXPECT_EQ(o.max_frame_bytes, 4096u);
+  EXPECT_EQ(o.pipeline_depth, 26u);
 }
 
 TEST(ScenarioVerdicts, GlobMatch) {
