@@ -1162,10 +1162,25 @@ json collateral_evidence(const timeline_record& t) {
 // verdict, with its evidence. A cause the record left out (the failed-requests cap) still
 // says a crash or a protocol error by its outcome; why a request timed out cannot be told
 // without it.
-judgement judge_collateral(const timeline_record& t, const timeline_record* cause,
-                           const std::optional<judgement>& cause_judged) {
+judgement judge_collateral(const case_view& v, const case_settings& cs, const timeline_record& t,
+                           const timeline_record* cause, const std::optional<judgement>& cause_judged) {
   json evidence = collateral_evidence(t);
   const std::string how = t.cause.value_or("an unrecorded failure");
+  // Its cause ran out of its own time still in line and was judged as a wait; the worker was
+  // killed later, when that request had been its head for a whole request timeout without an
+  // answer. That is the failure this one died of.
+  if (cause && never_at_head(*cause)) {
+    judgement j = judge_request_timeout(v, cs, cs.request_timeout_ms);
+    j.evidence.update(evidence);
+    j.evidence["cause_timed_out_in_line"] = true;
+    j.rule = fmt::format("it was queued behind a request that had timed out in line and then, as its "
+                         "worker's head, did not answer within the request timeout either: {}",
+                         j.rule);
+    j.summary = fmt::format("killed with worker {} behind request {}, which got no answer within {:.0f} ms "
+                            "as its head: {}",
+                            t.worker, t.caused_by, cs.request_timeout_ms, j.summary);
+    return j;
+  }
   if (cause) {
     if (!cause_judged) return undecided("the request it queued behind was not judged");
     if (cause_judged->verdict.empty()) {
@@ -1259,9 +1274,9 @@ std::vector<std::optional<judgement>> judge_all(const case_view& v, const case_s
     const timeline_record& t = failed[i];
     const auto cause = t.caused_by != 0 ? by_id.find(t.caused_by) : by_id.end();
     if (cause == by_id.end()) {
-      judged[i] = judge_collateral(t, nullptr, std::nullopt);
+      judged[i] = judge_collateral(v, cs, t, nullptr, std::nullopt);
     } else {
-      judged[i] = judge_collateral(t, &failed[cause->second], judged[cause->second]);
+      judged[i] = judge_collateral(v, cs, t, &failed[cause->second], judged[cause->second]);
     }
   }
   return judged;

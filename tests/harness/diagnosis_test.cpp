@@ -367,6 +367,29 @@ TEST(DiagnosisPipeline, ATimeoutNeverAtTheHeadIsAWait) {
   }
 }
 
+// A request that timed out still in line became its worker's head later and got no answer
+// there either: the worker was killed a request timeout after, with one more behind it. That
+// one died of a hang, whatever the wait of the first was judged.
+TEST(DiagnosisPipeline, RequestsKilledBehindARequestThatTimedOutInLineAreJudgedByItsHang) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "dispatcher");
+  for (int i = 0; i < 20; ++i) b.ok(1, (10 + i) * ms, (10 + i) * ms, (11 + i) * ms);
+  b.pipelined("request_timeout", 100 * ms, 100 * ms, 300 * ms, 1, 1);
+  const std::uint64_t in_line = b.last_request_id();
+  b.pipelined("queued_behind_fault", 100 * ms, 101 * ms, 550 * ms, 1, 2,
+              {{"caused_by", in_line}, {"cause", "request_timeout"}});
+  b.event(550 * ms, 1, "busy", "exited", "request_timeout: did not reply before the deadline",
+          {{"exit_kind", "fault"}});
+  const json c = b.diagnosed(settings(1, 1, 1000, 200));
+  EXPECT_EQ(c["timelines"]["requests_failed"][0]["verdict"], verdict::capacity);
+  const json& behind = c["timelines"]["requests_failed"][1];
+  EXPECT_EQ(behind["verdict"], verdict::hang) << behind.dump();
+  EXPECT_EQ(behind["evidence"]["caused_by"], in_line);
+  EXPECT_EQ(behind["evidence"]["cause_timed_out_in_line"], true);
+  EXPECT_NEAR(behind["evidence"]["ran_ms"].get<double>(), 200, 0.01);
+}
+
 // Rules 1 to 4 count the time a request ran from when it became its worker's head.
 TEST(DiagnosisPipeline, RunTimeCountsFromTheHead) {
   case_builder b;
