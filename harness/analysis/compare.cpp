@@ -70,7 +70,8 @@ result<case_index> index_cases(const json& doc, std::string_view which) {
       runs.left_out.push_back(fmt::format("repetition {}: interrupted", c.repetition));
       continue;
     }
-    runs.ok += c.requests() - c.failed();
+    // A cancelled request neither failed nor succeeded: it is left out of both.
+    if (const auto ok = c.outcomes.find("ok"); ok != c.outcomes.end()) runs.ok += ok->second;
     runs.failed += c.failed();
     runs.usable.push_back(std::move(c));
   }

@@ -369,9 +369,20 @@ void read_start_means(case_view& v) {
   v.mean_init_ms = means.init_ms;
 }
 
+// A request that ran out of time still queued in its worker's pipeline (written behind
+// others, and never the oldest unanswered one): its worker never began on it.
+bool never_at_head(const timeline_record& t) {
+  return t.outcome == "request_timeout" && t.t_head == 0 && t.ahead > 0;
+}
+
 void read_requests(const case_timelines& tl, case_view& v) {
   for (const auto* list : {&tl.requests_failed, &tl.requests_sampled}) {
-    for (const auto& t : *list) v.waits.emplace_back(t.t_submit, t.t_checkout ? t.t_checkout : t.t_reply);
+    for (const auto& t : *list) {
+      v.waits.emplace_back(t.t_submit, t.t_checkout ? t.t_checkout : t.t_reply);
+      // Its wait behind the requests ahead of it is judged as its own (rule 0), so it is one
+      // of the waits an overlapping request sees, and not one of its own.
+      if (never_at_head(t)) v.waits.emplace_back(t.t_sent, t.t_reply);
+    }
   }
   for (const auto& t : tl.requests_sampled) {
     if (t.t_worker_recv && t.t_worker_done) {
@@ -1068,6 +1079,13 @@ const hidden_run* hidden_run_of(const case_view& v, std::size_t index) {
 judgement judge_timeout_in_pool(const case_view& v, const case_settings& cs, const timeline_record& t,
                                 std::size_t index, const loss_verdicts& losses,
                                 const decided_verdicts& decided) {
+  if (never_at_head(t)) {
+    return judge_wait(v, cs, t.t_sent, t.t_reply,
+                      {{"request_timeout_ms", cs.request_timeout_ms},
+                       {"queued_on_worker", t.worker},
+                       {"ahead", t.ahead}},
+                      losses, decided);
+  }
   const json queued_base = {{"request_timeout_ms", cs.request_timeout_ms}, {"queued_in_pool", true}};
   if (never_completed(t)) {
     const hidden_run* run = hidden_run_of(v, index);
@@ -1094,8 +1112,12 @@ judgement judge_timeout_in_pool(const case_view& v, const case_settings& cs, con
     }
     return judge_request_timeout(v, cs, (t.t_reply - t.t_worker_recv) / ns_per_ms);
   }
-  const std::int64_t sent = t.t_sent ? t.t_sent : t.t_checkout ? t.t_checkout : t.t_submit;
-  return judge_request_timeout(v, cs, std::max<std::int64_t>(0, t.t_reply - sent) / ns_per_ms);
+  // In a pipeline the worker began on it when it became the head, not when it was written.
+  const std::int64_t began = t.t_head     ? t.t_head
+                             : t.t_sent   ? t.t_sent
+                             : t.t_checkout ? t.t_checkout
+                                          : t.t_submit;
+  return judge_request_timeout(v, cs, std::max<std::int64_t>(0, t.t_reply - began) / ns_per_ms);
 }
 
 std::optional<judgement> judge(const case_view& v, const case_settings& cs, const timeline_record& t,
@@ -1125,7 +1147,73 @@ std::optional<judgement> judge(const case_view& v, const case_settings& cs, cons
     return judgement{verdict::capacity, "the bounded queue was full", json::object(),
                      "the queue was full"};
   }
-  return std::nullopt;  // pool_stopped: the harness stopped the pool, nothing to judge
+  // pool_stopped: the harness stopped the pool; cancelled: the caller took it back. Neither
+  // went wrong. queued_behind_fault is judged from its cause (judge_collateral).
+  return std::nullopt;
+}
+
+// The evidence every request killed behind another carries: which request it queued behind,
+// how that one failed, and how far back in line it was.
+json collateral_evidence(const timeline_record& t) {
+  return {{"caused_by", t.caused_by}, {"cause", t.cause.value_or("")}, {"ahead", t.ahead}};
+}
+
+// A request killed with its worker behind the request that failed there takes that request's
+// verdict, with its evidence. A cause the record left out (the failed-requests cap) still
+// says a crash or a protocol error by its outcome; why a request timed out cannot be told
+// without it.
+judgement judge_collateral(const case_view& v, const case_settings& cs, const timeline_record& t,
+                           const timeline_record* cause, const std::optional<judgement>& cause_judged) {
+  json evidence = collateral_evidence(t);
+  const std::string how = t.cause.value_or("an unrecorded failure");
+  // Its cause ran out of its own time still in line and was judged as a wait; the worker was
+  // killed later, when that request had been its head for a whole request timeout without an
+  // answer. That is the failure this one died of.
+  if (cause && never_at_head(*cause)) {
+    judgement j = judge_request_timeout(v, cs, cs.request_timeout_ms);
+    j.evidence.update(evidence);
+    j.evidence["cause_timed_out_in_line"] = true;
+    j.rule = fmt::format("it was queued behind a request that had timed out in line and then, as its "
+                         "worker's head, did not answer within the request timeout either: {}",
+                         j.rule);
+    j.summary = fmt::format("killed with worker {} behind request {}, which got no answer within {:.0f} ms "
+                            "as its head: {}",
+                            t.worker, t.caused_by, cs.request_timeout_ms, j.summary);
+    return j;
+  }
+  if (cause) {
+    if (!cause_judged) return undecided("the request it queued behind was not judged");
+    if (cause_judged->verdict.empty()) {
+      return undecided(fmt::format("the request it queued behind could not be judged: {}", cause_judged->missing));
+    }
+    json merged = cause_judged->evidence.is_object() ? cause_judged->evidence : json::object();
+    merged.update(evidence);
+    judgement j{cause_judged->verdict,
+                "it was written to a worker behind a request that failed and cost the worker its "
+                "life; the verdict is that request's",
+                std::move(merged)};
+    j.summary = fmt::format("killed with worker {} while queued behind request {} ({}): {}", t.worker,
+                            t.caused_by, how, cause_judged->summary);
+    return j;
+  }
+  if (how == "worker_crashed") {
+    return judgement{verdict::crash,
+                     "it was queued behind a request whose worker died; that request is not in the "
+                     "record, its outcome says the crash",
+                     std::move(evidence),
+                     fmt::format("killed with worker {} when it died serving request {}", t.worker, t.caused_by)};
+  }
+  if (how == "protocol_error") {
+    return judgement{verdict::protocol,
+                     "it was queued behind a request whose worker broke the protocol; that request "
+                     "is not in the record, its outcome says the fault",
+                     std::move(evidence),
+                     fmt::format("killed with worker {} when it broke the protocol on request {}", t.worker,
+                                 t.caused_by)};
+  }
+  return undecided(fmt::format("cause not recorded: the request it queued behind ({}) is not in the "
+                               "record, so why it failed is unknown",
+                               how));
 }
 
 }  // namespace
@@ -1136,21 +1224,32 @@ namespace {
 // worker's replacement, or behind abandoned tasks) or a timeout in an external pool.
 bool depends_on_others(const timeline_record& t) {
   return t.outcome == "checkout_timeout" || (t.outcome == "request_timeout" && t.t_sent == 0) ||
-         (t.outcome == "request_timeout" && t.t_worker_recv != 0);
+         (t.outcome == "request_timeout" && t.t_worker_recv != 0) || never_at_head(t);
 }
+
+bool is_collateral(const timeline_record& t) { return t.outcome == "queued_behind_fault"; }
 
 // Every failed request's judgement, in the order of `failed`. Requests that cost a worker
 // its life are judged first, so that waits for its replacement can be charged to the same
 // cause; the rest in the order they gave up, so that a wait behind an abandoned task finds
-// that task's verdict already decided.
+// that task's verdict already decided; the requests killed behind another last, taking the
+// verdict of the one they queued behind. Only that one lost the worker: however many were
+// behind it, a worker lost is one loss.
 std::vector<std::optional<judgement>> judge_all(const case_view& v, const case_settings& cs,
                                                 const std::vector<timeline_record>& failed) {
   loss_verdicts losses;
   decided_verdicts decided;
   std::vector<std::optional<judgement>> judged(failed.size());
   std::vector<std::size_t> later;
+  std::vector<std::size_t> collateral;
+  std::map<std::uint64_t, std::size_t> by_id;
   for (std::size_t i = 0; i < failed.size(); ++i) {
     const timeline_record& t = failed[i];
+    if (t.request_id != 0) by_id.emplace(t.request_id, i);
+    if (is_collateral(t)) {
+      collateral.push_back(i);
+      continue;
+    }
     if (depends_on_others(t)) {
       later.push_back(i);
       continue;
@@ -1170,6 +1269,15 @@ std::vector<std::optional<judgement>> judge_all(const case_view& v, const case_s
   for (const std::size_t i : later) {
     judged[i] = judge(v, cs, failed[i], i, losses, decided);
     if (judged[i] && !judged[i]->verdict.empty()) decided.emplace(i, judged[i]->verdict);
+  }
+  for (const std::size_t i : collateral) {
+    const timeline_record& t = failed[i];
+    const auto cause = t.caused_by != 0 ? by_id.find(t.caused_by) : by_id.end();
+    if (cause == by_id.end()) {
+      judged[i] = judge_collateral(v, cs, t, nullptr, std::nullopt);
+    } else {
+      judged[i] = judge_collateral(v, cs, t, &failed[cause->second], judged[cause->second]);
+    }
   }
   return judged;
 }

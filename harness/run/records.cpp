@@ -41,6 +41,10 @@ void keep_results_sample(case_timelines& t) {
   t.workers.resize(max_results_worker_events);
 }
 
+bool is_failure_outcome(std::string_view outcome) noexcept {
+  return outcome != "ok" && outcome != "cancelled";
+}
+
 bool is_timeout_outcome(std::string_view outcome) noexcept {
   return outcome == "checkout_timeout" || outcome == "request_timeout";
 }
@@ -51,6 +55,9 @@ timeline_record timeline_record::of(const request_timeline& t) {
   r.request_id = t.request_id;
   r.worker = t.worker;
   if (t.outcome) r.outcome = to_string(*t.outcome);
+  r.ahead = t.ahead;
+  r.caused_by = t.caused_by;
+  if (t.cause) r.cause = std::string(to_string(*t.cause));
   return r;
 }
 
@@ -61,8 +68,11 @@ std::uint64_t case_record::requests() const noexcept {
 }
 
 std::uint64_t case_record::failed() const noexcept {
-  const auto ok = outcomes.find("ok");
-  return requests() - (ok == outcomes.end() ? 0 : ok->second);
+  std::uint64_t n = 0;
+  for (const auto& [name, count] : outcomes) {
+    if (is_failure_outcome(name)) n += count;
+  }
+  return n;
 }
 
 std::uint64_t case_record::timeouts() const noexcept {
@@ -76,11 +86,21 @@ std::uint64_t case_record::timeouts() const noexcept {
 // The field tables: each record's keys, once, for its writer and its reader.
 constexpr auto fields_of(std::type_identity<timeline_record>) {
   using r = timeline_record;
-  return std::tuple{field{"request_id", &r::request_id},       field{"worker", &r::worker},
-                    field{"t_submit", &r::t_submit},           field{"t_checkout", &r::t_checkout},
-                    field{"t_sent", &r::t_sent},               field{"t_worker_recv", &r::t_worker_recv},
-                    field{"t_worker_done", &r::t_worker_done}, field{"t_reply", &r::t_reply},
-                    field{"outcome", &r::outcome},             field{"verdict", &r::verdict},
+  // caused_by and cause only on a queued_behind_fault: every other record would carry a 0.
+  return std::tuple{field{"request_id", &r::request_id},
+                    field{"worker", &r::worker},
+                    field{"t_submit", &r::t_submit},
+                    field{"t_checkout", &r::t_checkout},
+                    field{"t_sent", &r::t_sent},
+                    field{"t_head", &r::t_head},
+                    field{"t_worker_recv", &r::t_worker_recv},
+                    field{"t_worker_done", &r::t_worker_done},
+                    field{"t_reply", &r::t_reply},
+                    field{"outcome", &r::outcome},
+                    field{"ahead", &r::ahead},
+                    field{"caused_by", &r::caused_by, written::unless_default},
+                    field{"cause", &r::cause},
+                    field{"verdict", &r::verdict},
                     field{"evidence", &r::evidence}};
 }
 

@@ -34,6 +34,12 @@ struct timeline_record : request_timing {
   std::uint64_t request_id = 0;
   std::uint64_t worker = 0;  // 0 when no worker was checked out
   std::string outcome = "ok";
+  // As in request_timeline: requests in flight on the worker when this one was written, and
+  // for queued_behind_fault the request whose failure killed the worker and its outcome name.
+  // A document from before pipelining has none of them and reads as depth 1.
+  std::uint32_t ahead = 0;
+  std::uint64_t caused_by = 0;
+  std::optional<std::string> cause;
   std::optional<std::string> verdict;      // set by the diagnosis
   std::optional<nlohmann::json> evidence;  // the figures its rule decided on
 
@@ -121,7 +127,8 @@ struct case_record {
   std::optional<case_error> error;  // the subject could not be created
   nlohmann::json extra = nlohmann::json::object();  // keys not known here, kept as they were
 
-  // Every outcome but ok; the timeouts among them (is_timeout_outcome).
+  // Every outcome; the failures among them (is_failure_outcome); the timeouts among those
+  // (is_timeout_outcome).
   std::uint64_t requests() const noexcept;
   std::uint64_t failed() const noexcept;
   std::uint64_t timeouts() const noexcept;
@@ -138,7 +145,11 @@ void keep_results_sample(case_timelines& t);
 std::optional<worker_state> parse_worker_state(std::string_view name) noexcept;
 std::optional<exit_kind> parse_exit_kind(std::string_view name) noexcept;
 
-// Outcomes that count as timeouts in rates and assertions.
+// Outcomes that count as failures: every one but ok and cancelled (the caller took the
+// request back before a worker had it; nothing went wrong).
+bool is_failure_outcome(std::string_view outcome) noexcept;
+// Outcomes that count as timeouts in rates and assertions. queued_behind_fault is not one:
+// its own deadline did not pass, the worker ahead of it failed (its cause says how).
 bool is_timeout_outcome(std::string_view outcome) noexcept;
 
 void to_json(nlohmann::json& j, const timeline_record& t);

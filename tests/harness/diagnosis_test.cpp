@@ -75,6 +75,19 @@ class case_builder {
     return *this;
   }
 
+  // A request written to `worker` at `sent` with `ahead` others in flight there (pool.pipeline_depth
+  // above 1); `more` holds t_head, caused_by and cause as the case needs.
+  case_builder& pipelined(std::string outcome, std::int64_t submit, std::int64_t sent, std::int64_t reply,
+                          std::uint64_t worker, std::uint32_t ahead, json more = json::object()) {
+    failed(outcome, submit, reply, worker, sent);
+    auto& t = c_["timelines"]["requests_failed"].back();
+    t["ahead"] = ahead;
+    t["t_head"] = ahead == 0 ? sent : 0;
+    t.update(more);
+    return *this;
+  }
+  std::uint64_t last_request_id() const { return request_id_; }
+
   // A request of an external pool that timed out and whose task completed late: the driver's
   // done line came after the deadline with the worker that ran it and its stamps.
   case_builder& late(std::int64_t submit, std::int64_t reply, std::uint64_t worker, std::int64_t recv,
@@ -260,6 +273,171 @@ TEST(Diagnosis, AWaitForAReplacementTakesTheVerdictOfWhatLostTheWorker) {
   const json c = b.diagnosed(s);
   EXPECT_EQ(only_verdict(c), verdict::contention);
   EXPECT_EQ(c["verdicts"][std::string(verdict::contention)], 2);
+}
+
+// ---- Pipelines (pool.pipeline_depth > 1, pool/ASYNC.md section 6) ----
+
+// A worker whose head request hung at depth 4: the three written behind it were killed with
+// it, and each takes the hang's verdict, naming it.
+TEST(DiagnosisPipeline, RequestsKilledBehindAHangTakeItsVerdict) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "dispatcher");
+  for (int i = 0; i < 20; ++i) b.ok(1, (10 + i) * ms, (10 + i) * ms, (11 + i) * ms);
+  b.pipelined("request_timeout", 100 * ms, 100 * ms, 300 * ms, 1, 0);
+  const std::uint64_t head = b.last_request_id();
+  for (std::uint32_t k = 1; k <= 3; ++k) {
+    b.pipelined("queued_behind_fault", 100 * ms, 100 * ms + k, 300 * ms, 1, k,
+                {{"caused_by", head}, {"cause", "request_timeout"}});
+  }
+  b.event(300 * ms, 1, "busy", "exited", "request_timeout: did not reply before the deadline",
+          {{"exit_kind", "fault"}});
+  const json c = b.diagnosed(settings(1, 1, 1000, 200));
+  EXPECT_EQ(only_verdict(c), verdict::hang);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::hang)], 4);
+  const json& last = c["timelines"]["requests_failed"][3];
+  EXPECT_EQ(last["evidence"]["caused_by"], head);
+  EXPECT_EQ(last["evidence"]["cause"], "request_timeout");
+  EXPECT_EQ(last["evidence"]["ahead"], 3);
+  EXPECT_NEAR(last["evidence"]["ran_ms"].get<double>(), 200, 0.01);  // the head's figures
+  EXPECT_FALSE(c.contains("unjudged"));
+}
+
+// The same behind a crash and a broken protocol.
+TEST(DiagnosisPipeline, RequestsKilledBehindACrashOrABrokenProtocolTakeItsVerdict) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+  b.pipelined("worker_crashed", 3 * ms, 3 * ms, 5 * ms, 1, 0);
+  b.pipelined("queued_behind_fault", 3 * ms, 4 * ms, 5 * ms, 1, 1,
+              {{"caused_by", b.last_request_id()}, {"cause", "worker_crashed"}});
+  b.event(5 * ms, 1, "busy", "exited", "worker_crashed: killed by SIGSEGV");
+  b.pipelined("protocol_error", 3 * ms, 3 * ms, 6 * ms, 2, 0);
+  b.pipelined("queued_behind_fault", 3 * ms, 4 * ms, 6 * ms, 2, 1,
+              {{"caused_by", b.last_request_id()}, {"cause", "protocol_error"}});
+  b.event(6 * ms, 2, "busy", "exited", "protocol_error: bad frame");
+  const json c = b.diagnosed(settings(2, 2, 1000, 1000));
+  EXPECT_EQ(c["verdicts"][std::string(verdict::crash)], 2);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::protocol)], 2);
+  EXPECT_EQ(c["timelines"]["requests_failed"][1]["evidence"]["exit"], "worker_crashed: killed by SIGSEGV");
+}
+
+// The failed-requests cap left the cause out: its outcome still says a crash or a protocol
+// error, but not why a request timed out.
+TEST(DiagnosisPipeline, ACauseLeftOutOfTheRecordDecidesByItsOutcomeButATimeoutStaysUnjudged) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.pipelined("queued_behind_fault", 3 * ms, 4 * ms, 5 * ms, 1, 1,
+              {{"caused_by", 9001}, {"cause", "worker_crashed"}});
+  b.pipelined("queued_behind_fault", 3 * ms, 4 * ms, 6 * ms, 1, 2,
+              {{"caused_by", 9002}, {"cause", "protocol_error"}});
+  b.pipelined("queued_behind_fault", 3 * ms, 4 * ms, 7 * ms, 1, 3,
+              {{"caused_by", 9003}, {"cause", "request_timeout"}});
+  const json c = b.diagnosed(settings(1, 1, 1000, 1000));
+  EXPECT_EQ(c["verdicts"][std::string(verdict::crash)], 1);
+  EXPECT_EQ(c["verdicts"][std::string(verdict::protocol)], 1);
+  EXPECT_EQ(c["verdicts"].size(), 2u) << c["verdicts"].dump();
+  const json& crashed = c["timelines"]["requests_failed"][0];
+  EXPECT_EQ(crashed["evidence"]["caused_by"], 9001);
+  EXPECT_EQ(crashed["evidence"]["cause"], "worker_crashed");
+  EXPECT_EQ(crashed["evidence"]["ahead"], 1);
+  EXPECT_FALSE(c["timelines"]["requests_failed"][2].contains("verdict"));
+  ASSERT_TRUE(c.contains("unjudged"));
+  ASSERT_EQ(c["unjudged"].size(), 1u);
+  EXPECT_EQ(c["unjudged"][0]["count"], 1);
+  EXPECT_NE(c["unjudged"][0]["missing"].get<std::string>().find("cause not recorded"), std::string::npos);
+}
+
+// Rule 0: a request that ran out of time still queued behind others on its worker waited
+// there. Beside an idle worker that is the pool's choice of worker; with every worker busy,
+// capacity.
+TEST(DiagnosisPipeline, ATimeoutNeverAtTheHeadIsAWait) {
+  for (const bool other_idle : {true, false}) {
+    case_builder b;
+    b.start(1, 0, 1 * ms, 2 * ms).start(2, 0, 1 * ms, 2 * ms);
+    b.event(3 * ms, 1, "idle", "busy", "dispatcher").event(900 * ms, 1, "busy", "idle", "detached");
+    if (!other_idle) b.event(3 * ms, 2, "idle", "busy", "dispatcher").event(900 * ms, 2, "busy", "idle", "detached");
+    for (int i = 0; i < 20; ++i) b.ok(1, (10 + i) * ms, (10 + i) * ms, (11 + i) * ms);
+    b.pipelined("request_timeout", 100 * ms, 100 * ms, 300 * ms, 1, 2);
+    const json c = b.diagnosed(settings(2, 2, 1000, 200));
+    EXPECT_EQ(only_verdict(c), other_idle ? verdict::dispatch : verdict::capacity) << other_idle;
+    const json& e = c["timelines"]["requests_failed"][0]["evidence"];
+    EXPECT_EQ(e["ahead"], 2);
+    EXPECT_EQ(e["queued_on_worker"], 1);
+    EXPECT_NEAR(e["waited_ms"].get<double>(), 200, 0.01);
+  }
+}
+
+// A request that timed out still in line became its worker's head later and got no answer
+// there either: the worker was killed a request timeout after, with one more behind it. That
+// one died of a hang, whatever the wait of the first was judged.
+TEST(DiagnosisPipeline, RequestsKilledBehindARequestThatTimedOutInLineAreJudgedByItsHang) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "dispatcher");
+  for (int i = 0; i < 20; ++i) b.ok(1, (10 + i) * ms, (10 + i) * ms, (11 + i) * ms);
+  b.pipelined("request_timeout", 100 * ms, 100 * ms, 300 * ms, 1, 1);
+  const std::uint64_t in_line = b.last_request_id();
+  b.pipelined("queued_behind_fault", 100 * ms, 101 * ms, 550 * ms, 1, 2,
+              {{"caused_by", in_line}, {"cause", "request_timeout"}});
+  b.event(550 * ms, 1, "busy", "exited", "request_timeout: did not reply before the deadline",
+          {{"exit_kind", "fault"}});
+  const json c = b.diagnosed(settings(1, 1, 1000, 200));
+  EXPECT_EQ(c["timelines"]["requests_failed"][0]["verdict"], verdict::capacity);
+  const json& behind = c["timelines"]["requests_failed"][1];
+  EXPECT_EQ(behind["verdict"], verdict::hang) << behind.dump();
+  EXPECT_EQ(behind["evidence"]["caused_by"], in_line);
+  EXPECT_EQ(behind["evidence"]["cause_timed_out_in_line"], true);
+  EXPECT_NEAR(behind["evidence"]["ran_ms"].get<double>(), 200, 0.01);
+}
+
+// Rules 1 to 4 count the time a request ran from when it became its worker's head.
+TEST(DiagnosisPipeline, RunTimeCountsFromTheHead) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  for (int i = 0; i < 20; ++i) b.ok(1, (10 + i) * ms, (10 + i) * ms, (11 + i) * ms);
+  b.pipelined("request_timeout", 100 * ms, 100 * ms, 450 * ms, 1, 1, {{"t_head", 250 * ms}});
+  const json c = b.diagnosed(settings(1, 1, 1000, 200));
+  EXPECT_EQ(only_verdict(c), verdict::hang);
+  EXPECT_NEAR(c["timelines"]["requests_failed"][0]["evidence"]["ran_ms"].get<double>(), 200, 0.01);
+}
+
+// A checkout that waited for the replacement of a worker lost to a hang at depth 4 sees one
+// lost worker, lost to the hang: the requests killed behind it lost nothing more.
+TEST(DiagnosisPipeline, OneHangIsOneLossHoweverDeepThePipeline) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.event(3 * ms, 1, "idle", "busy", "dispatcher");
+  for (int i = 0; i < 20; ++i) b.ok(1, (3 + i) * ms, (3 + i) * ms, (3 + i) * ms + 100'000);
+  // A request killed behind the head comes first in the record: it does not speak for the
+  // worker.
+  const std::uint64_t head = b.last_request_id() + 2;
+  b.pipelined("queued_behind_fault", 30 * ms, 31 * ms, 230 * ms, 1, 1,
+              {{"caused_by", head}, {"cause", "request_timeout"}});
+  b.pipelined("request_timeout", 30 * ms, 30 * ms, 230 * ms, 1, 0);
+  ASSERT_EQ(b.last_request_id(), head);
+  for (std::uint32_t k = 2; k <= 3; ++k) {
+    b.pipelined("queued_behind_fault", 30 * ms, 30 * ms + k, 230 * ms, 1, k,
+                {{"caused_by", head}, {"cause", "request_timeout"}});
+  }
+  b.event(230 * ms, 1, "busy", "exited", "request_timeout: did not reply before the deadline",
+          {{"exit_kind", "fault"}});
+  b.start(2, 800 * ms, 801 * ms, 802 * ms);
+  b.failed("checkout_timeout", 231 * ms, 431 * ms);
+  const json c = b.diagnosed(settings(1, 1, 200, 200));
+  const json& wait = c["timelines"]["requests_failed"].back();
+  EXPECT_EQ(wait["verdict"], verdict::hang) << wait.dump();
+  EXPECT_EQ(wait["evidence"]["lost_workers"], 1);
+  EXPECT_EQ(wait["evidence"]["lost_to"], verdict::hang);
+}
+
+TEST(DiagnosisPipeline, CancelledRequestsGetNoVerdict) {
+  case_builder b;
+  b.start(1, 0, 1 * ms, 2 * ms);
+  b.failed("cancelled", 3 * ms, 4 * ms);
+  const json c = b.diagnosed(settings(1, 1, 1000, 1000));
+  EXPECT_TRUE(c["verdicts"].empty());
+  EXPECT_FALSE(c.contains("unjudged"));
+  EXPECT_FALSE(c["timelines"]["requests_failed"][0].contains("verdict"));
 }
 
 TEST(Diagnosis, AHealthyCaseHasNoVerdicts) {

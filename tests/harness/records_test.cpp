@@ -179,6 +179,76 @@ TEST(Records, OldAndHandWrittenDocumentsReadWithDefaults) {
   EXPECT_EQ(json(r)["something_new"], 7);
 }
 
+// A request written behind two others on a worker that was killed for the first one's
+// timeout: the pipelining fields go out under their names and come back.
+TEST(Records, APipelinedRequestsFieldsRoundTrip) {
+  request_timeline t;
+  t.request_id = 14;
+  t.worker = 3;
+  t.t_submit = 100;
+  t.t_checkout = t.t_sent = 110;
+  t.outcome = errc::queued_behind_fault;
+  t.ahead = 2;
+  t.caused_by = 12;
+  t.cause = errc::request_timeout;
+  t.t_reply = 900;
+  const timeline_record r = timeline_record::of(t);
+  EXPECT_EQ(r.outcome, "queued_behind_fault");
+  EXPECT_EQ(r.cause, "request_timeout");
+  const json j = r;
+  EXPECT_EQ(j["t_head"], 0);  // never its worker's oldest
+  EXPECT_EQ(j["ahead"], 2);
+  EXPECT_EQ(j["caused_by"], 12);
+  EXPECT_EQ(j["cause"], "request_timeout");
+  const auto back = j.get<timeline_record>();
+  EXPECT_EQ(back.ahead, 2u);
+  EXPECT_EQ(back.caused_by, 12u);
+  EXPECT_EQ(back.cause, "request_timeout");
+  EXPECT_EQ(json(back), j);
+
+  // At the head of an empty pipeline: t_head is t_sent, and nothing names a cause.
+  request_timeline head;
+  head.request_id = 15;
+  head.t_sent = head.t_head = 120;
+  const json h = timeline_record::of(head);
+  EXPECT_EQ(h["t_head"], 120);
+  EXPECT_EQ(h["ahead"], 0);
+  EXPECT_FALSE(h.contains("caused_by"));
+  EXPECT_FALSE(h.contains("cause"));
+  EXPECT_EQ(json(h.get<timeline_record>()), h);
+}
+
+// A timeline written before pipelining has none of its fields: it reads as depth 1, and what
+// it did not have is not made up (t_head stays 0; the diagnosis counts from t_sent then).
+TEST(Records, ATimelineWithoutThePipeliningFieldsReadsAsDepthOne) {
+  const json old = {{"request_id", 4}, {"worker", 1},  {"t_submit", 10},      {"t_checkout", 11},
+                    {"t_sent", 12},    {"t_worker_recv", 13}, {"t_worker_done", 14}, {"t_reply", 15},
+                    {"outcome", "request_timeout"}};
+  const auto r = old.get<timeline_record>();
+  EXPECT_EQ(r.t_head, 0);
+  EXPECT_EQ(r.ahead, 0u);
+  EXPECT_EQ(r.caused_by, 0u);
+  EXPECT_FALSE(r.cause);
+  EXPECT_EQ(r.t_sent, 12);
+  json written = r;
+  EXPECT_EQ(written["t_head"], 0);
+  EXPECT_EQ(written["ahead"], 0);
+  written.erase("t_head");
+  written.erase("ahead");
+  EXPECT_EQ(written, old);
+}
+
+TEST(Records, CancelledRequestsAreNeitherFailuresNorTimeouts) {
+  const json c = {{"outcomes", {{"ok", 5}, {"cancelled", 3}, {"queued_behind_fault", 2}, {"request_timeout", 1}}}};
+  const auto r = c.get<case_record>();
+  EXPECT_EQ(r.requests(), 11u);
+  EXPECT_EQ(r.failed(), 3u);
+  EXPECT_EQ(r.timeouts(), 1u);
+  EXPECT_FALSE(is_failure_outcome("cancelled"));
+  EXPECT_TRUE(is_failure_outcome("queued_behind_fault"));
+  EXPECT_FALSE(is_timeout_outcome("queued_behind_fault"));
+}
+
 TEST(Records, ACaseWhoseSubjectFailedKeepsItsWholeZeros) {
   case_record r;
   r.id = "x#r0";
