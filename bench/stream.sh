@@ -83,7 +83,7 @@ row("Python streaming / ProcessPoolExecutor", py_map, "peers/process_pool_execut
     ">= 5", lambda r: r >= 5)
 row("Python streaming / apply_async, 8 outstanding", py_map, "peers/apply_async_8", "(info)",
     lambda r: True)
-row("fake worker: pool map / raw pipelined loop", "BM_PoolMapEcho/window:16",
+row("fake worker: pool map / raw pipelined loop", "BM_PoolMapEcho/depth:16",
     "BM_RawPipelinedEcho/window:16", ">= 0.90", lambda r: r >= 0.90)
 row("fake worker: pool submit ring / raw pipelined loop", "BM_PoolSubmitEcho/window:16",
     "BM_RawPipelinedEcho/window:16", "(info)", lambda r: True)

@@ -62,7 +62,8 @@ std::string axis_kind(const std::string& key) {
   static const std::set<std::string, std::less<>> environmental = {
       "worker.startup_ms", "worker.init_ms", "environment.cpu_hogs", "environment.cpus"};
   static const std::set<std::string, std::less<>> architectural = {
-      "subject.kind", "subject.command", "pool.prewarm", "pool.max_concurrent_starts"};
+      "subject.kind", "subject.command", "pool.prewarm", "pool.max_concurrent_starts",
+      "pool.pipeline_depth", "load.issue"};
   if (environmental.contains(key)) return "environmental";
   if (architectural.contains(key)) return "architectural";
   return "load";

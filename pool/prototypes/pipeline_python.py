@@ -14,7 +14,7 @@ written in one write() per refill and read back with 64 KiB reads; reports tasks
 worker's CPU time per request (/proc/PID/stat) and its write calls per request
 (/proc/PID/io). The modes, interleaved `--reps` times:
 
-* sdk: the SDK of this tree as it is (since ASYNC.md step 4: FrameReader, ReplyWriter and
+* sdk: the SDK of this tree as it is (since pool/ASYNC.md step 4: FrameReader, ReplyWriter and
   the flush rules);
 * each: the same with PROCPOOL_WORKER_FLUSH=each, one write per reply (the baseline);
 * old: the SDK in `--old-sdk DIR` (a python/ directory from before step 4: a BufferedReader,

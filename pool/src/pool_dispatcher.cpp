@@ -1,5 +1,5 @@
 // The dispatcher's loop: submitted requests in, replies out, one epoll set for every worker
-// it holds. Section numbers refer to ASYNC.md.
+// it holds. Section numbers refer to pool/ASYNC.md.
 #include "pool_dispatcher.hpp"
 
 #include <sys/epoll.h>

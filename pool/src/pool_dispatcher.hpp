@@ -4,7 +4,7 @@
 // submitted requests from a queue, checks workers out of the pool as an ordinary waiter
 // ("attaches" them), writes up to pipeline_depth requests to each back to back, reads the
 // replies in order, keeps the deadlines, and gives a worker back when its pipeline empties.
-// While a worker is attached no request takes the pool's lock. ASYNC.md is the design.
+// While a worker is attached no request takes the pool's lock. pool/ASYNC.md is the design.
 #pragma once
 
 #include <atomic>

@@ -21,7 +21,7 @@
 // started at the first of them, which writes requests to workers and reads their replies
 // with no thread of the caller's waiting; with pipeline_depth > 1 it writes several requests
 // to a worker back to back. Completion callbacks and a submitted request's on_request run on
-// that thread. See ASYNC.md.
+// that thread. See pool/ASYNC.md.
 //
 //   std::vector<procpool::reply_future> futures;
 //   for (int i = 0; i < 1000; ++i) futures.push_back(pool->submit("echo", i));

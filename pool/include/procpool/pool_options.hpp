@@ -58,7 +58,7 @@ struct pool_options {
   // Requests pool::submit and pool::map write to one worker before its first reply is read
   // (1 to 1024). 1 is one request at a time. Deeper pipelines save a round trip per request
   // on tiny tasks; the pool pipelines only when no worker is free, and less on a worker
-  // whose tasks take long (see ASYNC.md, "Choosing a worker"). call() and leases never
+  // whose tasks take long (see pool/ASYNC.md, "Choosing a worker"). call() and leases never
   // pipeline.
   std::size_t pipeline_depth = 1;
 
