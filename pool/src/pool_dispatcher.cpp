@@ -125,6 +125,8 @@ struct dispatcher::loop {
   void assign(std::int64_t now);
   attached_worker* pick(std::int64_t now);
   attached_worker* attach_idle();
+  // Takes a worker the pool handed over: its stdout joins the epoll set.
+  attached_worker* attach(std::shared_ptr<pool_worker> w);
   void write_worker(attached_worker& a);
   void detach_empty();
   void detach(attached_worker& a, const error* fault);
@@ -281,13 +283,7 @@ void dispatcher::loop::take_grant() {
     failure = std::exchange(pool_wait.failure, std::nullopt);
   }
   if (w) {
-    auto a = std::make_unique<attached_worker>();
-    a->worker = std::move(w);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = a.get();
-    ::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, a->worker->conn.process().stdout_fd(), &ev);
-    attached.push_back(std::move(a));
+    attach(std::move(w));
   } else if (failure && failure->code != errc::pool_stopped) {
     // The pool is degraded: no worker is coming for what waits here.
     if (attached.empty()) fail_queued(*failure);
@@ -323,6 +319,10 @@ attached_worker* dispatcher::loop::attach_idle() {
       return nullptr;
     }
   }
+  return attach(std::move(w));
+}
+
+attached_worker* dispatcher::loop::attach(std::shared_ptr<pool_worker> w) {
   auto a = std::make_unique<attached_worker>();
   a->worker = std::move(w);
   epoll_event ev{};
