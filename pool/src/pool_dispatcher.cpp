@@ -147,17 +147,26 @@ struct dispatcher::loop {
 
 // --- submission ------------------------------------------------------------------------------
 
-bool dispatcher::enqueue(pending_request* r) {
+bool dispatcher::enqueue(pending_request* r, bool wake) {
   bool wake_loop = false;
   {
     std::lock_guard lock(loop_->submit_mutex);
     if (loop_->closed) return false;
     loop_->submitted.push_back(r);
-    wake_loop = std::exchange(loop_->parked, false);
+    if (wake) wake_loop = std::exchange(loop_->parked, false);
   }
   queued_count_.fetch_add(1, std::memory_order_relaxed);
   if (wake_loop) loop_->poke();
   return true;
+}
+
+void dispatcher::wake_if_parked() {
+  bool wake_loop = false;
+  {
+    std::lock_guard lock(loop_->submit_mutex);
+    wake_loop = std::exchange(loop_->parked, false);
+  }
+  if (wake_loop) loop_->poke();
 }
 
 void dispatcher::loop::take_submissions() {

@@ -26,8 +26,11 @@ class dispatcher {
   dispatcher& operator=(const dispatcher&) = delete;
 
   // Queues a request (the pool's reference to it passes to the dispatcher). False when the
-  // dispatcher has closed for a stop: the caller completes the request itself.
-  bool enqueue(detail::pending_request* request);
+  // dispatcher has closed for a stop: the caller completes the request itself. `wake` false
+  // leaves a sleeping dispatcher asleep, for a caller queueing a batch that wakes it once
+  // with wake_if_parked() at the end.
+  bool enqueue(detail::pending_request* request, bool wake = true);
+  void wake_if_parked();
   // The pool is stopping: fail what is queued, let what is written finish until `drain`, then
   // kill those workers; the thread ends once it holds no worker.
   void begin_stop(deadline drain);

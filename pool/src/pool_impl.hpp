@@ -107,8 +107,9 @@ class pool::impl {
   // submit() and map(): the request goes to the dispatcher, started here on first use.
   // `done`, when set, takes the outcome and the future returned is empty. `id` receives the
   // request's id.
+  // `wake` false: see dispatcher::enqueue.
   reply_future submit(std::string_view command, nlohmann::json args, const call_options& co,
-                      completion done, std::uint64_t& id);
+                      completion done, std::uint64_t& id, bool wake = true);
   // The dispatcher, started on first use; null once the pool is stopping.
   dispatcher* dispatcher_for_submit();
   // Gives a worker back: to a waiter, idle, recycled, or killed when its connection broke

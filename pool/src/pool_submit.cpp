@@ -23,7 +23,8 @@ dispatcher* pool::impl::dispatcher_for_submit() {
 }
 
 reply_future pool::impl::submit(std::string_view command, nlohmann::json args,
-                                const call_options& co, completion done, std::uint64_t& id) {
+                                const call_options& co, completion done, std::uint64_t& id,
+                                bool wake) {
   auto* r = new detail::pending_request();
   auto& t = r->timeline;
   t.t_submit = monotonic_ns();
@@ -55,7 +56,7 @@ reply_future pool::impl::submit(std::string_view command, nlohmann::json args,
   r->frame = encode_frame(encode(request{.id = t.request_id,
                                          .command = std::string(command),
                                          .args = std::move(args)}));
-  if (!d->enqueue(r)) return fail_now(errc::pool_stopped, "the pool is stopped");
+  if (!d->enqueue(r, wake)) return fail_now(errc::pool_stopped, "the pool is stopped");
   return future;
 }
 
@@ -121,15 +122,17 @@ class map_stream {
     }
   }
 
-  // Refilled half a window at a time, not one item per item yielded: the submissions of a
-  // refill reach the dispatcher together, and it writes them to the workers in one go.
+  // Refilled half a window at a time, not one item per item yielded, and the dispatcher woken
+  // once at the end: the submissions of a refill reach it together, and it writes them to
+  // the workers in one go rather than waking for the first and again for the rest.
   void fill() {
     if (outstanding() > window_ / 2) return;
+    std::size_t queued_now = 0;
     while (!source_done_ && outstanding() < window_) {
       auto arg = next_();
       if (!arg) {
         source_done_ = true;
-        return;
+        break;
       }
       call_options co;
       if (options_.item_timeout) {
@@ -137,11 +140,12 @@ class map_stream {
       }
       const std::size_t index = submitted_++;
       std::uint64_t id = 0;
+      ++queued_now;
       if (ordered_) {
-        in_order_.push_back(pool_.submit(command_, std::move(*arg), co, nullptr, id));
+        in_order_.push_back(pool_.submit(command_, std::move(*arg), co, nullptr, id, false));
         continue;
       }
-      auto future = pool_.submit(command_, std::move(*arg), co, nullptr, id);
+      auto future = pool_.submit(command_, std::move(*arg), co, nullptr, id, false);
       // The stream keeps a reference of its own so that it can cancel at destruction.
       future.state_->add_ref();
       unordered_.emplace(index, future.state_);
@@ -150,6 +154,9 @@ class map_stream {
         done->items.push_back(map_item{.index = index, .outcome = std::move(outcome)});
         done->ready.notify_one();
       });
+    }
+    if (queued_now > 0) {
+      if (auto* d = pool_.dispatcher_ready.load(std::memory_order_acquire)) d->wake_if_parked();
     }
   }
 
