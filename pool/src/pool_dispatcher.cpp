@@ -132,6 +132,8 @@ struct dispatcher::loop {
   void detach(attached_worker& a, const error* fault);
   void fault_worker(attached_worker& a, error cause);
   void finish(pending_request* r, result<reply> outcome);
+  // A request cancelled while queued, as the dispatcher drops it from the queue.
+  void report_cancelled(pending_request* r, std::int64_t now);
   void fail_queued(const error& e);
   void deliver_done();
   int wait_timeout_ms(std::int64_t now) const;
@@ -409,15 +411,9 @@ void dispatcher::loop::assign(std::int64_t now) {
   while (!queue.empty()) {
     pending_request* r = queue.front();
     if (r->phase() != request_phase::queued) {
-      // Cancelled while queued: its future has the outcome; the observer hears of it here.
       queue.pop_front();
       owner.queued_count_.fetch_sub(1, std::memory_order_relaxed);
-      r->timeline.t_reply = now;
-      r->timeline.outcome = errc::cancelled;
-      ++pool.totals.calls;
-      ++pool.totals.failures;
-      pool.emit(r->timeline);
-      r->release();
+      report_cancelled(r, now);
       continue;
     }
     attached_worker* a = pick(now);
@@ -656,13 +652,7 @@ void dispatcher::loop::fail_queued(const error& e) {
   for (auto* r : queue) {
     owner.queued_count_.fetch_sub(1, std::memory_order_relaxed);
     if (!r->claim_outcome()) {
-      // Cancelled: delivered already; the observer hears of it now.
-      r->timeline.t_reply = now;
-      r->timeline.outcome = errc::cancelled;
-      ++pool.totals.calls;
-      ++pool.totals.failures;
-      pool.emit(r->timeline);
-      r->release();
+      report_cancelled(r, now);
       continue;
     }
     r->timeline.t_reply = now;
@@ -673,6 +663,17 @@ void dispatcher::loop::fail_queued(const error& e) {
 }
 
 // --- completion ------------------------------------------------------------------------------
+
+void dispatcher::loop::report_cancelled(pending_request* r, std::int64_t now) {
+  // Its future has the outcome since cancel(); the observer hears of it as the request
+  // leaves the queue.
+  r->timeline.t_reply = now;
+  r->timeline.outcome = errc::cancelled;
+  ++pool.totals.calls;
+  ++pool.totals.failures;
+  pool.emit(r->timeline);
+  r->release();
+}
 
 void dispatcher::loop::finish(pending_request* r, result<reply> outcome) {
   done.emplace_back(r, std::move(outcome));
