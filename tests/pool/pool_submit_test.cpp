@@ -356,14 +356,19 @@ TEST_P(PoolSubmitFaults, EachRequestHasOneTimelyOutcomeAndCollateralNamesItsCaus
   o.crash_loop_failures = 1000;
   auto p = make(std::move(o));
   ready(p);
+  // The load ends once the fault has fired a few times over enough requests, or after 1 s:
+  // the assertions below need faults, not a fixed duration.
+  std::atomic<int> submitted{0}, failures{0};
+  const auto enough = [&] { return submitted >= 2048 && failures >= 3; };
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) {
     threads.emplace_back([&] {
       const auto until = deadline_after(1s);
-      while (std::chrono::steady_clock::now() < until) {
+      while (std::chrono::steady_clock::now() < until && !enough()) {
         std::vector<reply_future> batch;
         for (int i = 0; i < 32; ++i) batch.push_back(p.submit("echo", i));
-        for (auto& f : batch) (void)f.get();
+        submitted += 32;
+        for (auto& f : batch) failures += !f.get();
       }
     });
   }
