@@ -16,16 +16,13 @@
 # JSON files and print their paths). Extra arguments are passed to both runs.
 set -uo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bin="${POOL_BENCH:-$root/build/release/bench/pool_bench}"
 min_time="${MIN_TIME:-0.5}"
 echo_reps="${ECHO_REPS:-9}"
 reps="${REPS:-3}"
 
-if [[ ! -x "$bin" ]]; then
-  echo "compare.sh: $bin not found; build it with: cmake --build --preset release --target pool_bench" >&2
-  exit 1
-fi
+require_built "$bin" --target pool_bench
 
 echo_json="$(mktemp --suffix=.json)"
 rest_json="$(mktemp --suffix=.json)"

@@ -17,15 +17,12 @@
 # PEERS_SECONDS (default 2), REPS, PYTHON (default /usr/bin/python3).
 set -uo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bin="${POOL_BENCH:-$root/build/release/bench/pool_bench}"
 python="${PYTHON:-/usr/bin/python3}"
 reps="${REPS:-5}"
 
-if [[ ! -x "$bin" ]]; then
-  echo "stream.sh: $bin not found; build it with: cmake --build --preset release --target pool_bench" >&2
-  exit 1
-fi
+require_built "$bin" --target pool_bench
 
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT

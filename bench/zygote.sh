@@ -26,17 +26,14 @@
 # HEAVY_MIB, CRASH_AFTER, KEEP=1 (keep the scenarios and results and print where).
 set -uo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 procpool="${PROCPOOL:-$root/build/release/harness/procpool}"
 reps="${REPS:-3}"
 heavy_cpu_ms="${HEAVY_CPU_MS:-350}"
 heavy_mib="${HEAVY_MIB:-80}"
 crash_after="${CRASH_AFTER:-4}"
 
-if [[ ! -x "$procpool" ]]; then
-  echo "zygote.sh: $procpool not found; build it with: cmake --build --preset release" >&2
-  exit 1
-fi
+require_built "$procpool"
 
 work="$(mktemp -d)"
 cleanup() {

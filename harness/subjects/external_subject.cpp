@@ -127,6 +127,25 @@ class external_subject final : public subject {
     return o.checkout_deadline.value_or(deadline_after(options_.checkout_timeout)) +
            options_.request_timeout;
   }
+  // A new request's timeline: its id and submit time.
+  request_timeline open_request() {
+    request_timeline timeline{{.t_submit = monotonic_ns()}};
+    timeline.request_id = next_id_.fetch_add(1);
+    return timeline;
+  }
+  // Counts the request and, while the driver runs, books it with `book` (under the lock);
+  // otherwise the error that refuses it.
+  template <class Book>
+  std::optional<error> admit(Book&& book) {
+    std::lock_guard lock(mutex_);
+    ++totals_.calls;
+    if (phase_ != phase::running) {
+      return broken_ ? *broken_ : error{errc::pool_stopped, "the external subject is stopping"};
+    }
+    book();
+    ++outstanding_;
+    return std::nullopt;
+  }
   result<void> write_line(std::string_view line, deadline until);
   result<response> finish_call(request_timeline& timeline, result<response> outcome);
   std::string submit_line(std::uint64_t id, std::string_view command, nlohmann::json args,
@@ -254,24 +273,13 @@ result<void> external_subject::start() {
 
 result<response> external_subject::call(std::string_view command, nlohmann::json args,
                                         const call_options& options) {
-  request_timeline timeline{{.t_submit = monotonic_ns()}};
+  request_timeline timeline = open_request();
   const deadline until = call_deadline(options);
-  const std::uint64_t id = next_id_.fetch_add(1);
-  timeline.request_id = id;
+  const std::uint64_t id = timeline.request_id;
   waiter w;
-  std::optional<error> refused;
-  {
-    std::lock_guard lock(mutex_);
-    ++totals_.calls;
-    if (phase_ != phase::running) {
-      refused = broken_ ? *broken_
-                        : error{errc::pool_stopped, "the external subject is stopping"};
-    } else {
-      waiters_.emplace(id, &w);
-      ++outstanding_;
-    }
+  if (auto refused = admit([&] { waiters_.emplace(id, &w); })) {
+    return finish_call(timeline, std::move(*refused));
   }
-  if (refused) return finish_call(timeline, std::move(*refused));
   auto sent = write_line(submit_line(id, command, std::move(args), timeline.t_submit), until);
 
   std::unique_lock lock(mutex_);
@@ -315,23 +323,13 @@ result<response> external_subject::call(std::string_view command, nlohmann::json
 
 bool external_subject::submit(std::string_view command, nlohmann::json args,
                               const call_options& options, subject_completion done) {
-  request_timeline timeline{{.t_submit = monotonic_ns()}};
+  request_timeline timeline = open_request();
   const deadline until = call_deadline(options);
-  const std::uint64_t id = next_id_.fetch_add(1);
-  timeline.request_id = id;
-  std::optional<error> refused;
-  {
-    std::lock_guard lock(mutex_);
-    ++totals_.calls;
-    if (phase_ != phase::running) {
-      refused = broken_ ? *broken_
-                        : error{errc::pool_stopped, "the external subject is stopping"};
-    } else {
-      submitted_.emplace(id, submitted{timeline, until, std::move(done)});
-      submitted_deadlines_.emplace(until, id);
-      ++outstanding_;
-    }
-  }
+  const std::uint64_t id = timeline.request_id;
+  auto refused = admit([&] {
+    submitted_.emplace(id, submitted{timeline, until, std::move(done)});
+    submitted_deadlines_.emplace(until, id);
+  });
   if (refused) {
     done(finish_call(timeline, std::move(*refused)));
     return true;

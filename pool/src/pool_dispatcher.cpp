@@ -50,7 +50,6 @@ struct attached_worker {
   std::int64_t head_since_ns = 0;
   std::int64_t head_deadline_ns = 0;  // the worker's deadline for its head request
   std::int64_t last_reply_ns = 0;
-  std::size_t written_total = 0;  // for recycling by count
 
   std::size_t effective_depth(std::size_t depth) const {
     const double ewma = worker->service_ewma_ns;
@@ -441,7 +440,6 @@ void dispatcher::loop::assign(std::int64_t now) {
       a->head_deadline_ns = r->own_deadline_ns;
     }
     a->in_flight.push_back(r);
-    ++a->written_total;
     if (a->out_pos == a->out.size()) {
       a->out.clear();
       a->out_pos = 0;

@@ -11,9 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "procpool/pool.hpp"
-#include "support/pool_recorder.hpp"
-#include "support/process_audit.hpp"
-#include "support/workers.hpp"
+#include "support/pool_fixture.hpp"
 
 namespace procpool {
 namespace {
@@ -21,21 +19,14 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-class PoolSubmit : public testing::leak_checked_test {
+class PoolSubmit : public testing::recorded_pool_test {
  protected:
   pool_options options(json init_args = json::object(), std::size_t size = 2,
                        std::size_t depth = 1) {
-    pool_options o = testing::fake_pool_options(std::move(init_args), size);
+    pool_options o = fake_options(std::move(init_args), size);
     o.pipeline_depth = depth;
-    o.observer = recorder.observer();
     return o;
   }
-  static pool make(pool_options o) {
-    auto p = pool::create(std::move(o));
-    EXPECT_TRUE(p) << p.error().message;
-    return std::move(*p);
-  }
-  static void ready(pool& p) { ASSERT_EQ(p.wait_ready(deadline_after(20s)), ready_state::ready); }
 
   // Every request the observer saw, by id; fails the test on an id seen twice.
   std::map<std::uint64_t, request_timeline> timelines_by_id() {
@@ -45,8 +36,6 @@ class PoolSubmit : public testing::leak_checked_test {
     }
     return by_id;
   }
-
-  testing::pool_recorder recorder;
 };
 
 TEST_F(PoolSubmit, GetReturnsEachRequestsOwnReplyWithItsTimeline) {

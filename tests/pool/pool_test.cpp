@@ -10,9 +10,7 @@
 
 #include "procpool/pool.hpp"
 #include "procpool/worker_lease.hpp"
-#include "support/pool_recorder.hpp"
-#include "support/process_audit.hpp"
-#include "support/workers.hpp"
+#include "support/pool_fixture.hpp"
 
 namespace procpool {
 namespace {
@@ -20,24 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-class Pool : public testing::leak_checked_test {
- protected:
-  pool_options fake_options(json init_args = json::object(), std::size_t size = 2) {
-    pool_options o = testing::fake_pool_options(std::move(init_args), size);
-    o.observer = recorder.observer();
-    return o;
-  }
-
-  static pool make(pool_options o) {
-    auto p = pool::create(std::move(o));
-    EXPECT_TRUE(p) << p.error().message;
-    return std::move(*p);
-  }
-
-  static void ready(pool& p) { ASSERT_EQ(p.wait_ready(deadline_after(20s)), ready_state::ready); }
-
-  testing::pool_recorder recorder;
-};
+class Pool : public testing::recorded_pool_test {};
 
 TEST_F(Pool, EchoesThroughACheckedOutWorker) {
   auto p = make(fake_options());
