@@ -1,6 +1,6 @@
 // The fake worker answering pipelined requests: several written at once before any reply is
 // read (pool/ASYNC.md, section 7). It answers them in order, gathers the replies of a batch
-// into one write, and still lets every reply out before anything that waits or ends it.
+// into two writes, and still lets every reply out before anything that waits or ends it.
 #include <poll.h>
 
 #include <string>
@@ -107,6 +107,26 @@ TEST_F(FakeWorkerPipelining, AReplyDoesNotWaitBehindTheNextRequestsServiceTime) 
   auto last = next_reply(conn);
   ASSERT_TRUE(last) << last.error().message;
   EXPECT_EQ(last->id, 3u);
+}
+
+// A batch of four is answered in two writes: the first two replies are out before the third
+// request is done, so that a pool can write the next requests while the worker serves the
+// rest. Each request grows the worker by 128 MiB (touched page by page), which takes long
+// enough to see, and never triggers a flush of its own as a service time would.
+TEST_F(FakeWorkerPipelining, ABatchIsAnsweredInTwoWritesFromItsMiddle) {
+  auto conn = ready({}, {{"memory_growth_kb", 128 * 1024}});
+  write_batch(conn, echoes(1, 4));
+  auto first = next_reply(conn);
+  const std::int64_t t_first_read = monotonic_ns();
+  ASSERT_TRUE(first) << first.error().message;
+  std::vector<response> rest;
+  for (int i = 0; i < 3; ++i) {
+    auto reply = next_reply(conn);
+    ASSERT_TRUE(reply) << reply.error().message;
+    rest.push_back(std::move(*reply));
+  }
+  EXPECT_EQ(rest[1].id, 3u);
+  EXPECT_LT(t_first_read, rest[1].t_done_ns) << "reply 1 was held until the batch was done";
 }
 
 // Garbage drawn for every request: the first frame out is the garbage, in its place.
