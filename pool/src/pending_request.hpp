@@ -54,7 +54,14 @@ class pending_request {
   request_phase phase() const noexcept { return phase_.load(std::memory_order_acquire); }
 
   // After a successful claim: hands `outcome` to the callback, or keeps it for get().
-  void deliver(result<reply> outcome);
+  void deliver(result<reply> outcome) {
+    if (publish(std::move(outcome))) wake_waiters();
+  }
+  // deliver() in two steps, for a batch: publish each outcome, then wake whoever sleeps on
+  // them. A consumer woken by the first then finds the rest ready instead of sleeping again
+  // on each. True when a waiter sleeps and wake_waiters() is owed.
+  bool publish(result<reply> outcome);
+  void wake_waiters();
 
   bool ready() const noexcept { return ready_.load(std::memory_order_acquire) == 1; }
   // Returns once ready, or when `until` passes (false); nullopt waits for ever.

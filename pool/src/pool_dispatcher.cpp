@@ -692,7 +692,16 @@ void dispatcher::loop::deliver_done() {
                                                     : pool.totals.failures);
     }
     pool.emit(r->timeline);
-    r->deliver(std::move(outcome));
+    // The pool's reference is kept until the wake below: the waiter may take the outcome
+    // and let go of its own as soon as it is published.
+    if (!r->publish(std::move(outcome))) {
+      r->release();
+      r = nullptr;
+    }
+  }
+  for (auto& [r, outcome] : done) {
+    if (!r) continue;
+    r->wake_waiters();
     r->release();
   }
   done.clear();

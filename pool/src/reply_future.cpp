@@ -35,20 +35,20 @@ void futex_wake_all(std::atomic<std::uint32_t>& word) {
 bool on_dispatcher_thread() noexcept { return dispatcher_thread; }
 void mark_dispatcher_thread() noexcept { dispatcher_thread = true; }
 
-void pending_request::deliver(result<reply> outcome) {
+bool pending_request::publish(result<reply> outcome) {
   std::unique_lock lock(mutex_);
   if (callback_) {
     completion done = std::move(callback_);
     ready_.store(1, std::memory_order_release);
     lock.unlock();
     done(std::move(outcome));
-    return;
+    return false;
   }
   outcome_.emplace(std::move(outcome));
-  const auto before = ready_.exchange(1, std::memory_order_acq_rel);
-  lock.unlock();
-  if (before == 2) futex_wake_all(ready_);
+  return ready_.exchange(1, std::memory_order_acq_rel) == 2;
 }
+
+void pending_request::wake_waiters() { futex_wake_all(ready_); }
 
 bool pending_request::wait(std::optional<deadline> until) const {
   timespec at{};
