@@ -692,8 +692,9 @@ void dispatcher::loop::deliver_done() {
                                                     : pool.totals.failures);
     }
     pool.emit(r->timeline);
-    // The pool's reference is kept until the wake below: the waiter may take the outcome
-    // and let go of its own as soon as it is published.
+    // Waiters are woken after the whole turn is published (so after its observer calls
+    // and callbacks, which must not block). The pool's reference is kept until the wake:
+    // the waiter may take the outcome and let go of its own as soon as it is published.
     if (!r->publish(std::move(outcome))) {
       r->release();
       r = nullptr;
