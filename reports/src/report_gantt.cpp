@@ -55,6 +55,7 @@ constexpr std::string_view init_colour = "#f59e0b";
 constexpr std::string_view ok_colour = "#1e3a8a";
 constexpr std::string_view timeout_colour = "#dc2626";
 constexpr std::string_view failure_colour = "#9333ea";
+constexpr std::string_view cancelled_colour = "#9ca3af";
 
 struct span {
   double from = 0, to = 0;  // ns from the case's first event
@@ -100,6 +101,7 @@ std::vector<span> coalesce(const std::vector<span>& spans, double min_ns, bool& 
 struct placed_request {
   const timeline_record* r;
   bool failed, timeout;
+  bool cancelled;  // taken back by its caller before a worker had it: not a failure
   std::size_t row;  // 0: waiting; else the worker row + 1
   double from, to;  // ns from the case's first event
 };
@@ -179,7 +181,8 @@ worker_rows rows_of(const case_timelines& tl, const time_span& span) {
 // waiting row from submission when it never reached a worker. nullopt when it has no time.
 std::optional<placed_request> place(const timeline_record& r, const worker_rows& rows, const time_span& span,
                                     std::size_t& off_chart) {
-  placed_request p{&r, !r.ok(), is_timeout_outcome(r.outcome), 0, static_cast<double>(r.t_submit), 0};
+  placed_request p{&r, is_failure_outcome(r.outcome), is_timeout_outcome(r.outcome), r.outcome == "cancelled", 0,
+                     static_cast<double>(r.t_submit), 0};
   if (r.worker != 0) {
     const auto row = rows.row_of.find(r.worker);
     if (row == rows.row_of.end() || row->second >= rows.rows.size()) {
@@ -206,7 +209,8 @@ struct placed_requests {
 placed_requests place_all(const std::vector<const timeline_record*>& requests, const worker_rows& rows,
                           const time_span& span) {
   std::vector<const timeline_record*> marks = requests;
-  std::stable_partition(marks.begin(), marks.end(), [](const timeline_record* r) { return !r->ok(); });
+  std::stable_partition(marks.begin(), marks.end(),
+                        [](const timeline_record* r) { return is_failure_outcome(r->outcome); });
   placed_requests out;
   out.recorded = marks.size();
   if (marks.size() > max_requests) marks.resize(max_requests);
@@ -304,7 +308,7 @@ void draw_labels(report_svg::canvas& canvas, const chart_layout& l, const std::v
 // What the legend shows: the states, phases and request kinds that were drawn.
 struct drawn_marks {
   std::set<std::string> states;
-  bool phases = false, ok = false, timeout = false, failure = false;
+  bool phases = false, ok = false, timeout = false, failure = false, cancelled = false;
   std::size_t requests = 0, failed = 0;
 };
 
@@ -345,12 +349,16 @@ void draw_requests(report_svg::canvas& canvas, const chart_layout& l, const std:
   // Successes first so that failures are drawn over them.
   for (std::size_t k = placed.size(); k-- > 0;) {
     const placed_request& p = placed[k];
-    const std::string_view colour = !p.failed ? ok_colour : p.timeout ? timeout_colour : failure_colour;
+    const std::string_view colour = p.cancelled ? cancelled_colour
+                                    : !p.failed  ? ok_colour
+                                    : p.timeout  ? timeout_colour
+                                                 : failure_colour;
     const double top = p.row == 0 ? l.area.top + 1 + chart_layout::lane_height * static_cast<double>(lanes.lane_of[k])
                                   : l.row_top(p.row - 1) + l.row_height * 0.55;
     const double h = p.row == 0 ? chart_layout::lane_height - 1 : l.row_height * 0.4;
     ++drawn.requests;
-    drawn.ok = drawn.ok || !p.failed;
+    drawn.ok = drawn.ok || (!p.failed && !p.cancelled);
+    drawn.cancelled = drawn.cancelled || p.cancelled;
     drawn.timeout = drawn.timeout || p.timeout;
     drawn.failure = drawn.failure || (p.failed && !p.timeout);
     if (!p.failed) {
@@ -381,6 +389,10 @@ double draw_legend(report_svg::canvas& canvas, const chart_layout& l, const draw
   if (drawn.ok) entries.push_back({"request ok", std::string(ok_colour), legend_entry::mark::swatch});
   if (drawn.timeout) entries.push_back({"request timed out", std::string(timeout_colour), legend_entry::mark::dot});
   if (drawn.failure) entries.push_back({"request failed otherwise", std::string(failure_colour), legend_entry::mark::dot});
+  if (drawn.cancelled) {
+    entries.push_back({"request cancelled before a worker had it", std::string(cancelled_colour),
+                       legend_entry::mark::swatch});
+  }
   return report_svg::legend(canvas, l.area.left, l.area.bottom() + 46, l.area.width, entries);
 }
 

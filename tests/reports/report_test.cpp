@@ -77,7 +77,10 @@ json timelines() {
                               worker_event(base + 275'000'000, 2, "stopping", "exited")});
   json failed = json::array({request(7, 0, base + 10'000'000, base + 70'000'000, "checkout_timeout"),
                              request(8, 2, base + 170'000'000, base + 270'000'000, "request_timeout")});
-  json sampled = json::array({request(9, 1, base + 90'000'000, base + 95'000'000, "ok")});
+  json cancelled = request(10, 0, base + 20'000'000, base + 30'000'000, "cancelled");
+  cancelled.erase("verdict");
+  cancelled.erase("evidence");
+  json sampled = json::array({request(9, 1, base + 90'000'000, base + 95'000'000, "ok"), cancelled});
   return {{"requests_failed", failed}, {"requests_failed_dropped", 0}, {"requests_sampled", sampled},
           {"workers", workers}, {"worker_events_dropped", 0}};
 }
@@ -766,6 +769,10 @@ TEST(HtmlReport, DrawsTheChosenCasesWorkersRequestsAndTimeouts) {
   EXPECT_NE(gantt.find(">waiting<"), std::string::npos) << "the checkout timeout's row";
   EXPECT_NE(gantt.find("request 7 waiting for a worker: checkout_timeout"), std::string::npos);
   EXPECT_NE(gantt.find("request 8 on worker 2: request_timeout"), std::string::npos);
+  // A cancelled request is drawn on the waiting row in its own colour, not as a failure.
+  EXPECT_NE(gantt.find("request cancelled before a worker had it"), std::string::npos);
+  EXPECT_EQ(gantt.find("request 10 "), std::string::npos) << "drawn with a failure's tooltip";
+  EXPECT_NE(html.find("recorded requests drawn (2 failed"), std::string::npos) << "a cancelled request counted as failed";
   EXPECT_NE(gantt.find("verdict architectural.startup_serialization"), std::string::npos);
   EXPECT_NE(gantt.find("start-up (spawn to main) 50 ms"), std::string::npos);
   EXPECT_NE(gantt.find("init (main to init done) 30 ms"), std::string::npos);
