@@ -37,10 +37,10 @@ for ((i = 1; i <= reps; i++)); do
     echo "peers.py failed in round $i"
 done
 
-"$python" - "$dir" "$reps" <<'PY'
+"$python" - "$dir" <<'PY'
 import json, os, re, statistics, sys
 
-folder, reps = sys.argv[1], int(sys.argv[2])
+folder = sys.argv[1]
 rounds = {}  # round number -> {name: items per second}
 load = None
 for name in os.listdir(folder):

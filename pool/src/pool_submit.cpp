@@ -127,7 +127,7 @@ class map_stream {
   // the workers in one go rather than waking for the first and again for the rest.
   void fill() {
     if (outstanding() > window_ / 2) return;
-    std::size_t queued_now = 0;
+    const std::size_t submitted_before = submitted_;
     while (!source_done_ && outstanding() < window_) {
       auto arg = next_();
       if (!arg) {
@@ -140,7 +140,6 @@ class map_stream {
       }
       const std::size_t index = submitted_++;
       std::uint64_t id = 0;
-      ++queued_now;
       if (ordered_) {
         in_order_.push_back(pool_.submit(command_, std::move(*arg), co, nullptr, id, false));
         continue;
@@ -155,7 +154,7 @@ class map_stream {
         done->ready.notify_one();
       });
     }
-    if (queued_now > 0) {
+    if (submitted_ > submitted_before) {
       if (auto* d = pool_.dispatcher_ready.load(std::memory_order_acquire)) d->wake_if_parked();
     }
   }
