@@ -17,7 +17,7 @@ void echo_round_trips(benchmark::State& state, const procpool::launch_options& l
   const std::string payload(64, 'x');
   std::uint64_t id = 0;
   for (auto _ : state) {
-    auto reply = conn->call({.id = ++id, .command = "echo", .args = payload},
+    auto reply = conn->call(procpool::request{.id = ++id, .command = "echo", .args = payload},
                             procpool::deadline_after(10s));
     if (!reply) return state.SkipWithError(reply.error().message.c_str());
   }

@@ -18,6 +18,10 @@
 
 namespace procpool::message_internals {
 
+// Whether every byte is printable ASCII other than '"' and '\\': a string json's dump() writes
+// as it is, between quotes.
+bool is_plain_string(std::string_view s);
+
 // Serialises the request as a json object; encode(request) must match it byte for byte.
 std::string encode_request_as_json(const request& r);
 

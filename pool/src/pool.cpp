@@ -173,10 +173,10 @@ pool::~pool() {
   if (impl_) impl_->stop({});
 }
 
-result<reply> pool::call(std::string_view command, nlohmann::json args,
-                            const call_options& options) {
+result<reply> pool::call(std::string_view command, const nlohmann::json& args,
+                         const call_options& options) {
   if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
-  return impl_->call(command, std::move(args), options);
+  return impl_->call(command, args, options);
 }
 
 result<worker_lease> pool::checkout(const call_options& options) {
@@ -191,7 +191,7 @@ ready_state pool::wait_ready(deadline until) {
   return impl_ ? impl_->wait_ready(until) : ready_state::stopped;
 }
 
-reply_future pool::submit(std::string_view command, nlohmann::json args,
+reply_future pool::submit(std::string_view command, const nlohmann::json& args,
                           const call_options& options) {
   std::uint64_t id = 0;
   if (!impl_) {
@@ -201,17 +201,17 @@ reply_future pool::submit(std::string_view command, nlohmann::json args,
     state->release();
     return reply_future(state);
   }
-  return impl_->submit(command, std::move(args), options, nullptr, id);
+  return impl_->submit(command, args, options, nullptr, id);
 }
 
-std::uint64_t pool::submit(std::string_view command, nlohmann::json args,
+std::uint64_t pool::submit(std::string_view command, const nlohmann::json& args,
                            const call_options& options, completion done) {
   if (!impl_) {
     if (done) done(error{errc::pool_stopped, "the pool was moved from"});
     return 0;
   }
   std::uint64_t id = 0;
-  impl_->submit(command, std::move(args), options, std::move(done), id);
+  impl_->submit(command, args, options, std::move(done), id);
   return id;
 }
 
@@ -271,10 +271,10 @@ pool_stats pool::impl::stats() const {
   std::lock_guard lock(mutex);
   pool_stats s;
   s.size = options.size;
-  s.calls = totals.calls;
   s.calls_ok = totals.calls_ok;
   s.worker_errors = totals.worker_errors;
   s.failures = totals.failures;
+  s.calls = s.calls_ok + s.worker_errors + s.failures;
   s.starts = totals.starts;
   s.failed_starts = totals.failed_starts;
   s.workers_lost = totals.workers_lost;
@@ -336,7 +336,8 @@ void pool::impl::set_state(pool_worker& w, worker_state to, std::string_view cau
   }
 }
 
-void pool::impl::release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause) {
+void pool::impl::release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause,
+                                std::int64_t now) {
   for (auto it = waiters.begin(); it != waiters.end(); ++it) {
     waiter* wt = *it;
     if (wt->required_worker != 0 && wt->required_worker != w->id) continue;
@@ -348,7 +349,7 @@ void pool::impl::release_worker(const std::shared_ptr<pool_worker>& w, std::stri
     return;
   }
   set_state(*w, worker_state::idle, cause);
-  w->idle_since_ns = monotonic_ns();
+  w->idle_since_ns = now;
   w->idle_index = idle.size();
   idle.push_back(w);
 }

@@ -352,7 +352,7 @@ void dispatcher::loop::detach(attached_worker& a, const error* fault) {
   auto it = std::find_if(attached.begin(), attached.end(),
                          [&](const auto& p) { return p.get() == &a; });
   attached.erase(it);
-  pool.give_back(w, fault);
+  pool.give_back(w, fault, monotonic_ns());
 }
 
 void dispatcher::loop::stop_waiting_in_pool() {
@@ -667,7 +667,6 @@ void dispatcher::loop::report_cancelled(pending_request* r, std::int64_t now) {
   // leaves the queue.
   r->timeline.t_reply = now;
   r->timeline.outcome = errc::cancelled;
-  ++pool.totals.calls;
   ++pool.totals.failures;
   pool.emit(r->timeline);
   r->release();
@@ -682,7 +681,6 @@ void dispatcher::loop::deliver_done() {
   for (auto& [r, outcome] : done) {
     // Requests written and failed are claimed here; queued ones were claimed by their caller.
     if (r->phase() != request_phase::done) r->claim_outcome();
-    ++pool.totals.calls;
     if (outcome) {
       ++pool.totals.calls_ok;
       r->timeline.outcome.reset();

@@ -94,7 +94,8 @@ class pool::impl {
   explicit impl(pool_options opts);
   ~impl();
 
-  result<reply> call(std::string_view command, nlohmann::json args, const call_options& co);
+  result<reply> call(std::string_view command, const nlohmann::json& args,
+                     const call_options& co);
 
   // The request path in three steps, shared by call() and worker_lease.
   // Checks a worker out (it is busy on return, and lease_state::held when `for_lease`).
@@ -102,19 +103,21 @@ class pool::impl {
   result<std::shared_ptr<pool_worker>> acquire(const call_options& co, std::int64_t t_submit,
                                                bool for_lease = false);
   // One request's I/O on the caller's thread, without the lock; fills `t`'s stamps.
-  result<reply> exchange(pool_worker& w, std::string_view command, nlohmann::json args,
+  result<reply> exchange(pool_worker& w, std::string_view command, const nlohmann::json& args,
                             deadline reply_deadline, request_timeline& t);
   // submit() and map(): the request goes to the dispatcher, started here on first use.
   // `done`, when set, takes the outcome and the future returned is empty. `id` receives the
   // request's id.
   // `wake` false: see dispatcher::enqueue.
-  reply_future submit(std::string_view command, nlohmann::json args, const call_options& co,
+  reply_future submit(std::string_view command, const nlohmann::json& args,
+                      const call_options& co,
                       completion done, std::uint64_t& id, bool wake = true);
   // The dispatcher, started on first use; null once the pool is stopping.
   dispatcher* dispatcher_for_submit();
   // Gives a worker back: to a waiter, idle, recycled, or killed when its connection broke
   // (`fault` says why). Returns whether the pool is stopping. Lock not held.
-  bool give_back(const std::shared_ptr<pool_worker>& w, const error* fault);
+  // `now` is a monotonic_ns() stamp the caller already has (its reply's).
+  bool give_back(const std::shared_ptr<pool_worker>& w, const error* fault, std::int64_t now);
   ready_state wait_ready(deadline until);
   pool_stats stats() const;
   void stop(const stop_options& so);
@@ -124,7 +127,9 @@ class pool::impl {
   void set_state(pool_worker& w, worker_state to, std::string_view cause,
                  exit_kind exit = exit_kind::none);
   // A free worker goes to the longest waiter that accepts it, else to the idle stack.
-  void release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause);
+  // `now`: a recent monotonic_ns() stamp, when it went idle.
+  void release_worker(const std::shared_ptr<pool_worker>& w, std::string_view cause,
+                      std::int64_t now);
   void remove_from_idle(pool_worker& w);
   void fail_waiters(const error& e);
   // Hands `w` to a waiter, or wakes it with its failure: notifies its condition variable,
@@ -164,9 +169,11 @@ class pool::impl {
   std::atomic<std::uint64_t> next_request_id{1};
   std::mt19937_64 rng;
 
-  // Running totals, counted without the lock on the request path.
+  // Running totals, counted without the lock on the request path. A request is counted once,
+  // by its outcome (pool_stats::calls is their sum): every counter the request path touches
+  // is a cache line the callers' CPUs pass between them.
   struct running_totals {
-    std::atomic<std::uint64_t> calls{0}, calls_ok{0}, worker_errors{0}, failures{0}, starts{0},
+    std::atomic<std::uint64_t> calls_ok{0}, worker_errors{0}, failures{0}, starts{0},
         failed_starts{0}, workers_lost{0}, recycled{0};
   } totals;
 

@@ -22,15 +22,16 @@ dispatcher* pool::impl::dispatcher_for_submit() {
   return disp.get();
 }
 
-reply_future pool::impl::submit(std::string_view command, nlohmann::json args,
+reply_future pool::impl::submit(std::string_view command, const nlohmann::json& args,
                                 const call_options& co, completion done, std::uint64_t& id,
                                 bool wake) {
   auto* r = new detail::pending_request();
   auto& t = r->timeline;
   t.t_submit = monotonic_ns();
   t.request_id = id = next_request_id++;
-  const auto now = std::chrono::steady_clock::now();
-  r->checkout_deadline_ns = to_ns(co.checkout_deadline.value_or(now + options.checkout_timeout));
+  r->checkout_deadline_ns =
+      co.checkout_deadline ? to_ns(*co.checkout_deadline)
+                           : t.t_submit + std::chrono::nanoseconds(options.checkout_timeout).count();
   r->reply_deadline_ns = co.reply_deadline ? to_ns(*co.reply_deadline) : 0;
   reply_future future(r);
   if (done) future.then(std::move(done));
@@ -40,7 +41,6 @@ reply_future pool::impl::submit(std::string_view command, nlohmann::json args,
     r->claim_outcome();
     t.t_reply = monotonic_ns();
     t.outcome = code;
-    ++totals.calls;
     ++totals.failures;
     emit(t);
     r->deliver(error{code, std::move(message)});
@@ -53,9 +53,9 @@ reply_future pool::impl::submit(std::string_view command, nlohmann::json args,
     return fail_now(errc::queue_full,
                     fmt::format("{} submitted requests are already queued", d->queued()));
   }
-  r->frame = encode_frame(encode(request{.id = t.request_id,
-                                         .command = std::string(command),
-                                         .args = std::move(args)}));
+  const std::size_t header = begin_frame(r->frame);
+  encode_into(r->frame, {t.request_id, command, args});
+  end_frame(r->frame, header);
   if (!d->enqueue(r, wake)) return fail_now(errc::pool_stopped, "the pool is stopped");
   return future;
 }

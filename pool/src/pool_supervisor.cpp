@@ -173,7 +173,7 @@ struct supervisor::state {
         (o.start_timeout + o.init_timeout).count()));
   }
 
-  void on_init_reply(const std::shared_ptr<pool_worker>& w, result<std::string> payload) {
+  void on_init_reply(const std::shared_ptr<pool_worker>& w, result<std::string_view> payload) {
     std::lock_guard lock(pool.mutex);
     if (w->state != worker_state::starting) return;
     --pool.starting;
@@ -191,7 +191,7 @@ struct supervisor::state {
     if (pool.stopping) {
       graceful_stop(w, "pool stopping", exit_kind::planned_stop);
     } else {
-      pool.release_worker(w, "init done");
+      pool.release_worker(w, "init done", w->t_ready_ns);
     }
     pool.state_changed.notify_all();
     asio::post(io, [this] { pump(); });
@@ -429,7 +429,9 @@ struct supervisor::state {
 
   // --- replies awaited by the supervisor (handshake, ping) -----------------------------
 
-  using reply_handler = void (state::*)(const std::shared_ptr<pool_worker>&, result<std::string>);
+  // The payload is a view into the connection's buffer, for the handler to use at once.
+  using reply_handler = void (state::*)(const std::shared_ptr<pool_worker>&,
+                                        result<std::string_view>);
 
   void await_reply(const std::shared_ptr<pool_worker>& w, deadline until, reply_handler handler,
                    std::string timeout_message) {
@@ -454,7 +456,7 @@ struct supervisor::state {
       w->io->out.close();
       w->io->timer.cancel();
       if (!payload) return (this->*handler)(w, std::move(payload).error());
-      (this->*handler)(w, std::move(**payload));
+      (this->*handler)(w, **payload);
     });
   }
 
@@ -633,7 +635,7 @@ struct supervisor::state {
     }
   }
 
-  void on_pong(const std::shared_ptr<pool_worker>& w, result<std::string> payload) {
+  void on_pong(const std::shared_ptr<pool_worker>& w, result<std::string_view> payload) {
     std::lock_guard lock(pool.mutex);
     if (w->state != worker_state::pinging) return;
     if (!payload) return lose(w, "failed a health ping: " + payload.error().message);
@@ -642,7 +644,7 @@ struct supervisor::state {
     if (reply->id != w->io->ping_id || !reply->ok) {
       return lose(w, fmt::format("failed a health ping: answered id {} ok={}", reply->id, reply->ok));
     }
-    pool.release_worker(w, "ping answered");
+    pool.release_worker(w, "ping answered", monotonic_ns());
   }
 
   // REQUIRES: pool.mutex held.

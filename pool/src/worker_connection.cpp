@@ -67,6 +67,10 @@ result<void> worker_connection::send_payload(std::string_view payload, deadline 
   if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   write_buffer_.clear();
   append_frame(write_buffer_, payload);
+  return send_buffered(until);
+}
+
+result<void> worker_connection::send_buffered(deadline until) {
   std::string_view pending = write_buffer_;
   while (true) {
     auto written = write_all(process_.stdin_fd(), pending);
@@ -101,11 +105,11 @@ result<void> worker_connection::send_available(std::string_view& pending) {
               fmt::format("write to worker {} failed: {}", process_.pid(), ec.message()));
 }
 
-result<std::optional<std::string>> worker_connection::try_receive_payload() {
+result<std::optional<std::string_view>> worker_connection::try_receive_payload() {
   if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   std::array<char, read_chunk_bytes> buf;
   while (true) {
-    auto frame = decoder_.next();
+    auto frame = decoder_.next_view();
     if (!frame) {
       return fail(errc::protocol_error,
                   fmt::format("worker {}: {}", process_.pid(), frame.error().message));
@@ -114,7 +118,7 @@ result<std::optional<std::string>> worker_connection::try_receive_payload() {
 
     const auto n = read_some(process_.stdout_fd(), buf);
     if (!n) {
-      if (would_block(n.error())) return std::optional<std::string>{};
+      if (would_block(n.error())) return std::optional<std::string_view>{};
       return fail(errc::worker_crashed, fmt::format("read from worker {} failed: {}",
                                                     process_.pid(), n.error().message()));
     }
@@ -131,7 +135,7 @@ result<std::optional<std::string>> worker_connection::try_receive_payload() {
   }
 }
 
-result<std::string> worker_connection::receive_payload(deadline until) {
+result<std::string_view> worker_connection::receive_payload(deadline until) {
   if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   bool stderr_open = options_.drain_stderr && process_.stderr_fd() >= 0;
   // Right after a request the reply is rarely there yet, so wait before reading rather than
@@ -142,7 +146,7 @@ result<std::string> worker_connection::receive_payload(deadline until) {
     if (stdout_ready) {
       auto payload = try_receive_payload();
       if (!payload) return std::move(payload).error();
-      if (*payload) return std::move(**payload);
+      if (*payload) return **payload;
     }
     std::array<pollfd, 2> fds{{{process_.stdout_fd(), POLLIN, 0},
                                {stderr_open ? process_.stderr_fd() : -1, POLLIN, 0}}};
@@ -160,13 +164,17 @@ result<std::string> worker_connection::receive_payload(deadline until) {
   }
 }
 
-result<response> worker_connection::call(const request& req, deadline until,
+result<response> worker_connection::call(const request_ref& req, deadline until,
                                          std::int64_t* t_sent_ns) {
-  const std::string frame_payload = encode(req);
+  if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
+  write_buffer_.clear();
+  const std::size_t header = begin_frame(write_buffer_);
+  encode_into(write_buffer_, req);
+  end_frame(write_buffer_, header);
   // Stamped before the write: once written, the worker may stamp t_recv_ns before this
   // thread runs again.
   if (t_sent_ns) *t_sent_ns = monotonic_ns();
-  if (auto sent = send_payload(frame_payload, until); !sent) return std::move(sent).error();
+  if (auto sent = send_buffered(until); !sent) return std::move(sent).error();
   auto payload = receive_payload(until);
   if (!payload) return std::move(payload).error();
   auto reply = decode_response(*payload);

@@ -41,6 +41,17 @@ std::vector<std::string> drain(frame_decoder& decoder) {
   }
 }
 
+// The same through next_view, each view copied before the next call, as its contract asks.
+std::vector<std::string> drain_views(frame_decoder& decoder) {
+  std::vector<std::string> out;
+  while (true) {
+    auto frame = decoder.next_view();
+    EXPECT_TRUE(frame.has_value()) << frame.error().message;
+    if (!frame || !*frame) return out;
+    out.emplace_back(**frame);
+  }
+}
+
 const std::vector<std::string> sample_payloads = {
     "{\"id\":1}", "", std::string(1000, 'a'), std::string("\0\x01\xff", 3), "x"};
 
@@ -53,6 +64,47 @@ std::string sample_stream() {
 TEST(Frame, EncodesBigEndianLengthThenPayload) {
   EXPECT_EQ(encode_frame("abc"), std::string("\0\0\0\x03" "abc", 7));
   EXPECT_EQ(encode_frame(std::string(0x010203, 'z')).substr(0, 4), std::string("\0\x01\x02\x03", 4));
+}
+
+TEST(Frame, WrittenInPlaceIsTheFrameOfWhatWasAppendedAfterTheHeader) {
+  for (const auto& payload : sample_payloads) {
+    std::string out = "before";
+    const std::size_t header = begin_frame(out);
+    out += payload;
+    end_frame(out, header);
+    EXPECT_EQ(out, "before" + encode_frame(payload));
+  }
+}
+
+TEST(FrameDecoder, ViewsOfEverySplitOfTheStreamAreThePayloads) {
+  const std::string stream = sample_stream();
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    frame_decoder decoder;
+    decoder.feed(std::string_view(stream).substr(0, cut));
+    auto got = drain_views(decoder);
+    decoder.feed(std::string_view(stream).substr(cut));
+    auto rest = drain_views(decoder);
+    got.insert(got.end(), rest.begin(), rest.end());
+    ASSERT_EQ(got, sample_payloads) << "split at byte " << cut;
+  }
+}
+
+// The buffer is emptied once every frame in it is taken, but only at the next call: the view
+// of the last frame must still read its bytes, and the next frame must not be mixed with them.
+TEST(FrameDecoder, TheLastFramesViewOutlivesItsBufferUntilTheNextCall) {
+  frame_decoder decoder;
+  decoder.feed(encode_frame("first"));
+  auto first = decoder.next_view();
+  ASSERT_TRUE(first && *first);
+  EXPECT_FALSE(decoder.has_partial_frame());
+  EXPECT_EQ(**first, "first");
+  decoder.feed(encode_frame("second"));
+  auto second = decoder.next_view();
+  ASSERT_TRUE(second && *second);
+  EXPECT_EQ(**second, "second");
+  auto none = decoder.next_view();
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
 }
 
 TEST(FrameDecoder, RoundTripsManyFramesFedAtOnce) {

@@ -415,6 +415,32 @@ std::vector<std::string> malformed_envelopes() {
   };
 }
 
+// The word-at-a-time scan against the rule it implements, one byte at a time: every byte
+// value, at every position of strings long enough to cover a full word and a tail.
+TEST(MessageFastPath, PlainStringsAreThoseOfPrintableAsciiWithoutQuoteOrBackslash) {
+  const auto plain_byte = [](unsigned char b) {
+    return b >= 0x20 && b < 0x7f && b != '"' && b != '\\';
+  };
+  EXPECT_TRUE(message_internals::is_plain_string(""));
+  for (std::size_t length = 1; length <= 19; ++length) {
+    for (std::size_t at = 0; at < length; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string s(length, 'x');
+        s[at] = static_cast<char>(b);
+        ASSERT_EQ(message_internals::is_plain_string(s),
+                  plain_byte(static_cast<unsigned char>(b)))
+            << "byte 0x" << std::hex << b << std::dec << " at " << at << " of " << length;
+      }
+    }
+  }
+  // Bytes at the edges side by side, where a borrow from one byte into the next would show.
+  EXPECT_TRUE(message_internals::is_plain_string("\x20\x7e\x21\x23\x5b\x5d\x20\x7e\x20"));
+  EXPECT_FALSE(message_internals::is_plain_string("\x20\x7e\x21\x23\x5b\x5d\x1f\x7e\x20"));
+  EXPECT_FALSE(message_internals::is_plain_string("\x7e\x7e\x7e\x7e\x7e\x7e\x7e\x7f"));
+  EXPECT_FALSE(
+      message_internals::is_plain_string(std::string_view("\x20\x20\x20\x20\x20\x20\x20\x00", 8)));
+}
+
 TEST(MessageFastPath, EncodesRequestsByteForByteAsJsonDoes) {
   const std::vector<std::string> commands = {
       "", "echo", "init", "with space", "quote\"d", "back\\slash", "tab\t", "new\nline",
@@ -438,6 +464,11 @@ TEST(MessageFastPath, EncodesRequestsByteForByteAsJsonDoes) {
   }
   EXPECT_EQ(encode(request{.id = 1, .command = "echo", .args = "x"}),
             R"({"args":"x","command":"echo","id":1})");
+  // encode_into appends, for a frame written in place behind its header.
+  std::string out = "head";
+  const json x = "x";
+  encode_into(out, {1, "echo", x});
+  EXPECT_EQ(out, R"(head{"args":"x","command":"echo","id":1})");
 }
 
 TEST(MessageFastPath, RequestWithInvalidUtf8ThrowsAsJsonDoes) {

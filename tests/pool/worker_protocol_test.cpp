@@ -39,7 +39,7 @@ class WorkerProtocol : public testing::leak_checked_test,
 
   static result<response> echo(worker_connection& conn, std::uint64_t id,
                                std::chrono::milliseconds timeout = 10s) {
-    return conn.call({.id = id, .command = "echo", .args = {{"n", id}}}, deadline_after(timeout));
+    return conn.call(request{.id = id, .command = "echo", .args = {{"n", id}}}, deadline_after(timeout));
   }
 
   static void expect_error(const auto& r, errc code, std::string_view mentions) {
@@ -67,7 +67,7 @@ TEST_P(WorkerProtocol, ThousandEchoRoundTripsMatchIdsPayloadsAndStamps) {
   for (std::uint64_t id = 1; id <= 1000; ++id) {
     const json args = {{"id", id}, {"text", std::string(id % 97, 'x')}, {"list", {id, -1, 0.5}}};
     const std::int64_t t_send = monotonic_ns();
-    auto reply = conn.call({.id = id, .command = "echo", .args = args}, deadline_after(10s));
+    auto reply = conn.call(request{.id = id, .command = "echo", .args = args}, deadline_after(10s));
     const std::int64_t t_reply = monotonic_ns();
     ASSERT_TRUE(reply) << reply.error().message;
     ASSERT_EQ(reply->id, id);
@@ -81,7 +81,7 @@ TEST_P(WorkerProtocol, ThousandEchoRoundTripsMatchIdsPayloadsAndStamps) {
 
 TEST_P(WorkerProtocol, PingAnswersPong) {
   auto conn = ready();
-  auto reply = conn.call({.id = 1, .command = "ping"}, deadline_after(10s));
+  auto reply = conn.call(request{.id = 1, .command = "ping"}, deadline_after(10s));
   ASSERT_TRUE(reply) << reply.error().message;
   EXPECT_EQ(reply->result, "pong");
 }
@@ -89,7 +89,7 @@ TEST_P(WorkerProtocol, PingAnswersPong) {
 TEST_P(WorkerProtocol, SleepAndBurnTakeAtLeastTheirTimeOnTheWorkerClock) {
   auto conn = ready();
   for (const char* command : {"sleep", "burn"}) {
-    auto reply = conn.call({.id = 1, .command = command, .args = {{"ms", 20}}}, deadline_after(10s));
+    auto reply = conn.call(request{.id = 1, .command = command, .args = {{"ms", 20}}}, deadline_after(10s));
     ASSERT_TRUE(reply) << reply.error().message;
     ASSERT_TRUE(reply->ok) << reply->failure.message;
     EXPECT_GE(reply->t_done_ns - reply->t_recv_ns, 20'000'000) << command;
@@ -98,7 +98,7 @@ TEST_P(WorkerProtocol, SleepAndBurnTakeAtLeastTheirTimeOnTheWorkerClock) {
 
 TEST_P(WorkerProtocol, UnknownCommandIsAnErrorReplyNotAFault) {
   auto conn = ready();
-  auto reply = conn.call({.id = 4, .command = "no-such-command"}, deadline_after(10s));
+  auto reply = conn.call(request{.id = 4, .command = "no-such-command"}, deadline_after(10s));
   ASSERT_TRUE(reply) << reply.error().message;
   EXPECT_FALSE(reply->ok);
   EXPECT_EQ(reply->failure.type, "unknown_command");

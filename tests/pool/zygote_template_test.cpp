@@ -151,11 +151,11 @@ TEST_F(ZygoteTemplatePool, AForkedWorkerServesThroughAWorkerConnectionAndKeepsIt
     // The fake worker's crash_after knob: its second request crashes it.
     auto hello = conn.handshake({{"crash_after", 1}}, deadline_after(patience));
     ASSERT_TRUE(hello) << hello.error().message;
-    auto echoed = conn.call({.id = 1, .command = "echo", .args = {{"x", 1}}},
+    auto echoed = conn.call(request{.id = 1, .command = "echo", .args = {{"x", 1}}},
                             deadline_after(patience));
     ASSERT_TRUE(echoed) << echoed.error().message;
     EXPECT_EQ(echoed->result, (json{{"x", 1}}));
-    auto crashed = conn.call({.id = 2, .command = "echo", .args = json::object()},
+    auto crashed = conn.call(request{.id = 2, .command = "echo", .args = json::object()},
                              deadline_after(patience));
     ASSERT_FALSE(crashed);
     EXPECT_EQ(crashed.error().code, errc::worker_crashed) << crashed.error().message;

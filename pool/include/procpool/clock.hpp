@@ -26,4 +26,10 @@ inline std::int64_t to_ns(deadline t) noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+// The time point of a monotonic_ns() stamp: a deadline counted from a stamp already taken
+// costs no second clock read.
+inline deadline from_ns(std::int64_t ns) noexcept {
+  return deadline(std::chrono::duration_cast<deadline::duration>(std::chrono::nanoseconds(ns)));
+}
+
 }  // namespace procpool

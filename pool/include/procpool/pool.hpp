@@ -114,7 +114,7 @@ class pool {
   // Checks out a worker, sends `command` with `args`, waits for the reply: the worker's
   // result with the request's stamps. An ok:false reply is errc::worker_error with the
   // worker's type and message.
-  result<reply> call(std::string_view command, nlohmann::json args = nullptr,
+  result<reply> call(std::string_view command, const nlohmann::json& args = nullptr,
                      const call_options& options = {});
 
   // Queues the request and returns at once; the pool's dispatcher thread writes it to the
@@ -123,12 +123,12 @@ class pool {
   // checkout_timeout), reply_deadline defaults to the write plus request_timeout, max_queue
   // bounds the queued requests (queue_full). A request failing before it is queued (pool
   // stopped, queue full, pool degraded) returns a future that is ready at once.
-  reply_future submit(std::string_view command, nlohmann::json args = nullptr,
+  reply_future submit(std::string_view command, const nlohmann::json& args = nullptr,
                       const call_options& options = {});
   // The callback form: `done` receives the outcome on the dispatcher thread (on this one,
   // before submit returns, when the request fails before it is queued). Returns the
   // request's id.
-  std::uint64_t submit(std::string_view command, nlohmann::json args,
+  std::uint64_t submit(std::string_view command, const nlohmann::json& args,
                        const call_options& options, completion done);
 
   // Streams `command` over every argument `next` yields, at most `window` under way (see

@@ -28,7 +28,7 @@ struct pool_stats {
   std::size_t in_flight = 0;
   bool degraded = false;
 
-  std::uint64_t calls = 0;
+  std::uint64_t calls = 0;           // requests finished: the three below together
   std::uint64_t calls_ok = 0;
   std::uint64_t worker_errors = 0;   // ok:false replies
   std::uint64_t failures = 0;        // every other error

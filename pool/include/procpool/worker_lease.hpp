@@ -44,7 +44,7 @@ class worker_lease {
 
   // One request to the leased worker; the deadline defaults to now + request_timeout.
   // timing.t_checkout is when the lease was taken.
-  result<reply> call(std::string_view command, nlohmann::json args = nullptr,
+  result<reply> call(std::string_view command, const nlohmann::json& args = nullptr,
                      std::optional<deadline> reply_deadline = std::nullopt);
 
   // Gives the worker back to the pool now. Idempotent.

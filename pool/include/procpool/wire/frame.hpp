@@ -34,6 +34,18 @@ inline constexpr std::size_t default_max_frame_bytes = std::size_t{16} << 20;
 void append_frame(std::string& out, std::string_view payload);
 std::string encode_frame(std::string_view payload);
 
+// A frame written in place, its payload encoded straight into `out` with no copy:
+//
+//   const std::size_t header = procpool::begin_frame(out);
+//   procpool::encode_into(out, request);
+//   procpool::end_frame(out, header);
+//
+// begin_frame appends a header to fill in and returns where it is; end_frame fills it with
+// the length of everything appended after it.
+// REQUIRES (end_frame): that length <= UINT32_MAX
+std::size_t begin_frame(std::string& out);
+void end_frame(std::string& out, std::size_t header_at);
+
 class frame_decoder {
  public:
   explicit frame_decoder(std::size_t max_frame_bytes = default_max_frame_bytes) noexcept
@@ -46,6 +58,9 @@ class frame_decoder {
   // protocol_error when the announced length exceeds the maximum. A failure is permanent:
   // the stream's framing cannot be recovered.
   result<std::optional<std::string>> next();
+  // The same, the payload left in the decoder's buffer: the view is valid until the next
+  // call of feed(), next() or next_view().
+  result<std::optional<std::string_view>> next_view();
 
   // True when some bytes of an unfinished frame are buffered: at end of stream this means the
   // peer truncated a frame.
@@ -53,6 +68,9 @@ class frame_decoder {
   std::size_t max_frame_bytes() const noexcept { return max_frame_bytes_; }
 
  private:
+  // Drops the buffered bytes once every frame in them has been taken.
+  void forget_consumed();
+
   std::string buffer_;
   std::size_t read_pos_ = 0;
   std::size_t max_frame_bytes_;

@@ -52,8 +52,22 @@ struct init_reply {
   std::int64_t t_init_done_ns = 0;
 };
 
+// A request's fields, borrowed: encoding reads them where they are, so that a caller's
+// arguments are never copied into a request just to be written out.
+struct request_ref {
+  request_ref(std::uint64_t id_, std::string_view command_, const nlohmann::json& args_)
+      : id(id_), command(command_), args(args_) {}
+  request_ref(const request& r) : id(r.id), command(r.command), args(r.args) {}  // NOLINT: implicit by design
+
+  std::uint64_t id;
+  std::string_view command;
+  const nlohmann::json& args;
+};
+
 request make_init_request(nlohmann::json args);
 
+// Appends the request's encoding to `out`, the bytes encode(request) returns.
+void encode_into(std::string& out, const request_ref& r);
 std::string encode(const request& r);
 std::string encode(const response& r);
 std::string encode(const init_reply& r);

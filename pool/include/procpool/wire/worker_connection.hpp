@@ -58,13 +58,17 @@ class worker_connection {
   // not errors: the worker is healthy. Errors: request_timeout, worker_crashed,
   // protocol_error (bad frame, bad JSON, wrong id). `t_sent_ns`, when given, receives the
   // time the request's write began.
-  result<response> call(const request& req, deadline until, std::int64_t* t_sent_ns = nullptr);
+  // The request is encoded straight into the connection's write buffer and the reply
+  // decoded where it was read: no copy of either on the way.
+  result<response> call(const request_ref& req, deadline until,
+                        std::int64_t* t_sent_ns = nullptr);
 
-  // The two halves of `call`, for callers that pipeline or inject faults.
+  // The two halves of `call`, for callers that pipeline or inject faults. A received payload
+  // is a view into the connection's read buffer, valid until the next receive.
   result<void> send_payload(std::string_view payload, deadline until);
-  result<std::string> receive_payload(deadline until);
+  result<std::string_view> receive_payload(deadline until);
   // Reads what stdout holds without blocking: a complete payload, or nothing yet.
-  result<std::optional<std::string>> try_receive_payload();
+  result<std::optional<std::string_view>> try_receive_payload();
 
   // For an event loop that pipelines requests: writes what the pipe takes of `pending`
   // without blocking and removes it from the front. All written when `pending` is empty; a
@@ -84,6 +88,8 @@ class worker_connection {
   const worker_process& process() const noexcept { return process_; }
 
  private:
+  // Writes write_buffer_ whole, waiting for room in the pipe until `until`.
+  result<void> send_buffered(deadline until);
   error fail(errc code, std::string message);
   error crashed(std::string_view what);
 
