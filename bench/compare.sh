@@ -8,8 +8,9 @@
 #
 # Two runs of pool_bench, JSON results to temporary files:
 #   1. the echo benchmarks (raw and pool, 1 and 2 callers, Python), ECHO_REPS repetitions
-#      (default 9) in random interleaving, so that raw and pool see the same background
-#      load; medians are compared;
+#      (default 9) in random interleaving: each round runs every benchmark once, so that
+#      raw and pool see the same background load. A pool/raw ratio is taken within each
+#      round and the figure is their median (the range over the rounds is shown);
 #   2. checkout/return and the 1,024-worker start, REPS repetitions (default 3), medians.
 # Environment: POOL_BENCH (binary; default build/release/bench/pool_bench), MIN_TIME
 # (--benchmark_min_time in seconds, default 0.5), ECHO_REPS, REPS, KEEP_JSON=1 (keep the
@@ -41,7 +42,8 @@ run_bench() {
   shift 2
   local args=(--benchmark_out="$out" --benchmark_out_format=json --benchmark_min_time="$min_time")
   if [[ "$reps" -gt 1 ]]; then
-    args+=(--benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true)
+    # Every repetition is kept in the JSON: the echo ratios pair the runs of one round.
+    args+=(--benchmark_repetitions="$reps" --benchmark_display_aggregates_only=true)
   fi
   setsid -w bash -c 'echo $$ > "$1"; shift; exec "$@"' _ "$sidfile" "$bin" "${args[@]}" "$@"
   local status=$?
@@ -80,8 +82,10 @@ for path in paths:
 context = data.get("context", {})
 to_ns = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
-# One entry per benchmark: the median aggregate when repetitions ran, else the run itself.
+# One entry per benchmark: the median aggregate when repetitions ran, else the run itself;
+# and each repetition by its round (random interleaving runs every benchmark once per round).
 runs = {}
+rounds = {}  # name -> {repetition index: run}
 for b in data.get("benchmarks", []):
     name = b.get("run_name", b["name"])
     if b.get("error_occurred"):
@@ -91,8 +95,10 @@ for b in data.get("benchmarks", []):
         if b.get("aggregate_name") != "median":
             continue
         runs[name] = b
-    elif name not in runs:
-        runs[name] = b
+    else:
+        rounds.setdefault(name, {})[b.get("repetition_index", 0)] = b
+        if name not in runs:
+            runs[name] = b
 
 def get(name):
     b = runs.get(name)
@@ -110,6 +116,27 @@ def counter(name, key):
 
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
+
+def run_value(b, key):
+    if key == "real_time":
+        return b["real_time"] * to_ns[b.get("time_unit", "ns")]
+    return float(b[key]) if key in b else None
+
+# The ratio within each round, where pool and raw ran seconds apart under the same background
+# load; this VM's speed moves by a third between rounds, which a ratio of the two medians
+# (taken from different rounds) carries into the figure. Returns (median, min, max).
+def paired(num, den, key):
+    a, b = rounds.get(num, {}), rounds.get(den, {})
+    ratios = sorted(r for r in (ratio(run_value(a[i], key), run_value(b[i], key))
+                                for i in a.keys() & b.keys()) if r is not None)
+    if not ratios:
+        return None, None, None
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return median, ratios[0], ratios[-1]
+
+def spread(lo, hi):
+    return "" if lo is None else f"; per round {lo:.2f}..{hi:.2f}"
 
 def fmt(x, spec):
     return "n/a" if x is None else format(x, spec)
@@ -130,21 +157,26 @@ def row(metric, value, detail, goal, verdict):
 def judge(x, ok):
     return "n/a" if x is None else ("PASS" if ok(x) else "MISS")
 
-r = ratio(pool1, raw1)
+r, lo, hi = paired("BM_PoolCallEcho/real_time/threads:1", "BM_RawPipeEcho/real_time/threads:1",
+                   "real_time")
 row("round trip pool/raw, 1 caller", fmt(r, ".3f"),
-    f"pool {fmt(pool1 and pool1 / 1e3, '.1f')} us, raw {fmt(raw1 and raw1 / 1e3, '.1f')} us",
+    f"pool {fmt(pool1 and pool1 / 1e3, '.1f')} us, raw {fmt(raw1 and raw1 / 1e3, '.1f')} us"
+    f"{spread(lo, hi)}",
     "<= 1.25", judge(r, lambda v: v <= 1.25))
-r = ratio(pool2, raw2)
+r, lo, hi = paired("BM_PoolCallEcho/real_time/threads:2", "BM_RawPipeEcho/real_time/threads:2",
+                   "items_per_second")
 same_raw = counter("BM_RawPipeEcho/real_time/threads:2", "callers_same_cpu")
 same_pool = counter("BM_PoolCallEcho/real_time/threads:2", "callers_same_cpu")
 row("throughput pool/raw, 2 callers", fmt(r, ".3f"),
     f"pool {fmt(pool2 and pool2 / 1e3, '.1f')}k/s, raw {fmt(raw2 and raw2 / 1e3, '.1f')}k/s; "
     f"callers on one CPU: pool {fmt(same_pool and same_pool * 100, '.0f')}%, "
-    f"raw {fmt(same_raw and same_raw * 100, '.0f')}%",
+    f"raw {fmt(same_raw and same_raw * 100, '.0f')}%{spread(lo, hi)}",
     ">= 0.90", judge(r, lambda v: v >= 0.90))
 aff = counter("BM_PoolCallEcho_Affinity/real_time/threads:2", "items_per_second")
 same_aff = counter("BM_PoolCallEcho_Affinity/real_time/threads:2", "callers_same_cpu")
-row("  same, callers with affinity keys", fmt(ratio(aff, raw2), ".3f"),
+r, _, _ = paired("BM_PoolCallEcho_Affinity/real_time/threads:2",
+                 "BM_RawPipeEcho/real_time/threads:2", "items_per_second")
+row("  same, callers with affinity keys", fmt(r, ".3f"),
     f"pool {fmt(aff and aff / 1e3, '.1f')}k/s; callers on one CPU: "
     f"{fmt(same_aff and same_aff * 100, '.0f')}%", "(diagnostic)", "-")
 r = ratio(co512, co8)
@@ -176,8 +208,8 @@ def reps_of(prefix):
     return 1
 load = ", ".join(format(x, ".2f") for x in context.get("load_avg", [])) or "?"
 print(f"pool_bench on {context.get('num_cpus', '?')} CPUs, load average {load} at start; "
-      f"medians of {reps_of('BM_RawPipeEcho')} interleaved repetitions (echo), "
-      f"{reps_of('BM_CheckoutReturn')} (checkout, start)")
+      f"{reps_of('BM_RawPipeEcho')} interleaved rounds (echo: pool/raw ratios are medians of "
+      f"the per-round ratios, times medians), {reps_of('BM_CheckoutReturn')} (checkout, start)")
 print(line)
 print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
 print(line)
