@@ -271,9 +271,9 @@ pool_stats pool::impl::stats() const {
   std::lock_guard lock(mutex);
   pool_stats s;
   s.size = options.size;
-  s.calls_ok = totals.calls_ok;
-  s.worker_errors = totals.worker_errors;
-  s.failures = totals.failures;
+  s.calls_ok = totals.calls_ok.load();
+  s.worker_errors = totals.worker_errors.load();
+  s.failures = totals.failures.load();
   s.calls = s.calls_ok + s.worker_errors + s.failures;
   s.starts = totals.starts;
   s.failed_starts = totals.failed_starts;

@@ -28,6 +28,15 @@ struct last_worker_of_thread {
 };
 thread_local last_worker_of_thread last_worker;
 
+// The request ids this thread may hand out, in the pool whose serial it names.
+struct request_id_block {
+  std::uint64_t pool_serial = 0;
+  std::uint64_t next = 0;
+  std::uint64_t end = 0;
+};
+thread_local request_id_block request_ids;
+constexpr std::uint64_t request_id_block_size = 64;
+
 void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -48,6 +57,21 @@ std::unique_lock<std::mutex> lock_briefly_held(std::mutex& m) {
 }
 
 }  // namespace
+
+std::uint64_t pool::impl::next_serial() {
+  static std::atomic<std::uint64_t> pools_made{0};
+  return pools_made.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+std::uint64_t pool::impl::take_request_id() {
+  auto& ids = request_ids;
+  if (ids.pool_serial != serial || ids.next == ids.end) {
+    ids.pool_serial = serial;
+    ids.next = next_request_id.fetch_add(request_id_block_size, std::memory_order_relaxed);
+    ids.end = ids.next + request_id_block_size;
+  }
+  return ids.next++;
+}
 
 result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
                                                          std::int64_t t_submit,
@@ -122,7 +146,7 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
 result<reply> pool::impl::exchange(pool_worker& w, std::string_view command,
                                    const nlohmann::json& args, deadline reply_deadline,
                                    request_timeline& t) {
-  t.request_id = next_request_id++;
+  t.request_id = take_request_id();
   t.worker = w.id;
   auto answer = w.conn.call({t.request_id, command, args}, reply_deadline, &t.t_sent);
   t.t_reply = monotonic_ns();

@@ -18,6 +18,7 @@
 
 #include "procpool/pool.hpp"
 #include "procpool/wire/worker_connection.hpp"
+#include "sharded_counter.hpp"
 
 namespace procpool {
 
@@ -143,6 +144,11 @@ class pool::impl {
   std::size_t effective_start_cap() const;
   std::chrono::milliseconds backoff_for(std::uint32_t streak) const;
   std::uint64_t draw_recycle_at();
+  // A new request's id. Each thread takes ids in blocks, so that callers on different CPUs do
+  // not pass the counter's cache line between them on every call; ids stay unique in the
+  // pool but no longer follow the order of calls made on different threads. Lock not needed.
+  std::uint64_t take_request_id();
+  static std::uint64_t next_serial();
   void emit(const request_timeline& t) const {
     if (options.observer.on_request) options.observer.on_request(t);
   }
@@ -166,15 +172,19 @@ class pool::impl {
   std::deque<std::int64_t> failed_start_times;
   std::string last_start_failure;
   std::uint64_t next_worker_id = 1;
+  // Request ids, unique in the pool: the supervisor's pings take them one at a time, callers
+  // a block at a time (take_request_id). Lock not needed.
   std::atomic<std::uint64_t> next_request_id{1};
+  // Tells this pool's id blocks from those of a pool that lived at the same address.
+  const std::uint64_t serial = next_serial();
   std::mt19937_64 rng;
 
-  // Running totals, counted without the lock on the request path. A request is counted once,
-  // by its outcome (pool_stats::calls is their sum): every counter the request path touches
-  // is a cache line the callers' CPUs pass between them.
+  // Running totals, counted without the lock. A request is counted once, by its outcome
+  // (pool_stats::calls is their sum), in counters sharded by thread: a counter shared by the
+  // callers is a cache line their CPUs would pass between them on every call.
   struct running_totals {
-    std::atomic<std::uint64_t> calls_ok{0}, worker_errors{0}, failures{0}, starts{0},
-        failed_starts{0}, workers_lost{0}, recycled{0};
+    detail::sharded_counter calls_ok, worker_errors, failures;
+    std::atomic<std::uint64_t> starts{0}, failed_starts{0}, workers_lost{0}, recycled{0};
   } totals;
 
   std::unique_ptr<supervisor> sup;

@@ -28,7 +28,7 @@ reply_future pool::impl::submit(std::string_view command, const nlohmann::json& 
   auto* r = new detail::pending_request();
   auto& t = r->timeline;
   t.t_submit = monotonic_ns();
-  t.request_id = id = next_request_id++;
+  t.request_id = id = take_request_id();
   r->checkout_deadline_ns =
       co.checkout_deadline ? to_ns(*co.checkout_deadline)
                            : t.t_submit + std::chrono::nanoseconds(options.checkout_timeout).count();

@@ -1,6 +1,7 @@
 // procpool::pool with the fake worker: the request path, lifecycle and failure handling,
 // asserted from worker events, request timelines and worker-side stamps.
 #include <csignal>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
@@ -54,6 +55,55 @@ TEST_F(Pool, CallsOnDifferentWorkersRunInParallel) {
   std::vector<std::pair<std::int64_t, std::int64_t>> executions;
   for (const auto& t : recorder.timelines()) executions.emplace_back(t.t_worker_recv, t.t_worker_done);
   EXPECT_EQ(testing::max_overlap(executions), 2u);
+}
+
+// Threads take request ids in blocks (and count outcomes in cells of their own): ids must stay
+// unique in each pool, also for a thread whose block came from a pool now gone, whose
+// successor may live at the same address, and the totals must add up.
+TEST_F(Pool, RequestIdsStayUniqueAcrossThreadsAndPools) {
+  {
+    auto before = make(fake_options(json::object(), 1));
+    ASSERT_TRUE(before.call("echo", 1));  // this thread takes a block of ids from `before`
+  }
+  std::mutex ids_mutex;
+  std::multiset<std::uint64_t> ids_a, ids_b;
+  auto recording_into = [&](std::multiset<std::uint64_t>& ids) {
+    pool_options o = fake_options(json::object(), 2);
+    o.observer.on_request = [&](const request_timeline& t) {
+      std::lock_guard lock(ids_mutex);
+      ids.insert(t.request_id);
+    };
+    return o;
+  };
+  auto a = make(recording_into(ids_a));
+  auto b = make(recording_into(ids_b));
+  ready(a);
+  ready(b);
+  constexpr int threads = 3, calls_each = 100;
+  std::vector<std::thread> callers;
+  for (int c = 0; c < threads; ++c) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < calls_each; ++i) {
+        EXPECT_TRUE(a.call("echo", i));
+        EXPECT_TRUE(i % 2 == 0 ? b.call("echo", i) : b.submit("echo", i).get());
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (int i = 0; i < calls_each; ++i) ASSERT_TRUE(a.call("echo", i));  // the old block's thread
+
+  for (auto* p : {&a, &b}) {
+    const auto s = p->stats();
+    const std::uint64_t expected = p == &a ? (threads + 1) * calls_each : threads * calls_each;
+    EXPECT_EQ(s.calls, expected);
+    EXPECT_EQ(s.calls_ok, expected);
+  }
+  std::lock_guard lock(ids_mutex);
+  for (const auto* ids : {&ids_a, &ids_b}) {
+    EXPECT_EQ(std::set<std::uint64_t>(ids->begin(), ids->end()).size(), ids->size())
+        << "a request id was handed out twice";
+  }
+  EXPECT_EQ(ids_a.size(), std::size_t{(threads + 1) * calls_each});
 }
 
 TEST_F(Pool, StartCapBoundsConcurrentStarts) {
