@@ -244,7 +244,10 @@ void pool::stop(const stop_options& options) {
 // --- impl ------------------------------------------------------------------------------
 
 pool::impl::impl(pool_options opts)
-    : options(std::move(opts)), slots(options.size), rng(options.seed) {
+    : options(std::move(opts)),
+      slots(options.size),
+      rng(options.seed),
+      parking_allowed(!options.observer.on_worker_event) {
   if (options.prewarm != prewarm_mode::none) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
       slots[i].wanted = true;
@@ -289,7 +292,10 @@ pool_stats pool::impl::stats() const {
     switch (slot.worker->state) {
       case worker_state::starting: ++s.starting; break;
       case worker_state::idle: ++s.idle; break;
-      case worker_state::busy: ++s.busy; break;
+      case worker_state::busy:
+        // A parked worker is busy in the books but free: idle to whoever reads the stats.
+        ++(slot.worker->park.load() == park_state::parked ? s.idle : s.busy);
+        break;
       default: ++s.other; break;
     }
   }
@@ -307,6 +313,8 @@ void pool::impl::stop(const stop_options& so) {
     if (!stopping) {
       stopping = true;
       fail_waiters(error{errc::pool_stopped, "the pool is stopping"});
+      // After `stopping` is set, so that a caller parking now sees it (pool_parking.cpp).
+      recall_parked();
       state_changed.notify_all();
     }
     // In-flight calls may finish; past the drain deadline their workers are killed.
@@ -342,6 +350,7 @@ void pool::impl::release_worker(const std::shared_ptr<pool_worker>& w, std::stri
     waiter* wt = *it;
     if (wt->required_worker != 0 && wt->required_worker != w->id) continue;
     waiters.erase(it);
+    note_waiters();
     set_state(*w, worker_state::busy, "handed to a waiting caller");
     ++busy;
     wt->granted = w;
@@ -368,6 +377,7 @@ void pool::impl::fail_waiters(const error& e) {
     wake(*wt);
   }
   waiters.clear();
+  note_waiters();
 }
 
 void pool::impl::wake(waiter& wt) {

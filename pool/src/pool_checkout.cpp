@@ -115,18 +115,23 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
     if (options.max_queue != 0 && waiters.size() >= options.max_queue) {
       return error{errc::queue_full, fmt::format("{} callers are already waiting", waiters.size())};
     }
-    // On-demand start: one more worker per waiting caller, up to the pool's size.
-    want_one_more_worker();
     waiter me;
     me.required_worker = options.affinity == affinity_mode::strict ? preferred : 0;
     auto position = waiters.insert(waiters.end(), &me);
+    note_waiters();
     callers_waiting.fetch_add(1, std::memory_order_relaxed);
+    // A worker parked by another caller is free: take it back for this one (or the waiters
+    // before it). Registered first, so that a caller parking now sees the waiter instead.
+    recall_parked();
+    // On-demand start: one more worker per waiting caller, up to the pool's size.
+    if (!me.granted) want_one_more_worker();
     while (!me.granted && !me.failure) {
       if (me.cv.wait_until(lock, checkout_deadline) == std::cv_status::timeout) break;
     }
     callers_waiting.fetch_sub(1, std::memory_order_relaxed);
     if (!me.granted && !me.failure) {
       waiters.erase(position);
+      note_waiters();
       return error{errc::checkout_timeout,
                    fmt::format("no worker became free within {:.1f} ms",
                                (monotonic_ns() - t_submit) / 1e6)};
@@ -178,9 +183,18 @@ bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* f
   const bool check_rss = healthy && options.recycle_above_rss_kib != 0 &&
                          w->served % options.rss_check_every == 0;
   // Read outside the lock: /proc is slow next to a checkout.
-  const long rss_kib = check_rss ? resident_kib(w->conn.process().pid()) : 0;
+  const std::optional<long> rss_kib =
+      check_rss ? std::optional<long>(resident_kib(w->conn.process().pid())) : std::nullopt;
 
   const auto lock = lock_briefly_held(mutex);
+  return settle_returned(w, fault, now, rss_kib);
+}
+
+bool pool::impl::settle_returned(const std::shared_ptr<pool_worker>& w, const error* fault,
+                                 std::int64_t now, std::optional<long> rss_kib) {
+  const bool healthy = !w->conn.broken();
+  // A worker recalled while in use comes back here: it is an ordinary busy worker again.
+  w->park.store(park_state::none);
   --busy;
   if (w->answered) slots[w->slot].failure_streak = 0;
   std::optional<std::string> recycle_reason;
@@ -191,8 +205,8 @@ bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* f
                now - w->t_ready_ns >=
                    std::chrono::nanoseconds(options.recycle_after_age).count()) {
       recycle_reason = "recycled at its maximum age";
-    } else if (check_rss && rss_kib > static_cast<long>(options.recycle_above_rss_kib)) {
-      recycle_reason = fmt::format("recycled at {} KiB resident", rss_kib);
+    } else if (rss_kib && *rss_kib > static_cast<long>(options.recycle_above_rss_kib)) {
+      recycle_reason = fmt::format("recycled at {} KiB resident", *rss_kib);
     }
   }
   if (!healthy) {
@@ -216,20 +230,26 @@ bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* f
 result<reply> pool::impl::call(std::string_view command, const nlohmann::json& args,
                                const call_options& co) {
   request_timeline timeline{{.t_submit = monotonic_ns()}};
-  auto w = acquire(co, timeline.t_submit);
+  std::shared_ptr<pool_worker> w = take_parked(co);
   if (!w) {
-    ++totals.failures;
-    timeline.t_reply = monotonic_ns();
-    timeline.outcome = w.error().code;
-    emit(timeline);
-    return std::move(w).error();
+    auto checked_out = acquire(co, timeline.t_submit);
+    if (!checked_out) {
+      ++totals.failures;
+      timeline.t_reply = monotonic_ns();
+      timeline.outcome = checked_out.error().code;
+      emit(timeline);
+      return std::move(checked_out).error();
+    }
+    w = std::move(*checked_out);
   }
   timeline.t_checkout = monotonic_ns();
   const deadline reply_deadline =
       co.reply_deadline.value_or(from_ns(timeline.t_checkout) + options.request_timeout);
-  auto outcome = exchange(**w, command, args, reply_deadline, timeline);
+  auto outcome = exchange(*w, command, args, reply_deadline, timeline);
+  // A worker that broke is never parked: it goes back through the lock, to be replaced.
   const bool stopping_now =
-      give_back(*w, outcome ? nullptr : &outcome.error(), timeline.t_reply);
+      !park(w, co, timeline.t_reply) &&
+      give_back(w, outcome ? nullptr : &outcome.error(), timeline.t_reply);
   emit(timeline);
   if (!outcome && stopping_now && is_worker_fault(outcome.error().code)) {
     return error{errc::pool_stopped,

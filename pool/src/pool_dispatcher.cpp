@@ -250,6 +250,7 @@ void dispatcher::loop::close_for_stop() {
   if (!waiting_in_pool) return;
   std::lock_guard lock(pool.mutex);
   pool.waiters.remove(&pool_wait);
+  pool.note_waiters();
   if (pool_wait.granted) {
     // Handed over as the stop began: give it straight back.
     auto w = std::move(pool_wait.granted);
@@ -324,7 +325,10 @@ attached_worker* dispatcher::loop::attach_idle() {
       if (!waiting_in_pool) {
         pool.want_one_more_worker();
         pool.waiters.push_back(&pool_wait);
+        pool.note_waiters();
         waiting_in_pool = true;
+        // Workers parked by callers are free: the wait takes one back, if any.
+        pool.recall_parked();
       }
       return nullptr;
     }
@@ -361,6 +365,7 @@ void dispatcher::loop::stop_waiting_in_pool() {
     std::lock_guard lock(pool.mutex);
     if (!pool_wait.granted && !pool_wait.failure) {
       pool.waiters.remove(&pool_wait);
+      pool.note_waiters();
       waiting_in_pool = false;
       return;
     }

@@ -38,6 +38,16 @@ enum class lease_state : std::uint8_t {
   revoked,          // the pool took the worker back; the lease must not touch the pool
 };
 
+// A worker a caller gave back without the pool's lock, kept for the next call made without it
+// (pool_parking.cpp). Such a worker stays busy in the pool's books. Every change is a
+// compare-exchange, so exactly one party takes a parked worker.
+enum class park_state : std::uint8_t {
+  none,      // not parked: idle, or busy in the ordinary way
+  parked,    // given back without the lock: anyone may take it, by compare-exchange
+  in_use,    // taken again without the lock; its caller parks it again or gives it back
+  recalled,  // wanted back while in use: its caller must give it back through the lock
+};
+
 struct pool_worker {
   // Both defined where worker_io is complete (pool_supervisor.cpp).
   pool_worker(std::uint64_t id_, std::size_t slot_, worker_connection conn_);
@@ -57,13 +67,14 @@ struct pool_worker {
   bool answered = false;          // the holder's: a request succeeded since checkout
   std::uint64_t recycle_at = 0;   // 0: never by count
   std::size_t idle_index = 0;     // position in impl::idle while idle
-  bool exit_seen = false;         // its pidfd fired while a caller held it
+  std::atomic<bool> exit_seen{false};  // its pidfd fired while a caller held it (or parked it)
   bool lost = false;              // retired for a fault: its slot backs off before restarting
   std::uint64_t template_id = 0;  // zygote mode: the worker id of the template it was forked from
   // The dispatcher's, kept across its attachments: the worker's mean service time (weight
   // 1/8), which sets how deep it is pipelined. 0 until a first pipelined reply.
   double service_ewma_ns = 0;
   std::atomic<lease_state> lease{lease_state::none};  // atomic: read by the lease unlocked
+  std::atomic<park_state> park{park_state::none};
   exit_kind leaving = exit_kind::none;  // set once a planned stop or recycle begins
   std::unique_ptr<worker_io> io;  // supervisor thread only
 };
@@ -71,6 +82,7 @@ struct pool_worker {
 }  // namespace detail
 
 using detail::lease_state;
+using detail::park_state;
 using detail::pool_worker;
 
 struct pool_slot {
@@ -119,6 +131,26 @@ class pool::impl {
   // (`fault` says why). Returns whether the pool is stopping. Lock not held.
   // `now` is a monotonic_ns() stamp the caller already has (its reply's).
   bool give_back(const std::shared_ptr<pool_worker>& w, const error* fault, std::int64_t now);
+  // give_back's decision, the lock held. `rss_kib` is the worker's resident size when it was
+  // due for a check (read before the lock), else nullopt.
+  bool settle_returned(const std::shared_ptr<pool_worker>& w, const error* fault,
+                       std::int64_t now, std::optional<long> rss_kib);
+
+  // --- parking (pool_parking.cpp): call()'s path without the lock ---------------------------
+  // The worker this thread parked, taken again for `co`'s call; null when there is none to
+  // take (then acquire() it). Lock not held.
+  std::shared_ptr<pool_worker> take_parked(const call_options& co);
+  // Gives back a healthy worker after its call without the lock, parked for the next call,
+  // when nothing needs the lock's bookkeeping: false when it must go through give_back().
+  // Lock not held.
+  bool park(const std::shared_ptr<pool_worker>& w, const call_options& co, std::int64_t now);
+  // Takes every parked worker back through settle_returned, and has those in use given back
+  // through the lock after their call: for a waiter, a stop, or housekeeping. REQUIRES: mutex.
+  void recall_parked();
+  // The same for one worker. REQUIRES: mutex held.
+  void recall(const std::shared_ptr<pool_worker>& w);
+  // Keeps `waiting` equal to waiters.size(). REQUIRES: mutex held.
+  void note_waiters() { waiting.store(waiters.size()); }
   ready_state wait_ready(deadline until);
   pool_stats stats() const;
   void stop(const stop_options& so);
@@ -166,7 +198,8 @@ class pool::impl {
 
   std::size_t starting = 0;
   std::size_t busy = 0;
-  bool stopping = false;
+  // Atomic: a caller that parks a worker reads it without the lock (pool_parking.cpp).
+  std::atomic<bool> stopping{false};
   bool stopped = false;
   bool degraded = false;
   std::deque<std::int64_t> failed_start_times;
@@ -194,6 +227,12 @@ class pool::impl {
   // Blocking callers waiting in acquire(): the dispatcher gives back a worker whose
   // pipeline emptied rather than keep it while they wait.
   std::atomic<std::size_t> callers_waiting{0};
+  // Parking (pool_parking.cpp): waiters.size(), and whether any worker was ever parked, for
+  // callers that park without the lock; whether parking is allowed at all (not when worker
+  // events are observed: each must be reported, in order, under the lock).
+  std::atomic<std::size_t> waiting{0};
+  std::atomic<bool> ever_parked{false};
+  const bool parking_allowed;
 };
 
 // The supervisor thread: an Asio event loop owning process lifetimes.

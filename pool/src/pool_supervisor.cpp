@@ -479,6 +479,7 @@ struct supervisor::state {
     switch (w->state) {
       case worker_state::busy:
         w->exit_seen = true;  // the caller holding it will find out and give it back
+        pool.recall(w);       // or, parked, it is given back now
         return;
       case worker_state::starting:
         --pool.starting;
@@ -609,6 +610,8 @@ struct supervisor::state {
   void look_after_idle_workers() {
     std::lock_guard lock(pool.mutex);
     if (pool.stopping) return;
+    // Workers parked by callers go back to the idle stack, to be pinged and aged like any.
+    pool.recall_parked();
     const auto& o = pool.options;
     const std::int64_t now = monotonic_ns();
     const auto idle_snapshot = pool.idle;

@@ -1,6 +1,7 @@
 // procpool::pool with the fake worker: the request path, lifecycle and failure handling,
 // asserted from worker events, request timelines and worker-side stamps.
 #include <csignal>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -104,6 +105,105 @@ TEST_F(Pool, RequestIdsStayUniqueAcrossThreadsAndPools) {
         << "a request id was handed out twice";
   }
   EXPECT_EQ(ids_a.size(), std::size_t{(threads + 1) * calls_each});
+}
+
+// A caller's worker is parked after its call, busy in the pool's books, and taken again by
+// its next call without the lock. Worker events must be reported under the lock, so these
+// pools observe requests only: with an on_worker_event observer nothing is parked.
+class PoolParking : public testing::recorded_pool_test {
+ protected:
+  pool_options parking_options(std::size_t size = 1) {
+    pool_options o = fake_options(json::object(), size);
+    o.observer.on_worker_event = nullptr;
+    return o;
+  }
+
+  // The pool's only fake worker, among this process's children.
+  static pid_t fake_worker_pid() {
+    for (const pid_t pid : testing::child_pids()) {
+      std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+      std::string name;
+      if (std::getline(comm, name) && name.starts_with("procpool-fake")) return pid;
+    }
+    return 0;
+  }
+
+  // Awaits a condition the pool reaches on its supervisor thread.
+  template <class Condition>
+  static bool eventually(Condition reached) {
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (!reached()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  }
+};
+
+TEST_F(PoolParking, AParkedWorkerCountsAsIdleAndServesTheNextCall) {
+  auto p = make(parking_options());
+  ready(p);
+  auto first = p.call("echo", 1);
+  ASSERT_TRUE(first) << first.error().message;
+  const auto s = p.stats();
+  EXPECT_EQ(s.idle, 1u);
+  EXPECT_EQ(s.busy, 0u);
+  auto second = p.call("echo", 2);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->worker, first->worker);
+  EXPECT_EQ(p.stats().calls_ok, 2u);
+}
+
+// Without the recall, the second caller would wait for a worker nobody gives back.
+TEST_F(PoolParking, AnotherCallerTakesAParkedWorkerBack) {
+  auto p = make(parking_options());
+  ready(p);
+  ASSERT_TRUE(p.call("echo", 1));
+  std::optional<result<reply>> other;
+  std::thread([&] {
+    other = p.call("echo", 2, {.checkout_deadline = deadline_after(10s)});
+  }).join();
+  ASSERT_TRUE(*other) << other->error().message;
+  ASSERT_TRUE(p.call("echo", 3));
+  EXPECT_EQ(p.stats().calls_ok, 3u);
+}
+
+TEST_F(PoolParking, TheDispatcherTakesAParkedWorkerBack) {
+  auto p = make(parking_options());
+  ready(p);
+  ASSERT_TRUE(p.call("echo", 1));
+  auto submitted = p.submit("echo", 2, {.checkout_deadline = deadline_after(10s)}).get();
+  ASSERT_TRUE(submitted) << submitted.error().message;
+  ASSERT_TRUE(p.call("echo", 3));
+}
+
+// Without the recall, the stop would wait out its drain for a worker nobody gives back, then
+// kill it and wait for ever for its caller.
+TEST_F(PoolParking, StopTakesAParkedWorkerBackAndStopsItGracefully) {
+  auto p = make(parking_options(2));
+  ready(p);
+  ASSERT_TRUE(p.call("echo", 1));
+  p.stop({.drain_timeout = 60s});
+  const auto s = p.stats();
+  EXPECT_EQ(s.busy, 0u);
+  EXPECT_EQ(s.workers_lost, 0u);
+  EXPECT_EQ(p.call("echo", 2).error().code, errc::pool_stopped);
+}
+
+// The supervisor sees the exit and gives the parked worker back as lost, so that the next
+// call gets its replacement instead of a dead pipe.
+TEST_F(PoolParking, AParkedWorkerThatDiesIsReplacedBeforeTheNextCall) {
+  auto p = make(parking_options());
+  ready(p);
+  ASSERT_TRUE(p.call("echo", 1));
+  const pid_t pid = fake_worker_pid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] { return p.stats().workers_lost == 1; }))
+      << "the parked worker's exit was not noticed";
+  auto next = p.call("echo", 2, {.checkout_deadline = deadline_after(20s)});
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(p.stats().failures, 0u);
 }
 
 TEST_F(Pool, StartCapBoundsConcurrentStarts) {
