@@ -118,9 +118,22 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 def run_value(b, key):
-    if key == "real_time":
-        return b["real_time"] * to_ns[b.get("time_unit", "ns")]
+    if key in ("real_time", "cpu_time"):
+        return b[key] * to_ns[b.get("time_unit", "ns")]
     return float(b[key]) if key in b else None
+
+# The callers' own CPU time per call (Google Benchmark's cpu_time: the benchmark threads'
+# CPU over the calls), pool minus raw within each round: what the pool adds to a call on the
+# caller's side, less moved by the VM's wake-up latency than the throughput is.
+def extra_cpu_us(num, den):
+    a, b = rounds.get(num, {}), rounds.get(den, {})
+    extra = sorted((run_value(a[i], "cpu_time") - run_value(b[i], "cpu_time")) / 1e3
+                   for i in a.keys() & b.keys())
+    return extra[len(extra) // 2] if extra else None
+
+def cpu_us(name):
+    b = get(name)
+    return None if b is None else run_value(b, "cpu_time") / 1e3
 
 # The ratio within each round, where pool and raw ran seconds apart under the same background
 # load; this VM's speed moves by a third between rounds, which a ratio of the two medians
@@ -172,6 +185,11 @@ row("throughput pool/raw, 2 callers", fmt(r, ".3f"),
     f"callers on one CPU: pool {fmt(same_pool and same_pool * 100, '.0f')}%, "
     f"raw {fmt(same_raw and same_raw * 100, '.0f')}%{spread(lo, hi)}",
     ">= 0.90", judge(r, lambda v: v >= 0.90))
+pool2_name, raw2_name = "BM_PoolCallEcho/real_time/threads:2", "BM_RawPipeEcho/real_time/threads:2"
+extra = extra_cpu_us(pool2_name, raw2_name)
+row("  callers' CPU per call, 2 callers", fmt(extra and extra * 1e3, "+.0f") + " ns",
+    f"pool {fmt(cpu_us(pool2_name), '.2f')} us, raw {fmt(cpu_us(raw2_name), '.2f')} us "
+    f"(medians); the value: pool - raw within a round, median", "(diagnostic)", "-")
 aff = counter("BM_PoolCallEcho_Affinity/real_time/threads:2", "items_per_second")
 same_aff = counter("BM_PoolCallEcho_Affinity/real_time/threads:2", "callers_same_cpu")
 r, _, _ = paired("BM_PoolCallEcho_Affinity/real_time/threads:2",
