@@ -409,8 +409,18 @@ class plain_response_reader {
   }
 
   // Just past the quote that closes the string opening at `open`.
+  // The common string has no escape: memchr finds its closing quote, and a second one proves
+  // there is no backslash before it; otherwise the bytes are walked one at a time.
   std::optional<std::size_t> find_string_end(std::size_t open) const {
-    for (std::size_t i = open + 1; i < text_.size(); ++i) {
+    const std::size_t from = open + 1;
+    if (from > text_.size()) return std::nullopt;
+    const char* begin = text_.data() + from;
+    const std::size_t rest = text_.size() - from;
+    const auto* quote = static_cast<const char*>(std::memchr(begin, '"', rest));
+    if (quote == nullptr) return std::nullopt;  // unterminated
+    const auto length = static_cast<std::size_t>(quote - begin);
+    if (std::memchr(begin, '\\', length) == nullptr) return from + length + 1;
+    for (std::size_t i = from; i < text_.size(); ++i) {
       if (text_[i] == '\\') {
         ++i;  // the escaped byte, a quote or not, does not close the string
       } else if (text_[i] == '"') {
