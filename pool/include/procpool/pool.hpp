@@ -2,7 +2,10 @@
 //
 // The caller's thread checks a worker out and does the request's I/O itself: there is no
 // manager hop on the request path. Waiting callers are served first come, first served; a
-// returned worker is handed straight to the longest waiter. One supervisor thread owns the
+// returned worker is handed straight to the longest waiter. With no one waiting, a caller
+// keeps its worker for its next call, taken again without the pool's lock (unless worker
+// events are observed or the call has an affinity key); whoever needs a worker takes a kept
+// one back. One supervisor thread owns the
 // processes: it spawns them (at most max_concurrent_starts at once), completes their
 // handshakes, drains their stderr, notices their exits, and replaces the lost ones with
 // backoff.

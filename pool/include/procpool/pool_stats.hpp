@@ -19,7 +19,7 @@ struct pool_stats {
   std::size_t size = 0;      // configured workers
   std::size_t pending = 0;   // slots waiting to start (backoff, start cap, or on demand)
   std::size_t starting = 0;
-  std::size_t idle = 0;
+  std::size_t idle = 0;      // free, including a worker a caller kept for its next call
   std::size_t busy = 0;
   std::size_t other = 0;     // pinging or stopping
   std::size_t waiting_callers = 0;
