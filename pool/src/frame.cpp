@@ -45,9 +45,8 @@ void frame_decoder::forget_consumed() {
 
 void frame_decoder::feed(std::string_view bytes) {
   if (rejected_length_) return;
-  forget_consumed();
   // Compact lazily: moving the unread tail only when it is at most half the buffer keeps
-  // the cost linear in the bytes fed.
+  // the cost linear in the bytes fed. A buffer whose frames were all taken is emptied here.
   if (read_pos_ > 0 && read_pos_ * 2 >= buffer_.size()) {
     buffer_.erase(0, read_pos_);
     read_pos_ = 0;

@@ -177,11 +177,28 @@ result<reply> pool::impl::exchange(pool_worker& w, std::string_view command,
                .timing = t};
 }
 
+bool pool::impl::rss_check_due(const pool_worker& w) const {
+  return options.recycle_above_rss_kib != 0 && w.served % options.rss_check_every == 0;
+}
+
+std::optional<std::string> pool::impl::recycle_reason(const pool_worker& w, std::int64_t now,
+                                                      std::optional<long> rss_kib) const {
+  if (w.recycle_at != 0 && w.served >= w.recycle_at) {
+    return fmt::format("recycled after {} requests", w.served);
+  }
+  if (options.recycle_after_age.count() > 0 &&
+      now - w.t_ready_ns >= std::chrono::nanoseconds(options.recycle_after_age).count()) {
+    return "recycled at its maximum age";
+  }
+  if (rss_kib && *rss_kib > static_cast<long>(options.recycle_above_rss_kib)) {
+    return fmt::format("recycled at {} KiB resident", *rss_kib);
+  }
+  return std::nullopt;
+}
+
 bool pool::impl::give_back(const std::shared_ptr<pool_worker>& w, const error* fault,
                            std::int64_t now) {
-  const bool healthy = !w->conn.broken();
-  const bool check_rss = healthy && options.recycle_above_rss_kib != 0 &&
-                         w->served % options.rss_check_every == 0;
+  const bool check_rss = !w->conn.broken() && rss_check_due(*w);
   // Read outside the lock: /proc is slow next to a checkout.
   const std::optional<long> rss_kib =
       check_rss ? std::optional<long>(resident_kib(w->conn.process().pid())) : std::nullopt;
@@ -197,18 +214,7 @@ bool pool::impl::settle_returned(const std::shared_ptr<pool_worker>& w, const er
   w->park.store(park_state::none);
   --busy;
   if (w->answered) slots[w->slot].failure_streak = 0;
-  std::optional<std::string> recycle_reason;
-  if (healthy) {
-    if (w->recycle_at != 0 && w->served >= w->recycle_at) {
-      recycle_reason = fmt::format("recycled after {} requests", w->served);
-    } else if (options.recycle_after_age.count() > 0 &&
-               now - w->t_ready_ns >=
-                   std::chrono::nanoseconds(options.recycle_after_age).count()) {
-      recycle_reason = "recycled at its maximum age";
-    } else if (rss_kib && *rss_kib > static_cast<long>(options.recycle_above_rss_kib)) {
-      recycle_reason = fmt::format("recycled at {} KiB resident", *rss_kib);
-    }
-  }
+  const auto recycled_because = healthy ? recycle_reason(*w, now, rss_kib) : std::nullopt;
   if (!healthy) {
     sup->retire(w, fault ? fmt::format("{}: {}", to_string(fault->code), fault->message)
                          : std::string("connection broken"),
@@ -217,9 +223,9 @@ bool pool::impl::settle_returned(const std::shared_ptr<pool_worker>& w, const er
     sup->retire(w, "exited after replying", exit_kind::fault);
   } else if (stopping) {
     sup->retire(w, "pool stopping", exit_kind::planned_stop);
-  } else if (recycle_reason) {
+  } else if (recycled_because) {
     ++totals.recycled;
-    sup->retire(w, *recycle_reason, exit_kind::recycled);
+    sup->retire(w, *recycled_because, exit_kind::recycled);
   } else {
     release_worker(w, "free", now);
   }

@@ -135,6 +135,13 @@ class pool::impl {
   // due for a check (read before the lock), else nullopt.
   bool settle_returned(const std::shared_ptr<pool_worker>& w, const error* fault,
                        std::int64_t now, std::optional<long> rss_kib);
+  // Whether a given-back worker's resident size is to be read, to check it against
+  // recycle_above_rss_kib. Lock not needed (the holder's counts, the options).
+  bool rss_check_due(const pool_worker& w) const;
+  // Why a healthy worker given back `now` is recycled (`rss_kib` when it was read), or
+  // nullopt. Lock not needed, as above.
+  std::optional<std::string> recycle_reason(const pool_worker& w, std::int64_t now,
+                                            std::optional<long> rss_kib) const;
 
   // --- parking (pool_parking.cpp): call()'s path without the lock ---------------------------
   // The worker this thread parked, taken again for `co`'s call; null when there is none to

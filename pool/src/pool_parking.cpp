@@ -55,15 +55,8 @@ std::shared_ptr<pool_worker> pool::impl::take_parked(const call_options& co) {
 bool pool::impl::park(const std::shared_ptr<pool_worker>& w, const call_options& co,
                       std::int64_t now) {
   if (!parking_allowed || !co.affinity_key.empty() || w->conn.broken()) return false;
-  // Whatever give_back() would recycle goes through it.
-  if (w->recycle_at != 0 && w->served >= w->recycle_at) return false;
-  if (options.recycle_after_age.count() > 0 &&
-      now - w->t_ready_ns >= std::chrono::nanoseconds(options.recycle_after_age).count()) {
-    return false;
-  }
-  if (options.recycle_above_rss_kib != 0 && w->served % options.rss_check_every == 0) {
-    return false;
-  }
+  // Whatever give_back() would recycle, or check for recycling, goes through it.
+  if (rss_check_due(*w) || recycle_reason(*w, now, std::nullopt)) return false;
   // Before the park, so that a recall that finds no parked worker ever is ordered before it
   // and this caller sees what made that recall.
   if (!ever_parked.load()) ever_parked.store(true);

@@ -30,8 +30,7 @@ reply_future pool::impl::submit(std::string_view command, const nlohmann::json& 
   t.t_submit = monotonic_ns();
   t.request_id = id = take_request_id();
   r->checkout_deadline_ns =
-      co.checkout_deadline ? to_ns(*co.checkout_deadline)
-                           : t.t_submit + std::chrono::nanoseconds(options.checkout_timeout).count();
+      to_ns(co.checkout_deadline.value_or(from_ns(t.t_submit) + options.checkout_timeout));
   r->reply_deadline_ns = co.reply_deadline ? to_ns(*co.reply_deadline) : 0;
   reply_future future(r);
   if (done) future.then(std::move(done));
