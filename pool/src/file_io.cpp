@@ -53,7 +53,11 @@ io_result<void> write_all(int fd, std::string_view& pending) noexcept {
 }
 
 int poll_timeout_ms(deadline until) noexcept {
-  const auto left = until - std::chrono::steady_clock::now();
+  return poll_timeout_ms(until, std::chrono::steady_clock::now());
+}
+
+int poll_timeout_ms(deadline until, deadline now) noexcept {
+  const auto left = until - now;
   if (left <= std::chrono::steady_clock::duration::zero()) return 0;
   // Compared as durations before the cast, so a far deadline cannot overflow the int.
   const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left);
@@ -61,15 +65,21 @@ int poll_timeout_ms(deadline until) noexcept {
 }
 
 io_result<int> poll_until(std::span<pollfd> fds, deadline until) noexcept {
+  return poll_until(fds, until, std::chrono::steady_clock::now());
+}
+
+io_result<int> poll_until(std::span<pollfd> fds, deadline until, deadline now) noexcept {
+  int timeout = poll_timeout_ms(until, now);
   while (true) {
-    const int timeout = poll_timeout_ms(until);
     const int ready = ::poll(fds.data(), fds.size(), timeout);
     if (ready > 0) return ready;
     if (ready < 0 && errno != EINTR) return last_error();
     if (ready == 0 && timeout == 0) return 0;
     // Interrupted, or woken by the cap (or a rounding) before the deadline: wait again, and
     // say the deadline passed only once it truly has.
-    if (ready == 0 && std::chrono::steady_clock::now() >= until) return 0;
+    now = std::chrono::steady_clock::now();
+    if (ready == 0 && now >= until) return 0;
+    timeout = poll_timeout_ms(until, now);
   }
 }
 

@@ -1,9 +1,14 @@
 #include "procpool/wire/message.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <cstring>
 #include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <fmt/format.h>
 
@@ -129,48 +134,56 @@ bool is_plain_string_byte(char c) {
   return byte >= 0x20 && byte < 0x7f && byte != '"' && byte != '\\';
 }
 
-// Eight bytes at a time: every call encodes its arguments and decodes its result, and a
-// byte-at-a-time scan of a short string cost a visible share of a round trip. The tests
-// hold this to is_plain_string_byte at every length and position.
-constexpr std::uint64_t each_byte(std::uint8_t b) { return 0x0101010101010101ull * b; }
-
-// Whether any byte of `word` is below `n` (n <= 0x80). Exact as a whole, though the flags
-// above the first such byte may be spurious.
-constexpr bool has_byte_below(std::uint64_t word, std::uint8_t n) {
-  return ((word - each_byte(n)) & ~word & each_byte(0x80)) != 0;
+std::size_t plain_bytes_one_at_a_time(std::string_view s, std::size_t from) {
+  while (from < s.size() && is_plain_string_byte(s[from])) ++from;
+  return from;
 }
 
-constexpr bool has_byte_equal(std::uint64_t word, std::uint8_t n) {
-  return has_byte_below(word ^ each_byte(n), 1);
+#if defined(__SSE2__)
+// A bit per byte of the 16 at `p`, set where the byte is not plain. A signed compare with
+// 0x20 catches the control bytes and, as negative numbers, every byte from 0x80.
+unsigned not_plain_mask(const char* p) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i outside = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                       _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+  const __m128i special = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(outside, special)));
 }
-
-// Whether any byte is 0x7f or above: adding 1 to its low seven bits, which cannot carry into
-// the next byte, sets the top bit exactly for 0x7f; bytes from 0x80 have it already.
-constexpr bool has_byte_from_0x7f(std::uint64_t word) {
-  return ((((word & each_byte(0x7f)) + each_byte(1)) | word) & each_byte(0x80)) != 0;
-}
-
-bool is_plain_word(std::uint64_t word) {
-  return !has_byte_below(word, 0x20) && !has_byte_from_0x7f(word) &&
-         !has_byte_equal(word, '"') && !has_byte_equal(word, '\\');
-}
+#endif
 
 }  // namespace
 
 namespace message_internals {
 
-bool is_plain_string(std::string_view s) {
+// Sixteen bytes at a time where SSE2 is there: every call scans its arguments as it encodes
+// them and its result as it decodes it, and a byte-at-a-time scan of a short string cost a
+// visible share of a round trip. The last block overlaps the one before it rather than
+// falling back to bytes. The tests hold this to is_plain_string_byte at every length and
+// position.
+std::size_t plain_prefix_length(std::string_view s) {
+#if defined(__SSE2__)
+  constexpr std::size_t block = 16;
+  if (s.size() < block) return plain_bytes_one_at_a_time(s, 0);
   std::size_t i = 0;
-  for (; i + sizeof(std::uint64_t) <= s.size(); i += sizeof(std::uint64_t)) {
-    std::uint64_t word;
-    std::memcpy(&word, s.data() + i, sizeof word);
-    if (!is_plain_word(word)) return false;
+  for (; i + block <= s.size(); i += block) {
+    if (const unsigned mask = not_plain_mask(s.data() + i); mask != 0) {
+      return i + static_cast<std::size_t>(__builtin_ctz(mask));
+    }
   }
-  for (; i < s.size(); ++i) {
-    if (!is_plain_string_byte(s[i])) return false;
+  if (i == s.size()) return i;
+  const std::size_t last = s.size() - block;
+  const unsigned unseen = ~0u << (i - last);  // the bytes the loop has not looked at
+  if (const unsigned mask = not_plain_mask(s.data() + last) & unseen; mask != 0) {
+    return last + static_cast<std::size_t>(__builtin_ctz(mask));
   }
-  return true;
+  return s.size();
+#else
+  return plain_bytes_one_at_a_time(s, 0);
+#endif
 }
+
+bool is_plain_string(std::string_view s) { return plain_prefix_length(s) == s.size(); }
 
 }  // namespace message_internals
 
@@ -209,12 +222,14 @@ void append_unsigned(std::string& out, std::uint64_t n) {
   out.append(digits, std::to_chars(std::begin(digits), std::end(digits), n).ptr);
 }
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
 bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // Bytes that can make up a bare literal or number. A run of them is only a candidate: json
 // decides whether it is valid.
 bool is_scalar_byte(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+  return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
          c == '-' || c == '+' || c == '.';
 }
 
@@ -328,14 +343,26 @@ class plain_response_reader {
     // JSON forbids leading zeros: a '0' is the whole number, and a digit after it is left
     // in place to be refused like any other stray byte.
     if (consume('0')) return std::uint64_t{0};
+    // Nineteen digits cannot overflow 64 bits, and ids and stamps have fewer: those are read
+    // here without from_chars' check at every digit. A longer number goes to from_chars.
+    constexpr std::size_t safe_digits = std::numeric_limits<std::uint64_t>::digits10;
     std::uint64_t n = 0;
-    const char* first = text_.data() + pos_;
-    const char* last = text_.data() + text_.size();
-    const auto [end, ec] = std::from_chars(first, last, n);
-    // No digits (a sign, a quote, a literal), or more than 64 bits: json reads those last
-    // as floats, which the general path refuses.
-    if (ec != std::errc{}) return std::nullopt;
-    pos_ += static_cast<std::size_t>(end - first);
+    std::size_t i = pos_;
+    const std::size_t safe_end = std::min(text_.size(), pos_ + safe_digits);
+    while (i < safe_end && is_digit(text_[i])) {
+      n = n * 10 + static_cast<unsigned>(text_[i] - '0');
+      ++i;
+    }
+    // No digits: a sign, a quote, a literal.
+    if (i == pos_) return std::nullopt;
+    if (i == safe_end && i < text_.size() && is_digit(text_[i])) {
+      const char* first = text_.data() + pos_;
+      const auto [end, ec] = std::from_chars(first, text_.data() + text_.size(), n);
+      // More than 64 bits: json reads it as a float, which the general path refuses.
+      if (ec != std::errc{}) return std::nullopt;
+      i = pos_ + static_cast<std::size_t>(end - first);
+    }
+    pos_ = i;
     return n;
   }
 
@@ -359,6 +386,7 @@ class plain_response_reader {
   // are built directly. The extent is only located here, not validated: json's parse of the
   // slice validates it, and the bytes around it are checked by read().
   std::optional<json> read_result() {
+    if (auto plain = read_plain_string()) return json(std::string(*plain));
     const std::size_t start = pos_;
     const auto end = find_value_end();
     if (!end) return std::nullopt;
@@ -367,13 +395,20 @@ class plain_response_reader {
     if (slice == "null") return json(nullptr);
     if (slice == "true") return json(true);
     if (slice == "false") return json(false);
-    if (slice.front() == '"') {
-      const std::string_view body = slice.substr(1, slice.size() - 2);
-      if (is_plain_string(body)) return json(std::string(body));
-    }
     json value = json::parse(slice, nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) return std::nullopt;
     return value;
+  }
+
+  // A string of plain bytes only, read in one scan: its end is the first byte that is not
+  // plain, when that byte is a quote. Anything else is left in place for the general read.
+  std::optional<std::string_view> read_plain_string() {
+    if (at_end() || text_[pos_] != '"') return std::nullopt;
+    const std::string_view rest = text_.substr(pos_ + 1);
+    const std::size_t length = message_internals::plain_prefix_length(rest);
+    if (length == rest.size() || rest[length] != '"') return std::nullopt;
+    pos_ += length + 2;
+    return rest.substr(0, length);
   }
 
   std::optional<std::size_t> find_value_end() const {

@@ -10,6 +10,7 @@
 // words protocol errors. They are declared here so that tests can hold one to the other.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,10 @@ namespace procpool::message_internals {
 // Whether every byte is printable ASCII other than '"' and '\\': a string json's dump() writes
 // as it is, between quotes.
 bool is_plain_string(std::string_view s);
+
+// The number of leading bytes of `s` that are plain in that sense: the index of the first
+// byte that is not, or s.size().
+std::size_t plain_prefix_length(std::string_view s);
 
 // Serialises the request as a json object; encode(request) must match it byte for byte.
 std::string encode_request_as_json(const request& r);

@@ -237,6 +237,8 @@ result<reply> pool::impl::call(std::string_view command, const nlohmann::json& a
                                const call_options& co) {
   request_timeline timeline{{.t_submit = monotonic_ns()}};
   std::shared_ptr<pool_worker> w = take_parked(co);
+  // Taking a parked worker is one compare-exchange: its checkout time is the call's.
+  timeline.t_checkout = timeline.t_submit;
   if (!w) {
     auto checked_out = acquire(co, timeline.t_submit);
     if (!checked_out) {
@@ -247,8 +249,8 @@ result<reply> pool::impl::call(std::string_view command, const nlohmann::json& a
       return std::move(checked_out).error();
     }
     w = std::move(*checked_out);
+    timeline.t_checkout = monotonic_ns();
   }
-  timeline.t_checkout = monotonic_ns();
   const deadline reply_deadline =
       co.reply_deadline.value_or(from_ns(timeline.t_checkout) + options.request_timeout);
   auto outcome = exchange(*w, command, args, reply_deadline, timeline);

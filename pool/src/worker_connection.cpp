@@ -136,6 +136,11 @@ result<std::optional<std::string_view>> worker_connection::try_receive_payload()
 }
 
 result<std::string_view> worker_connection::receive_payload(deadline until) {
+  return receive_payload(until, std::nullopt);
+}
+
+result<std::string_view> worker_connection::receive_payload(deadline until,
+                                                            std::optional<deadline> now) {
   if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   bool stderr_open = options_.drain_stderr && process_.stderr_fd() >= 0;
   // Right after a request the reply is rarely there yet, so wait before reading rather than
@@ -150,7 +155,8 @@ result<std::string_view> worker_connection::receive_payload(deadline until) {
     }
     std::array<pollfd, 2> fds{{{process_.stdout_fd(), POLLIN, 0},
                                {stderr_open ? process_.stderr_fd() : -1, POLLIN, 0}}};
-    const auto ready = poll_until(fds, until);
+    const auto ready = now ? poll_until(fds, until, *now) : poll_until(fds, until);
+    now.reset();
     if (ready && *ready == 0) {
       return fail(errc::request_timeout,
                   fmt::format("worker {} did not reply before the deadline", process_.pid()));
@@ -172,10 +178,11 @@ result<response> worker_connection::call(const request_ref& req, deadline until,
   encode_into(write_buffer_, req);
   end_frame(write_buffer_, header);
   // Stamped before the write: once written, the worker may stamp t_recv_ns before this
-  // thread runs again.
-  if (t_sent_ns) *t_sent_ns = monotonic_ns();
+  // thread runs again. The stamp also starts the wait for the reply, a write later.
+  const std::int64_t t_sent = monotonic_ns();
+  if (t_sent_ns) *t_sent_ns = t_sent;
   if (auto sent = send_buffered(until); !sent) return std::move(sent).error();
-  auto payload = receive_payload(until);
+  auto payload = receive_payload(until, from_ns(t_sent));
   if (!payload) return std::move(payload).error();
   auto reply = decode_response(*payload);
   if (!reply) {

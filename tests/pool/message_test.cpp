@@ -223,6 +223,10 @@ std::vector<std::string> plain_envelopes() {
       R"({"id":1,"ok":true})",
       R"({"id":0,"ok":true,"result":null})",
       R"({"id":18446744073709551615,"ok":true,"result":1})",
+      R"({"id":12345678901234567890,"ok":true,"result":1})",
+      R"({"id":1234567890123456789,"ok":true,"result":"sixteen bytes!!!"})",
+      R"({"id":1,"ok":true,"result":"a plain string longer than two blocks, then"})",
+      R"({"id":1,"ok":true,"result":"a plain string longer than one block \\ then"})",
       R"({"id":123,"ok":true,"result":{"payload":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},)"
       R"("t_done_ns":123456999,"t_recv_ns":123456789})",
       R"({"ok":true,"id":7,"result":{"a":1},"t_recv_ns":5,"t_done_ns":6})",
@@ -328,6 +332,7 @@ std::vector<std::string> malformed_envelopes() {
       R"({"id":+1,"ok":true})",
       R"({"id":-1,"ok":true})",
       R"({"id":18446744073709551616,"ok":true})",
+      R"({"id":1234567890123456789.5,"ok":true})",
       R"({"id":99999999999999999999999,"ok":true})",
       R"({"id":"1","ok":true})",
       R"({"id":null,"ok":true})",
@@ -415,25 +420,37 @@ std::vector<std::string> malformed_envelopes() {
   };
 }
 
-// The word-at-a-time scan against the rule it implements, one byte at a time: every byte
-// value, at every position of strings long enough to cover a full word and a tail.
+// The block-at-a-time scan against the rule it implements, one byte at a time: every byte
+// value, at every position of strings long enough to cover short strings, whole blocks and
+// the overlapping last block; and a second odd byte after the first, which must not hide it.
 TEST(MessageFastPath, PlainStringsAreThoseOfPrintableAsciiWithoutQuoteOrBackslash) {
   const auto plain_byte = [](unsigned char b) {
     return b >= 0x20 && b < 0x7f && b != '"' && b != '\\';
   };
   EXPECT_TRUE(message_internals::is_plain_string(""));
-  for (std::size_t length = 1; length <= 19; ++length) {
+  EXPECT_EQ(message_internals::plain_prefix_length(""), 0u);
+  for (std::size_t length = 1; length <= 50; ++length) {
     for (std::size_t at = 0; at < length; ++at) {
       for (int b = 0; b < 256; ++b) {
         std::string s(length, 'x');
         s[at] = static_cast<char>(b);
-        ASSERT_EQ(message_internals::is_plain_string(s),
-                  plain_byte(static_cast<unsigned char>(b)))
+        const bool plain = plain_byte(static_cast<unsigned char>(b));
+        ASSERT_EQ(message_internals::is_plain_string(s), plain)
             << "byte 0x" << std::hex << b << std::dec << " at " << at << " of " << length;
+        ASSERT_EQ(message_internals::plain_prefix_length(s), plain ? length : at)
+            << "byte 0x" << std::hex << b << std::dec << " at " << at << " of " << length;
+      }
+      std::string two(length, 'x');
+      two[at] = '"';
+      for (std::size_t later = at + 1; later < length; ++later) {
+        two[later] = '\x01';
+        ASSERT_EQ(message_internals::plain_prefix_length(two), at)
+            << "quote at " << at << ", control byte at " << later << " of " << length;
+        two[later] = 'x';
       }
     }
   }
-  // Bytes at the edges side by side, where a borrow from one byte into the next would show.
+  // Bytes at both edges of the plain range side by side.
   EXPECT_TRUE(message_internals::is_plain_string("\x20\x7e\x21\x23\x5b\x5d\x20\x7e\x20"));
   EXPECT_FALSE(message_internals::is_plain_string("\x20\x7e\x21\x23\x5b\x5d\x1f\x7e\x20"));
   EXPECT_FALSE(message_internals::is_plain_string("\x7e\x7e\x7e\x7e\x7e\x7e\x7e\x7f"));

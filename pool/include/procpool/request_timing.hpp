@@ -14,7 +14,9 @@ namespace procpool {
 
 struct request_timing {
   std::int64_t t_submit = 0;       // the call was made
-  std::int64_t t_checkout = 0;     // a worker was checked out (a lease's: when it was taken)
+  // A worker was checked out: t_submit itself when the caller's own worker was free at once
+  // (no lock, no wait); a lease's: when it was taken.
+  std::int64_t t_checkout = 0;
   std::int64_t t_sent = 0;         // the request was written to the worker
   // It became its worker's oldest unanswered request: the worker began on it. t_sent when
   // nothing was ahead of it (always so at pipeline_depth 1); 0 if it never got there.

@@ -73,12 +73,17 @@ inline constexpr int poll_cap_ms = 60'000;
 
 // Milliseconds until `until` for poll(): rounded up, so that a sub-millisecond remainder is
 // waited for rather than spun on; 0 once it has passed; at most poll_cap_ms.
+// `now`: the time, for a caller that has just read the clock.
 int poll_timeout_ms(deadline until) noexcept;
+int poll_timeout_ms(deadline until, deadline now) noexcept;
 
 // poll() until a descriptor is ready or `until` passes, retrying EINTR (and waits cut short
 // by poll_cap_ms) with the time left. Returns how many descriptors have revents, 0 only once
-// the deadline has passed. A descriptor of -1 is ignored, as poll() does.
+// the deadline has passed. A descriptor of -1 is ignored, as poll() does. `now`, when given,
+// is the time a caller has just read, for the first wait: one clock read fewer on a request
+// path; later waits read the clock again.
 io_result<int> poll_until(std::span<pollfd> fds, deadline until) noexcept;
+io_result<int> poll_until(std::span<pollfd> fds, deadline until, deadline now) noexcept;
 
 // Calls `call` (a system call returning -1 and setting errno on failure) again for as long
 // as it fails with EINTR, and returns its last result. For the calls the helpers above do

@@ -90,6 +90,8 @@ class worker_connection {
  private:
   // Writes write_buffer_ whole, waiting for room in the pipe until `until`.
   result<void> send_buffered(deadline until);
+  // receive_payload, whose first wait counts from `now` when the caller has just read it.
+  result<std::string_view> receive_payload(deadline until, std::optional<deadline> now);
   error fail(errc code, std::string message);
   error crashed(std::string_view what);
 
