@@ -182,7 +182,7 @@ result<reply> pool::call(std::string_view command, const nlohmann::json& args,
 result<worker_lease> pool::checkout(const call_options& options) {
   if (!impl_) return error{errc::pool_stopped, "the pool was moved from"};
   const std::int64_t t_submit = monotonic_ns();
-  auto w = impl_->acquire(options, t_submit, /*for_lease=*/true);
+  auto w = impl_->acquire(options, t_submit, impl::checkout_for::lease);
   if (!w) return std::move(w).error();
   return worker_lease(impl_.get(), std::move(*w), monotonic_ns());
 }

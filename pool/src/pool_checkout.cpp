@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "pending_request.hpp"
+#include "pool_dispatcher.hpp"
 #include "pool_impl.hpp"
 #include "procpool/worker_lease.hpp"
 
@@ -75,11 +77,14 @@ std::uint64_t pool::impl::take_request_id() {
 
 result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
                                                          std::int64_t t_submit,
-                                                         bool for_lease) {
+                                                         checkout_for purpose) {
   const deadline checkout_deadline =
       co.checkout_deadline.value_or(from_ns(t_submit) + options.checkout_timeout);
   auto lock = lock_briefly_held(mutex);
   if (stopping) return error{errc::pool_stopped, "the pool is stopped"};
+  const bool may_queue = purpose == checkout_for::call_that_may_queue;
+  // Submitted requests are served first come, first served: a call joins them.
+  if (may_queue && disp && disp->queued() > 0) return std::shared_ptr<pool_worker>{};
 
   // Affinity: the worker that last served this key, while it lives.
   std::uint64_t preferred = 0;
@@ -105,6 +110,8 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
     remove_from_idle(*w);
     set_state(*w, worker_state::busy, "checkout");
     ++busy;
+  } else if (may_queue) {
+    return std::shared_ptr<pool_worker>{};
   } else {
     if (degraded) {
       return error{errc::start_failed,
@@ -144,7 +151,7 @@ result<std::shared_ptr<pool_worker>> pool::impl::acquire(const call_options& co,
   w->answered = false;
   // Set under the lock, so that a stop never finds a leased worker it does not know is leased
   // (the lock orders it for the supervisor, hence relaxed: a checkout is a hot path).
-  if (for_lease) w->lease.store(lease_state::held, std::memory_order_relaxed);
+  if (purpose == checkout_for::lease) w->lease.store(lease_state::held, std::memory_order_relaxed);
   return w;
 }
 
@@ -233,6 +240,16 @@ bool pool::impl::settle_returned(const std::shared_ptr<pool_worker>& w, const er
   return stopping;
 }
 
+// At pipeline_depth > 1 a call with no worker free queues like a submitted request rather
+// than wait for a whole worker: closed-loop callers then pipeline. Not with an affinity key
+// (the dispatcher does not honour keys), and not on the dispatcher's own thread (a callback),
+// which would wait on itself.
+pool::impl::checkout_for pool::impl::call_checkout(const call_options& co) const {
+  const bool may_queue = options.pipeline_depth > 1 && co.affinity_key.empty() &&
+                         !detail::on_dispatcher_thread();
+  return may_queue ? checkout_for::call_that_may_queue : checkout_for::call;
+}
+
 result<reply> pool::impl::call(std::string_view command, const nlohmann::json& args,
                                const call_options& co) {
   request_timeline timeline{{.t_submit = monotonic_ns()}};
@@ -240,13 +257,19 @@ result<reply> pool::impl::call(std::string_view command, const nlohmann::json& a
   // Taking a parked worker is one compare-exchange: its checkout time is the call's.
   timeline.t_checkout = timeline.t_submit;
   if (!w) {
-    auto checked_out = acquire(co, timeline.t_submit);
+    auto checked_out = acquire(co, timeline.t_submit, call_checkout(co));
     if (!checked_out) {
       ++totals.failures;
       timeline.t_reply = monotonic_ns();
       timeline.outcome = checked_out.error().code;
       emit(timeline);
       return std::move(checked_out).error();
+    }
+    if (!*checked_out) {
+      // No worker free: queued with the submitted requests, pipelined behind another's
+      // request when that frees one sooner. submit() keeps its own timeline.
+      std::uint64_t id = 0;
+      return submit(command, args, co, {}, id).get();
     }
     w = std::move(*checked_out);
     timeline.t_checkout = monotonic_ns();

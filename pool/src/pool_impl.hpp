@@ -111,10 +111,14 @@ class pool::impl {
                      const call_options& co);
 
   // The request path in three steps, shared by call() and worker_lease.
-  // Checks a worker out (it is busy on return, and lease_state::held when `for_lease`).
-  // Lock not held.
+  // Checks a worker out (it is busy on return, and lease_state::held for a lease). Lock not
+  // held. A call that may queue (pipeline_depth > 1) does not wait here: acquire() returns a
+  // null worker when none is idle or submitted requests are already queued, and the call
+  // joins the dispatcher's queue instead.
+  enum class checkout_for { call, lease, call_that_may_queue };
   result<std::shared_ptr<pool_worker>> acquire(const call_options& co, std::int64_t t_submit,
-                                               bool for_lease = false);
+                                               checkout_for purpose = checkout_for::call);
+  checkout_for call_checkout(const call_options& co) const;
   // One request's I/O on the caller's thread, without the lock; fills `t`'s stamps.
   result<reply> exchange(pool_worker& w, std::string_view command, const nlohmann::json& args,
                             deadline reply_deadline, request_timeline& t);

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "procpool/pool.hpp"
+#include "procpool/worker_lease.hpp"
 #include "support/pool_recorder.hpp"
 #include "support/process_audit.hpp"
 #include "support/workers.hpp"
@@ -57,12 +58,16 @@ TEST_F(PoolStress, CrashStormNeitherHangsNorSpins) {
 }
 
 // More callers than workers, parking and recalling all the time: plain callers (who park),
-// callers with affinity keys (who never park, and wait for their worker), and a submitter
-// (the dispatcher waits in the pool too), until a stop lands in the middle. Every call ends
-// with a reply or pool_stopped, nothing is lost or killed, and no thread hangs. Run under
-// the thread sanitizer, this is the test of the parking protocol's races.
-TEST_F(PoolStress, ParkingCallersWaitersSubmittersAndAStopAgree) {
+// callers with affinity keys (who never park, and wait for their worker), a caller on
+// leases, and a submitter (the dispatcher waits in the pool too), until a stop lands in the
+// middle. At depth 4 the plain callers queue with the submitter when no worker is free.
+// Every call ends with a reply or pool_stopped, nothing is lost or killed, and no thread
+// hangs. Run under the thread sanitizer, this is the test of the parking protocol's races.
+class PoolStressAtDepth : public PoolStress, public ::testing::WithParamInterface<std::size_t> {};
+
+TEST_P(PoolStressAtDepth, ParkingCallersWaitersLeasesSubmittersAndAStopAgree) {
   auto o = testing::fake_pool_options(json::object(), 2);
+  o.pipeline_depth = GetParam();
   auto p = pool::create(o);
   ASSERT_TRUE(p) << p.error().message;
   ASSERT_EQ(p->wait_ready(deadline_after(20s)), ready_state::ready);
@@ -77,7 +82,7 @@ TEST_F(PoolStress, ParkingCallersWaitersSubmittersAndAStopAgree) {
       enough.notify_all();
     }
   };
-  auto expect_ok_or_stopped = [](const result<reply>& r) {
+  auto ok_or_stopped = [](const auto& r) {
     if (!r) {
       EXPECT_EQ(r.error().code, errc::pool_stopped) << r.error().message;
     }
@@ -88,11 +93,18 @@ TEST_F(PoolStress, ParkingCallersWaitersSubmittersAndAStopAgree) {
     threads.emplace_back([&, c] {
       call_options co;
       if (c >= 3) co.affinity_key = "key-" + std::to_string(c);
-      while (expect_ok_or_stopped(p->call("echo", c, co))) count_ok();
+      while (ok_or_stopped(p->call("echo", c, co))) count_ok();
     });
   }
   threads.emplace_back([&] {
-    while (expect_ok_or_stopped(p->submit("echo", "submitted").get())) count_ok();
+    while (ok_or_stopped(p->submit("echo", "submitted").get())) count_ok();
+  });
+  threads.emplace_back([&] {
+    while (true) {
+      auto lease = p->checkout();
+      if (!ok_or_stopped(lease) || !ok_or_stopped(lease->call("echo", "leased"))) break;
+      count_ok();
+    }
   });
   {
     std::unique_lock lock(mutex);
@@ -105,6 +117,9 @@ TEST_F(PoolStress, ParkingCallersWaitersSubmittersAndAStopAgree) {
   EXPECT_EQ(s.workers_lost, 0u);
   EXPECT_EQ(s.calls_ok, static_cast<std::uint64_t>(ok.load()));
 }
+
+INSTANTIATE_TEST_SUITE_P(Depths, PoolStressAtDepth, ::testing::Values(1, 4),
+                         [](const auto& info) { return "depth_" + std::to_string(info.param); });
 
 }  // namespace
 }  // namespace procpool

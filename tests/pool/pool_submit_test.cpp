@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "procpool/pool.hpp"
+#include "procpool/worker_lease.hpp"
 #include "support/pool_fixture.hpp"
 
 namespace procpool {
@@ -279,6 +280,46 @@ TEST_F(PoolSubmit, NothingIsPipelinedBehindAnotherWhileAWorkerIsFree) {
   // A trickle, one request at a time: four workers are always free.
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(p.submit("echo", i).get());
   for (const auto& [id, t] : timelines_by_id()) EXPECT_EQ(t.ahead, 0u);
+}
+
+// Eight closed-loop callers on two workers, depth 4: a call that finds no worker free joins
+// the submitted requests' queue and is pipelined behind another, and each caller still gets
+// its own values, each request one outcome.
+TEST_F(PoolSubmit, ClosedLoopCallersPipelineWhenNoWorkerIsFree) {
+  auto p = make(options(json::object(), 2, 4));
+  ready(p);
+  constexpr int callers = 8, calls_each = 300;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < callers; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < calls_each; ++i) {
+        auto r = p.call("echo", {{"t", t}, {"i", i}});
+        if (!r || r->value != json{{"t", t}, {"i", i}}) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, 0);
+  const auto by_id = timelines_by_id();
+  EXPECT_EQ(by_id.size(), std::size_t{callers * calls_each});
+  std::uint32_t deepest = 0;
+  for (const auto& [id, t] : by_id) deepest = std::max(deepest, t.ahead);
+  EXPECT_GT(deepest, 0u) << "8 callers on 2 workers at depth 4 never pipelined";
+  EXPECT_LT(deepest, 4u);
+  EXPECT_EQ(p.stats().calls_ok, std::uint64_t{callers * calls_each});
+}
+
+// A queued call keeps call()'s checkout deadline and its error.
+TEST_F(PoolSubmit, AQueuedCallTimesOutAtItsCheckoutDeadline) {
+  auto p = make(options(json::object(), 1, 4));
+  ready(p);
+  auto lease = p.checkout();
+  ASSERT_TRUE(lease) << lease.error().message;
+  auto r = p.call("echo", 1, {.checkout_deadline = deadline_after(200ms)});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::checkout_timeout) << r.error().message;
+  EXPECT_TRUE(lease->call("echo", 2)) << "the leased worker was disturbed";
 }
 
 TEST_F(PoolSubmit, RequestsBehindAHangFailNamingItAndTheWorkerIsReplacedOnce) {

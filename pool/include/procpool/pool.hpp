@@ -23,8 +23,9 @@
 // in order (map_unordered as each completes). Both go through one dispatcher thread per pool,
 // started at the first of them, which writes requests to workers and reads their replies
 // with no thread of the caller's waiting; with pipeline_depth > 1 it writes several requests
-// to a worker back to back. Completion callbacks and a submitted request's on_request run on
-// that thread. See pool/ASYNC.md.
+// to a worker back to back, and a call() that finds no worker free joins that queue instead
+// of waiting for a whole worker. Completion callbacks and a submitted or queued request's
+// on_request run on that thread. See pool/ASYNC.md.
 //
 //   std::vector<procpool::reply_future> futures;
 //   for (int i = 0; i < 1000; ++i) futures.push_back(pool->submit("echo", i));

@@ -58,8 +58,9 @@ struct pool_options {
   // Requests pool::submit and pool::map write to one worker before its first reply is read
   // (1 to 1024). 1 is one request at a time. Deeper pipelines save a round trip per request
   // on tiny tasks; the pool pipelines only when no worker is free, and less on a worker
-  // whose tasks take long (see pool/ASYNC.md, "Choosing a worker"). call() and leases never
-  // pipeline.
+  // whose tasks take long (see pool/ASYNC.md, "Choosing a worker"). Above 1, a call() that
+  // finds no worker free (and has no affinity key) queues with the submitted requests and
+  // may be pipelined too; leases never pipeline.
   std::size_t pipeline_depth = 1;
 
   // Recycling, done between requests: after this many requests (0 = never), plus a random
