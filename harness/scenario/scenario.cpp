@@ -305,8 +305,8 @@ const std::vector<key_spec>& key_table() {
           "largest frame accepted from a worker; a larger length is a protocol fault", {.min = 64}),
       pool_field<&O::pipeline_depth, &S::pool, &P::pipeline_depth>(
           "pool.pipeline_depth",
-          "requests written to one worker before its earlier replies are back (submitted "
-          "requests only; calls never pipeline); procpool only: reference pools and external "
+          "requests written to one worker before its earlier replies are back (a call joins "
+          "them only when no worker is free); procpool only: reference pools and external "
           "drivers ignore it",
           {.min = 1, .max = 1024}),
 

@@ -53,7 +53,8 @@ struct pool_options {
   std::chrono::milliseconds checkout_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};
   // Callers allowed to wait for a worker at once; one more gets queue_full. 0 = unbounded.
-  // For submit: requests queued and not yet written.
+  // For submit (and calls queued with them at pipeline_depth > 1): requests queued and not
+  // yet written.
   std::size_t max_queue = 0;
   // Requests pool::submit and pool::map write to one worker before its first reply is read
   // (1 to 1024). 1 is one request at a time. Deeper pipelines save a round trip per request
