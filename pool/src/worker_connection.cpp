@@ -67,14 +67,16 @@ result<void> worker_connection::send_payload(std::string_view payload, deadline 
   if (broken_) return error{errc::worker_crashed, "connection to the worker is already broken"};
   write_buffer_.clear();
   append_frame(write_buffer_, payload);
-  return send_buffered(until);
+  if (auto sent = send_buffered(until); !sent) return std::move(sent).error();
+  return {};
 }
 
-result<void> worker_connection::send_buffered(deadline until) {
+result<bool> worker_connection::send_buffered(deadline until) {
   std::string_view pending = write_buffer_;
+  bool waited = false;
   while (true) {
     auto written = write_all(process_.stdin_fd(), pending);
-    if (written) return {};
+    if (written) return waited;
     const std::error_code ec = written.error();
     if (ec == std::errc::broken_pipe) return crashed("closed its stdin");
     if (!would_block(ec)) {
@@ -85,6 +87,7 @@ result<void> worker_connection::send_buffered(deadline until) {
     std::array<pollfd, 2> fds{{{process_.stdin_fd(), POLLOUT, 0},
                                {options_.drain_stderr ? process_.stderr_fd() : -1, POLLIN, 0}}};
     const auto ready = poll_until(fds, until);
+    waited = true;
     if (ready && *ready == 0) {
       return fail(errc::request_timeout,
                   fmt::format("worker {} did not read its request before the deadline",
@@ -178,11 +181,14 @@ result<response> worker_connection::call(const request_ref& req, deadline until,
   encode_into(write_buffer_, req);
   end_frame(write_buffer_, header);
   // Stamped before the write: once written, the worker may stamp t_recv_ns before this
-  // thread runs again. The stamp also starts the wait for the reply, a write later.
+  // thread runs again. The stamp also starts the wait for the reply, a write later, unless
+  // the write had to wait for room: then it is stale, and the wait reads the clock.
   const std::int64_t t_sent = monotonic_ns();
   if (t_sent_ns) *t_sent_ns = t_sent;
-  if (auto sent = send_buffered(until); !sent) return std::move(sent).error();
-  auto payload = receive_payload(until, from_ns(t_sent));
+  const auto waited_for_room = send_buffered(until);
+  if (!waited_for_room) return std::move(waited_for_room).error();
+  auto payload = receive_payload(
+      until, *waited_for_room ? std::nullopt : std::optional<deadline>(from_ns(t_sent)));
   if (!payload) return std::move(payload).error();
   auto reply = decode_response(*payload);
   if (!reply) {

@@ -245,6 +245,25 @@ TEST_P(WorkerProtocol, GrandchildOutlivesTheWorkerUnlessItsGroupIsKilled) {
   EXPECT_FALSE(testing::process_exists(grandchild));
 }
 
+using WorkerConnection = testing::leak_checked_test;
+
+// A request written while the worker was not reading: the write waits for room, and the wait
+// for the reply must then count from after it, not from the stamp taken before the write.
+TEST_F(WorkerConnection, TheReplyWaitAfterASlowWriteEndsAtTheDeadline) {
+  // fd 3 keeps the worker's stdout open: its end would be a crash, not a missing reply.
+  auto conn = worker_connection::start(
+      {.argv = {"/bin/sh", "-c", "sleep 0.6; exec 3>&1; exec cat > /dev/null"}});
+  ASSERT_TRUE(conn) << conn.error().message;
+  const auto until = deadline_after(1s);
+  // More than a pipe holds (64 KiB): the write waits until the worker reads, after 0.6 s.
+  const std::string big(256 * 1024, 'x');
+  auto r = conn->call(request{.id = 1, .command = "echo", .args = big}, until);
+  const auto late = std::chrono::steady_clock::now() - until;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::request_timeout) << r.error().message;
+  EXPECT_LT(late, 300ms) << "the wait for the reply counted from before the write";
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, WorkerProtocol,
                          ::testing::Values(worker_kind::fake, worker_kind::python),
                          [](const auto& info) { return testing::to_string(info.param); });

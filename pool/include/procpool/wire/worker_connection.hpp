@@ -88,8 +88,9 @@ class worker_connection {
   const worker_process& process() const noexcept { return process_; }
 
  private:
-  // Writes write_buffer_ whole, waiting for room in the pipe until `until`.
-  result<void> send_buffered(deadline until);
+  // Writes write_buffer_ whole, waiting for room in the pipe until `until`. True when it
+  // had to wait.
+  result<bool> send_buffered(deadline until);
   // receive_payload, whose first wait counts from `now` when the caller has just read it.
   result<std::string_view> receive_payload(deadline until, std::optional<deadline> now);
   error fail(errc code, std::string message);
