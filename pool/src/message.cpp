@@ -134,9 +134,10 @@ bool is_plain_string_byte(char c) {
   return byte >= 0x20 && byte < 0x7f && byte != '"' && byte != '\\';
 }
 
-std::size_t plain_bytes_one_at_a_time(std::string_view s, std::size_t from) {
-  while (from < s.size() && is_plain_string_byte(s[from])) ++from;
-  return from;
+std::size_t plain_bytes_one_at_a_time(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size() && is_plain_string_byte(s[i])) ++i;
+  return i;
 }
 
 #if defined(__SSE2__)
@@ -164,7 +165,7 @@ namespace message_internals {
 std::size_t plain_prefix_length(std::string_view s) {
 #if defined(__SSE2__)
   constexpr std::size_t block = 16;
-  if (s.size() < block) return plain_bytes_one_at_a_time(s, 0);
+  if (s.size() < block) return plain_bytes_one_at_a_time(s);
   std::size_t i = 0;
   for (; i + block <= s.size(); i += block) {
     if (const unsigned mask = not_plain_mask(s.data() + i); mask != 0) {
@@ -179,7 +180,7 @@ std::size_t plain_prefix_length(std::string_view s) {
   }
   return s.size();
 #else
-  return plain_bytes_one_at_a_time(s, 0);
+  return plain_bytes_one_at_a_time(s);
 #endif
 }
 

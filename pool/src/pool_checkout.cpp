@@ -254,9 +254,10 @@ result<reply> pool::impl::call(std::string_view command, const nlohmann::json& a
                                const call_options& co) {
   request_timeline timeline{{.t_submit = monotonic_ns()}};
   std::shared_ptr<pool_worker> w = take_parked(co);
-  // Taking a parked worker is one compare-exchange: its checkout time is the call's.
-  timeline.t_checkout = timeline.t_submit;
-  if (!w) {
+  if (w) {
+    // Taking a parked worker is one compare-exchange: its checkout time is the call's.
+    timeline.t_checkout = timeline.t_submit;
+  } else {
     auto checked_out = acquire(co, timeline.t_submit, call_checkout(co));
     if (!checked_out) {
       ++totals.failures;
