@@ -106,20 +106,46 @@ result<bp::filesystem::path> resolve_executable(const std::string& program) {
   return executable;
 }
 
+std::string no_pidfd(const bp::filesystem::path& executable, std::string_view why) {
+  return fmt::format(
+      "cannot watch worker '{}': pidfd_open failed: {} (procpool needs Linux 5.3 or later, with "
+      "pidfd_open allowed by any seccomp filter, and a descriptor to spare per worker)",
+      executable.string(), why);
+}
+
 // The launcher has no "stay where you are" start directory: without one, it must not be given
 // the initializer at all.
-bp::process spawn_child(boost::asio::io_context& context, boost::system::error_code& ec,
-                        const bp::filesystem::path& executable, const std::vector<std::string>& args,
-                        bp::process_stdio&& stdio, const std::vector<std::string>& environment,
-                        const std::string& working_directory) {
+//
+// The launcher opens a pidfd for the child it has just started and throws when it cannot
+// (pidfd_open refused, or no descriptor left), which leaves that child running with no
+// handle. The launcher still knows its pid: the child is killed and reaped here, and the
+// launch fails.
+result<bp::process> spawn_child(boost::asio::io_context& context,
+                                const bp::filesystem::path& executable,
+                                const std::vector<std::string>& args, bp::process_stdio&& stdio,
+                                const std::vector<std::string>& environment,
+                                const std::string& working_directory) {
   worker_isolation isolation{::getpid()};
-  if (working_directory.empty()) {
-    return bp::default_process_launcher()(context.get_executor(), ec, executable, args, stdio,
-                                          bp::process_environment(environment), isolation);
+  bp::default_process_launcher launcher;
+  boost::system::error_code ec;
+  try {
+    auto child = working_directory.empty()
+                     ? launcher(context.get_executor(), ec, executable, args, stdio,
+                                bp::process_environment(environment), isolation)
+                     : launcher(context.get_executor(), ec, executable, args, stdio,
+                                bp::process_environment(environment),
+                                bp::process_start_dir(working_directory), isolation);
+    if (!ec) return bp::process(std::move(child));
+  } catch (const boost::system::system_error& e) {
+    if (launcher.pid > 0) {
+      ::killpg(launcher.pid, SIGKILL);  // its own group (worker_isolation), or none yet
+      ::kill(launcher.pid, SIGKILL);
+      retry_eintr([&] { return ::waitpid(launcher.pid, nullptr, 0); });
+    }
+    return start_failed(no_pidfd(executable, e.code().message()));
   }
-  return bp::default_process_launcher()(context.get_executor(), ec, executable, args, stdio,
-                                        bp::process_environment(environment),
-                                        bp::process_start_dir(working_directory), isolation);
+  return start_failed(fmt::format("cannot start worker '{}': {}", executable.string(),
+                                  ec.message()));
 }
 
 }  // namespace
@@ -155,6 +181,12 @@ result<worker_process> worker_process::launch_with(const launch_options& options
   if (!resolved) return std::move(resolved).error();
   const bp::filesystem::path& executable = *resolved;
 
+  // Each worker is watched through a pidfd. Asked before anything is started, so that a
+  // system without pidfd_open refuses the launch with its reason.
+  if (const unique_fd probe = open_pidfd(::getpid()); !probe) {
+    return start_failed(no_pidfd(executable, std::strerror(errno)));
+  }
+
   const bool is_template = channel >= 0;
   auto in = is_template ? io_result<pipe_ends>(pipe_ends{}) : open_pipe();
   auto out = is_template ? io_result<pipe_ends>(pipe_ends{}) : open_pipe();
@@ -174,19 +206,19 @@ result<worker_process> worker_process::launch_with(const launch_options& options
 
   worker_process proc;
   proc.t_spawn_ns_ = monotonic_ns();
-  boost::system::error_code ec;
   const int child_in = is_template ? channel : in->read.get();
   const int child_out = is_template ? err->write.get() : out->write.get();
-  bp::process child = spawn_child(launch_context, ec, executable, args,
-                                  {child_in, child_out, err->write.get()}, environment,
-                                  options.working_directory);
-  if (ec) {
-    return start_failed(fmt::format("cannot start worker '{}': {}", executable.string(),
-                                    ec.message()));
-  }
-  proc.pid_ = child.id();
-  child.detach();
+  auto child = spawn_child(launch_context, executable, args,
+                           {child_in, child_out, err->write.get()}, environment,
+                           options.working_directory);
+  if (!child) return std::move(child).error();
+  proc.pid_ = child->id();
+  child->detach();
   proc.pidfd_ = open_pidfd(proc.pid_);
+  if (!proc.pidfd_) {
+    // `proc` kills and reaps the child on its way out.
+    return start_failed(no_pidfd(executable, std::strerror(errno)));
+  }
   proc.stdin_fd_ = std::move(in->write);
   proc.stdout_fd_ = std::move(out->read);
   proc.stderr_fd_ = std::move(err->read);
