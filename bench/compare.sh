@@ -11,7 +11,8 @@
 #      (default 9) in random interleaving: each round runs every benchmark once, so that
 #      raw and pool see the same background load. A pool/raw ratio is taken within each
 #      round and the figure is their median (the range over the rounds is shown);
-#   2. checkout/return and the 1,024-worker start, REPS repetitions (default 3), medians.
+#   2. checkout/return, a request's encoding and a reply's decoding, and the 1,024-worker
+#      start, REPS repetitions (default 3), medians.
 # Environment: POOL_BENCH (binary; default build/release/bench/pool_bench), MIN_TIME
 # (--benchmark_min_time in seconds, default 0.5), ECHO_REPS, REPS, KEEP_JSON=1 (keep the
 # JSON files and print their paths). Extra arguments are passed to both runs.
@@ -58,7 +59,7 @@ run_bench() {
 
 run_bench "$echo_json" "$echo_reps" --benchmark_filter='^BM_(RawPipeEcho|PoolCallEcho)' \
   --benchmark_enable_random_interleaving=true "$@"
-run_bench "$rest_json" "$reps" --benchmark_filter='CheckoutReturn|StartWorkers' "$@"
+run_bench "$rest_json" "$reps" --benchmark_filter='CheckoutReturn|StartWorkers|EncodeRequest|DecodeReply' "$@"
 
 echo
 if [[ "${KEEP_JSON:-0}" == 1 ]]; then echo "JSON results: $echo_json $rest_json"; fi
@@ -201,6 +202,10 @@ r = ratio(co512, co8)
 row("checkout+return 512/8", fmt(r, ".3f"),
     f"8: {fmt(co8, '.0f')} ns, 64: {fmt(co64, '.0f')} ns, 512: {fmt(co512, '.0f')} ns",
     "<= 1.10", judge(r, lambda v: v <= 1.10))
+enc, dec = real_ns("BM_EncodeRequest"), real_ns("BM_DecodeReply")
+row("encode request + decode reply", fmt(enc and dec and enc + dec, ".0f") + " ns",
+    f"encode {fmt(enc, '.0f')} ns, decode {fmt(dec, '.0f')} ns: the caller's own CPU per echo "
+    "call, without I/O", "(info)", "-")
 row("time to 1,024 ready workers", fmt(ready_ns and ready_ns / 1e9, ".2f") + " s",
     f"{fmt(counter(start, 'starts_per_s'), '.0f')} starts/s; supervisor blocked in launch "
     f"{fmt(counter(start, 'launch_call_ms'), '.1f')} ms/start (first 10% "

@@ -11,6 +11,9 @@
 //                             each keeps to one worker as the raw callers do.
 //   BM_CheckoutReturn/N       pool.checkout() + lease.release() on a ready pool of N
 //                             workers, no I/O.
+//   BM_EncodeRequest          the caller's own CPU per echo call, steadier than any round
+//   BM_DecodeReply            trip: writing the request frame, and reading the reply (id,
+//                             a 64-byte string, two 16-digit stamps) into a response.
 //   BM_StartWorkers/1024      pool::create to wait_ready for 1,024 fake workers (manual
 //                             time), with the manager's resident memory per worker and a
 //                             breakdown of where a start's time goes.
@@ -583,6 +586,37 @@ void BM_CheckoutReturn(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// --- the caller's message work ------------------------------------------------------------
+
+void BM_EncodeRequest(benchmark::State& state) {
+  const nlohmann::json args = echo_payload();
+  std::string frame;
+  std::uint64_t id = 1'000'000;
+  for (auto _ : state) {
+    frame.clear();
+    const std::size_t header = procpool::begin_frame(frame);
+    procpool::encode_into(frame, procpool::request_ref{id++, "echo", args});
+    procpool::end_frame(frame, header);
+    benchmark::DoNotOptimize(frame.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_DecodeReply(benchmark::State& state) {
+  const std::int64_t now = procpool::monotonic_ns();
+  const std::string reply = procpool::encode(procpool::response{
+      .id = 1'000'000, .ok = true, .result = echo_payload(), .t_recv_ns = now, .t_done_ns = now + 2'000});
+  for (auto _ : state) {
+    auto decoded = procpool::decode_response(reply);
+    if (!decoded) {
+      state.SkipWithError(decoded.error().message.c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(decoded->result);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 // --- starting many workers ---------------------------------------------------------------
 
 // VmRSS of this process, KiB; -1 when unreadable.
@@ -725,6 +759,8 @@ BENCHMARK(BM_PoolCallEcho_Affinity)->UseRealTime()->Threads(2)->Unit(benchmark::
 BENCHMARK(BM_RawPipeEcho_Timeline)->UseRealTime()->Threads(1)->Threads(2)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PoolCallEcho_Timeline)->UseRealTime()->Threads(1)->Threads(2)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_CheckoutReturn)->UseRealTime()->Arg(8)->Arg(64)->Arg(512);
+BENCHMARK(BM_EncodeRequest);
+BENCHMARK(BM_DecodeReply);
 BENCHMARK(BM_StartWorkers)->Arg(1024)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PoolCallEcho_Python)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RawPipelinedEcho)->UseRealTime()->ArgName("window")->Arg(16)->Unit(benchmark::kMicrosecond);

@@ -350,6 +350,11 @@ class plain_response_reader {
     std::uint64_t n = 0;
     std::size_t i = pos_;
     const std::size_t safe_end = std::min(text_.size(), pos_ + safe_digits);
+    std::uint32_t eight = 0;
+    for (; i + 8 <= safe_end && message_internals::read_eight_digits(text_.data() + i, eight);
+         i += 8) {
+      n = n * 100'000'000 + eight;
+    }
     while (i < safe_end && is_digit(text_[i])) {
       n = n * 10 + static_cast<unsigned>(text_[i] - '0');
       ++i;

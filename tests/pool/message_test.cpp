@@ -1,10 +1,12 @@
 #include "procpool/wire/message.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -268,6 +270,17 @@ std::vector<std::string> plain_envelopes() {
   };
   corpus.push_back(encode(response{.id = 5, .result = "pong", .t_recv_ns = 1, .t_done_ns = 2}));
   corpus.push_back(encode(response{.id = 6, .result = {{"slept_ms", 1.5}}}));
+  // Numbers of every length up to twenty digits, on both sides of each power of ten: the
+  // reader takes eight digits at a time where it can.
+  std::uint64_t power = 1;
+  for (int digits = 1; digits <= 20; ++digits, power *= 10) {
+    const std::uint64_t high = digits == 20 ? std::numeric_limits<std::uint64_t>::max() : power * 10 - 1;
+    for (const std::uint64_t n : {power, high}) {
+      const auto stamp = std::min<std::uint64_t>(n, std::numeric_limits<std::int64_t>::max());
+      corpus.push_back(fmt::format(R"({{"id":{},"ok":true,"t_recv_ns":{},"t_done_ns":-{}}})", n,
+                                   stamp, stamp));
+    }
+  }
   return corpus;
 }
 
@@ -418,6 +431,45 @@ std::vector<std::string> malformed_envelopes() {
       "{\"id\":1,\xc2\xa0\"ok\":true}",
       "\xef\xbb{\"id\":1,\"ok\":true}",
   };
+}
+
+// The word-at-a-time digits against a digit at a time: every byte value at every position
+// of an eight-digit string, and with the bytes on either side of the digits ('/', ':') in
+// pairs, where a carry between bytes could mislead the check.
+TEST(MessageFastPath, EightDigitsAreReadAsTheirValueAndAnythingElseIsRefused) {
+  const auto reference = [](const std::string& s) -> std::optional<std::uint32_t> {
+    std::uint32_t n = 0;
+    for (char c : s) {
+      if (c < '0' || c > '9') return std::nullopt;
+      n = n * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    return n;
+  };
+  const auto eight_digits = [](const std::string& s) -> std::optional<std::uint32_t> {
+    std::uint32_t value = 0;
+    if (!message_internals::read_eight_digits(s.data(), value)) return std::nullopt;
+    return value;
+  };
+  for (const std::string digits : {"00000000", "12345678", "99999999", "90817263", "00000001"}) {
+    ASSERT_EQ(eight_digits(digits), reference(digits)) << digits;
+    for (std::size_t at = 0; at < 8; ++at) {
+      for (int b = 0; b < 256; ++b) {
+        std::string s = digits;
+        s[at] = static_cast<char>(b);
+        ASSERT_EQ(eight_digits(s), reference(s))
+            << "byte 0x" << std::hex << b << std::dec << " at " << at << " of " << digits;
+        for (std::size_t next = at + 1; next < 8; ++next) {
+          for (char edge : {'/', ':', '\xff', '\xfa'}) {
+            s[next] = edge;
+            ASSERT_EQ(eight_digits(s), std::nullopt)
+                << "byte 0x" << std::hex << b << " at " << std::dec << at << ", then 0x"
+                << std::hex << (edge & 0xff) << " at " << std::dec << next;
+            s[next] = digits[next];
+          }
+        }
+      }
+    }
+  }
 }
 
 // The block-at-a-time scan against the rule it implements, one byte at a time: every byte
