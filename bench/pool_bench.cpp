@@ -13,7 +13,7 @@
 //                             workers, no I/O.
 //   BM_EncodeRequest          the caller's own CPU per echo call, steadier than any round
 //   BM_DecodeReply            trip: writing the request frame, and reading the reply (id,
-//                             a 64-byte string, two 16-digit stamps) into a response.
+//                             a 64-byte string, two clock stamps) into a response.
 //   BM_StartWorkers/1024      pool::create to wait_ready for 1,024 fake workers (manual
 //                             time), with the manager's resident memory per worker and a
 //                             breakdown of where a start's time goes.

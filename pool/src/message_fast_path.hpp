@@ -35,9 +35,10 @@ std::size_t plain_prefix_length(std::string_view s);
 // out parameter rather than an optional: it is on every reply's path, and a value passed
 // back through memory costs a stalled load as long as the whole computation.
 //
-// The stamps in every reply have sixteen digits or more, and a digit at a time is a chain of
-// dependent multiply-adds: eight are checked and combined at once in a 64-bit word. The first
-// byte in memory is the most significant digit, the lowest byte of a little-endian load.
+// Every reply carries two stamps, CLOCK_MONOTONIC nanoseconds: fourteen digits or more once
+// a machine has been up for a day. A digit at a time is a chain of dependent multiply-adds:
+// eight are checked and combined at once in a 64-bit word. The first byte in memory is the
+// most significant digit, the lowest byte of a little-endian load.
 inline bool read_eight_digits(const char* p, std::uint32_t& value) {
   if constexpr (std::endian::native == std::endian::little) {
     std::uint64_t v;
