@@ -604,8 +604,11 @@ void BM_EncodeRequest(benchmark::State& state) {
 
 void BM_DecodeReply(benchmark::State& state) {
   const std::int64_t now = procpool::monotonic_ns();
-  const std::string reply = procpool::encode(procpool::response{
-      .id = 1'000'000, .ok = true, .result = echo_payload(), .t_recv_ns = now, .t_done_ns = now + 2'000});
+  const std::string reply = procpool::encode(procpool::response{.id = 1'000'000,
+                                                                 .ok = true,
+                                                                 .result = echo_payload(),
+                                                                 .t_recv_ns = now,
+                                                                 .t_done_ns = now + 2'000});
   for (auto _ : state) {
     auto decoded = procpool::decode_response(reply);
     if (!decoded) {

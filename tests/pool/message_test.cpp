@@ -274,7 +274,8 @@ std::vector<std::string> plain_envelopes() {
   // reader takes eight digits at a time where it can.
   std::uint64_t power = 1;
   for (int digits = 1; digits <= 20; ++digits, power *= 10) {
-    const std::uint64_t high = digits == 20 ? std::numeric_limits<std::uint64_t>::max() : power * 10 - 1;
+    const std::uint64_t high =
+        digits == 20 ? std::numeric_limits<std::uint64_t>::max() : power * 10 - 1;
     for (const std::uint64_t n : {power, high}) {
       const auto stamp = std::min<std::uint64_t>(n, std::numeric_limits<std::int64_t>::max());
       corpus.push_back(fmt::format(R"({{"id":{},"ok":true,"t_recv_ns":{},"t_done_ns":-{}}})", n,
@@ -434,8 +435,8 @@ std::vector<std::string> malformed_envelopes() {
 }
 
 // The word-at-a-time digits against a digit at a time: every byte value at every position
-// of an eight-digit string, and with the bytes on either side of the digits ('/', ':') in
-// pairs, where a carry between bytes could mislead the check.
+// of an eight-digit string, then a second non-digit after it: the bytes on either side of
+// the digits ('/', ':') and bytes that carry into the next one when 6 is added (0xfa, 0xff).
 TEST(MessageFastPath, EightDigitsAreReadAsTheirValueAndAnythingElseIsRefused) {
   const auto reference = [](const std::string& s) -> std::optional<std::uint32_t> {
     std::uint32_t n = 0;
